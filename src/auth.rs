@@ -1,0 +1,316 @@
+//! Credentials for one node: a static token read from its file, or HS256
+//! tokens minted from a shared secret and reused until shortly before they
+//! expire. Files others can read are refused.
+
+use crate::config::{io_reason, AuthConfig, AuthHeader, ExpUnit};
+use crate::error::{Error, ErrorKind, Result};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub struct Credentials {
+    config: AuthConfig,
+    header: AuthHeader,
+    minted: Mutex<Option<MintedToken>>,
+    /// Every token and secret this process has used, so messages can be scrubbed.
+    known_secrets: Mutex<Vec<String>>,
+}
+
+struct MintedToken {
+    token: String,
+    refresh_at: Instant,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    iat: u64,
+    exp: u64,
+}
+
+impl Credentials {
+    pub fn new(config: AuthConfig, header: AuthHeader) -> Self {
+        Credentials {
+            config,
+            header,
+            minted: Mutex::new(None),
+            known_secrets: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The header to send: its name and value.
+    pub fn header(&self) -> Result<(&'static str, String)> {
+        let jwt = match &self.config {
+            AuthConfig::Token { file } => {
+                let token = read_secret_file("token_file", file)?;
+                self.remember(&token);
+                token
+            }
+            AuthConfig::Secret { .. } => self.minted_token()?,
+        };
+        Ok(match self.header {
+            AuthHeader::XExalateJwt => ("X-Exalate-Jwt", jwt),
+            AuthHeader::Bearer => ("Authorization", format!("Bearer {jwt}")),
+        })
+    }
+
+    /// Whether a rejected token can be replaced by minting a new one.
+    pub fn can_mint(&self) -> bool {
+        matches!(self.config, AuthConfig::Secret { .. })
+    }
+
+    /// Drops the minted token so the next request mints a fresh one.
+    pub fn forget_minted(&self) {
+        *lock(&self.minted) = None;
+    }
+
+    /// Why a 401 may have happened, when we can tell without a secret.
+    pub fn rejection_hint(&self) -> String {
+        match &self.config {
+            AuthConfig::Token { file } => match read_secret_file("token_file", file)
+                .ok()
+                .and_then(|t| unverified_exp(&t))
+            {
+                Some(exp) if exp < SystemTime::now() => format!(
+                    "the token in token_file {} expired {} s ago; issue a new one",
+                    file.display(),
+                    SystemTime::now().duration_since(exp).unwrap_or_default().as_secs()
+                ),
+                _ => format!("check the token in token_file {}", file.display()),
+            },
+            AuthConfig::Secret { file, .. } => format!(
+                "check jwt_secret_file {}, jwt_issuer, jwt_user and jwt_exp_unit against the node's connection",
+                file.display()
+            ),
+        }
+    }
+
+    pub fn known_secrets(&self) -> Vec<String> {
+        lock(&self.known_secrets).clone()
+    }
+
+    fn remember(&self, secret: &str) {
+        let mut known = lock(&self.known_secrets);
+        if !known.iter().any(|k| k == secret) {
+            // Bounded: old minted tokens are expired and need no scrubbing forever.
+            if known.len() >= 16 {
+                // Entry 0 is usually the secret itself: drop the oldest token.
+                let oldest = usize::from(known.len() > 1);
+                known.remove(oldest);
+            }
+            known.push(secret.to_string());
+        }
+    }
+
+    fn minted_token(&self) -> Result<String> {
+        let AuthConfig::Secret {
+            file,
+            issuer,
+            user,
+            ttl,
+            exp_unit,
+        } = &self.config
+        else {
+            unreachable!("minted_token is only called for secrets")
+        };
+        let mut minted = lock(&self.minted);
+        if let Some(m) = minted.as_ref() {
+            if Instant::now() < m.refresh_at {
+                return Ok(m.token.clone());
+            }
+        }
+        let secret = read_secret_file("jwt_secret_file", file)?;
+        self.remember(&secret);
+        let token = mint(&secret, issuer, user.as_deref(), *ttl, *exp_unit, SystemTime::now())?;
+        self.remember(&token);
+        // Renew a quarter of the lifetime (at most 15 s) before expiry, so a
+        // token never expires in flight.
+        let margin = (*ttl / 4).min(Duration::from_secs(15));
+        *minted = Some(MintedToken {
+            token: token.clone(),
+            refresh_at: Instant::now() + *ttl - margin,
+        });
+        Ok(token)
+    }
+}
+
+/// Mints an HS256 JWT with claims iss, user (if any), iat and exp in `unit`.
+pub fn mint(
+    secret: &str,
+    issuer: &str,
+    user: Option<&str>,
+    ttl: Duration,
+    unit: ExpUnit,
+    now: SystemTime,
+) -> Result<String> {
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let (iat, exp) = match unit {
+        ExpUnit::Millis => (since_epoch.as_millis() as u64, (since_epoch + ttl).as_millis() as u64),
+        ExpUnit::Seconds => (since_epoch.as_secs(), (since_epoch + ttl).as_secs()),
+    };
+    let claims = Claims {
+        iss: issuer.to_string(),
+        user: user.map(str::to_string),
+        iat,
+        exp,
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot mint a token: {e}")))
+}
+
+/// The `exp` of a token, read without verifying it: only to explain a 401.
+/// Values above 10^11 are taken as milliseconds (Exalate's tokens).
+fn unverified_exp(token: &str) -> Option<SystemTime> {
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    let mut validation = Validation::new(header.alg);
+    validation.insecure_disable_signature_validation();
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    validation.validate_aud = false;
+    #[derive(Deserialize)]
+    struct Exp {
+        exp: u64,
+    }
+    let data = jsonwebtoken::decode::<Exp>(token, &DecodingKey::from_secret(&[]), &validation).ok()?;
+    let exp = data.claims.exp;
+    let since_epoch = if exp > 100_000_000_000 {
+        Duration::from_millis(exp)
+    } else {
+        Duration::from_secs(exp)
+    };
+    UNIX_EPOCH.checked_add(since_epoch)
+}
+
+/// Reads a secret or token file, refusing one that others can read.
+pub fn read_secret_file(what: &str, path: &Path) -> Result<String> {
+    let fail = |msg: String| Error::new(ErrorKind::Config, format!("{what} {}: {msg}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {}", io_reason(&e))))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o004 != 0 {
+        return Err(fail(format!(
+            "is readable by others (mode {:04o}); run: chmod o-rwx {} (and chown root:zabbix, chmod 0640)",
+            mode & 0o7777,
+            path.display()
+        )));
+    }
+    let content = std::fs::read(path).map_err(|e| {
+        let mut msg = format!("cannot read: {}", io_reason(&e));
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            msg.push_str(" (the agent runs as user zabbix: chown root:zabbix and chmod 0640)");
+        }
+        fail(msg)
+    })?;
+    let text = String::from_utf8(content).map_err(|_| fail("is not UTF-8 text".into()))?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(fail("is empty".into()));
+    }
+    Ok(trimmed.to_string())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn temp_file(name: &str, content: &str, mode: u32) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("exalate-auth-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        fs::write(&path, content).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    fn decode(token: &str, secret: &str) -> serde_json::Value {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.validate_exp = false;
+        v.required_spec_claims.clear();
+        jsonwebtoken::decode::<serde_json::Value>(token, &DecodingKey::from_secret(secret.as_bytes()), &v)
+            .unwrap()
+            .claims
+    }
+
+    #[test]
+    fn mints_claims_in_the_configured_unit() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ms = mint("s3cret", "EXALATE", Some("zabbix"), Duration::from_secs(60), ExpUnit::Millis, now).unwrap();
+        let claims = decode(&ms, "s3cret");
+        assert_eq!(claims["iss"], "EXALATE");
+        assert_eq!(claims["user"], "zabbix");
+        assert_eq!(claims["iat"], 1_700_000_000_000u64);
+        assert_eq!(claims["exp"], 1_700_000_060_000u64);
+        let s = mint("s3cret", "X", None, Duration::from_secs(60), ExpUnit::Seconds, now).unwrap();
+        let claims = decode(&s, "s3cret");
+        assert_eq!(claims["exp"], 1_700_000_060u64);
+        assert!(claims.get("user").is_none());
+    }
+
+    #[test]
+    fn minted_token_is_reused_and_renewed_after_forget() {
+        let file = temp_file("reuse.secret", "  topsecret\n", 0o600);
+        let creds = Credentials::new(
+            AuthConfig::Secret {
+                file,
+                issuer: "EXALATE".into(),
+                user: None,
+                ttl: Duration::from_secs(60),
+                exp_unit: ExpUnit::Millis,
+            },
+            AuthHeader::Bearer,
+        );
+        let (name, first) = creds.header().unwrap();
+        assert_eq!(name, "Authorization");
+        assert!(first.starts_with("Bearer ey"));
+        assert_eq!(creds.header().unwrap().1, first);
+        // iat has millisecond resolution: a new token differs once time moved on.
+        let before = Instant::now();
+        while before.elapsed() < Duration::from_millis(2) {}
+        creds.forget_minted();
+        assert_ne!(creds.header().unwrap().1, first);
+        assert!(creds.known_secrets().contains(&"topsecret".to_string()));
+        decode(first.trim_start_matches("Bearer "), "topsecret");
+    }
+
+    #[test]
+    fn refuses_world_readable_files() {
+        let file = temp_file("open.jwt", "abc", 0o644);
+        let e = read_secret_file("token_file", &file).unwrap_err();
+        assert!(e.message().contains("is readable by others (mode 0644); run: chmod o-rwx"), "{e}");
+        assert!(!e.message().contains("abc"));
+    }
+
+    #[test]
+    fn missing_and_empty_files() {
+        let e = read_secret_file("token_file", Path::new("/nonexistent/t.jwt")).unwrap_err();
+        assert_eq!(e.message(), "token_file /nonexistent/t.jwt: cannot read: No such file or directory");
+        let empty = temp_file("empty.jwt", " \n", 0o600);
+        assert!(read_secret_file("token_file", &empty).unwrap_err().message().ends_with("is empty"));
+    }
+
+    #[test]
+    fn explains_an_expired_static_token() {
+        let past = SystemTime::now() - Duration::from_secs(3600);
+        let token = mint("k", "EXALATE", None, Duration::from_secs(60), ExpUnit::Millis, past).unwrap();
+        let file = temp_file("expired.jwt", &token, 0o600);
+        let creds = Credentials::new(AuthConfig::Token { file }, AuthHeader::XExalateJwt);
+        let hint = creds.rejection_hint();
+        assert!(hint.contains("expired 35"), "{hint}");
+        assert!(!hint.contains(&token));
+        assert!(!creds.can_mint());
+    }
+}

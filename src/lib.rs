@@ -1,0 +1,20 @@
+//! exalate_zabbix: monitors Exalate sync queues over the issuehub 2.4 REST API.
+//!
+//! The safe core (`config`, `auth`, `http`, `queue`, `monitor`) knows nothing
+//! of Zabbix or C. Two thin layers adapt it: `zabbix`, the loadable-module
+//! ABI of `zabbix_agentd`, and `capi`, the C API declared in
+//! `include/exalate_zabbix.h`.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod monitor;
+pub mod queue;
+pub mod zabbix;
+
+pub use error::{Error, ErrorKind, Result};
+pub use monitor::Monitor;
+
+/// The library's version, as in Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,136 @@
+//! The item keys of the contract, mapped onto the monitor. Safe Rust: the
+//! ABI glue in `super` hands over parameters as strings.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::monitor::Monitor;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    QueueCount,
+    QueueGet,
+    RelationStats,
+    Discovery,
+    NodePing,
+    ModuleVersion,
+}
+
+/// A value for the agent: an unsigned integer, a short string, or text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemValue {
+    Uint(u64),
+    Str(String),
+    Text(String),
+}
+
+impl Item {
+    pub const ALL: [Item; 6] = [
+        Item::QueueCount,
+        Item::QueueGet,
+        Item::RelationStats,
+        Item::Discovery,
+        Item::NodePing,
+        Item::ModuleVersion,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Item::QueueCount => "exalate.queue.count",
+            Item::QueueGet => "exalate.queue.get",
+            Item::RelationStats => "exalate.relation.stats",
+            Item::Discovery => "exalate.discovery",
+            Item::NodePing => "exalate.node.ping",
+            Item::ModuleVersion => "exalate.module.version",
+        }
+    }
+
+    /// The parameters as the key documents them.
+    pub fn usage(self) -> &'static str {
+        match self {
+            Item::QueueCount => "exalate.queue.count[<node>,<relation>,<queue>]",
+            Item::QueueGet => "exalate.queue.get[<node>,<relation>,<queue>]",
+            Item::RelationStats => "exalate.relation.stats[<node>,<relation>]",
+            Item::Discovery => "exalate.discovery",
+            Item::NodePing => "exalate.node.ping[<node>]",
+            Item::ModuleVersion => "exalate.module.version",
+        }
+    }
+
+    /// How many parameters the key takes (an empty `[]` counts as none).
+    fn arity(self) -> usize {
+        match self {
+            Item::QueueCount | Item::QueueGet => 3,
+            Item::RelationStats => 2,
+            Item::NodePing => 1,
+            Item::Discovery | Item::ModuleVersion => 0,
+        }
+    }
+}
+
+/// Answers `item` with `params` as the agent passed them.
+pub fn serve(monitor: &Monitor, item: Item, params: &[&str]) -> Result<ItemValue> {
+    // `key[]` arrives as one empty parameter; `node.ping` may omit its node.
+    let params = match params {
+        [""] if item.arity() != 1 => &[][..],
+        _ => params,
+    };
+    let given = params.len();
+    let fits = given == item.arity() || (item == Item::NodePing && given == 0);
+    if !fits {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "wrong number of parameters: {} takes {}, got {given}: use {}",
+                item.key(),
+                item.arity(),
+                item.usage()
+            ),
+        ));
+    }
+    let p = |i: usize| params.get(i).copied().unwrap_or("");
+    Ok(match item {
+        Item::QueueCount => ItemValue::Uint(monitor.queue_count(p(0), p(1), p(2))?),
+        Item::QueueGet => ItemValue::Text(monitor.queue_get(p(0), p(1), p(2))?),
+        Item::RelationStats => ItemValue::Text(monitor.relation_stats(p(0), p(1))?),
+        Item::Discovery => ItemValue::Text(monitor.discovery()?),
+        Item::NodePing => ItemValue::Uint(monitor.node_ping(p(0))? as u64),
+        Item::ModuleVersion => ItemValue::Str(crate::VERSION.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn monitor() -> Monitor {
+        Monitor::new_lazy("/nonexistent/exalate_zabbix.toml".into())
+    }
+
+    #[test]
+    fn version_needs_no_config() {
+        assert_eq!(
+            serve(&monitor(), Item::ModuleVersion, &[]).unwrap(),
+            ItemValue::Str(crate::VERSION.into())
+        );
+        assert!(serve(&monitor(), Item::ModuleVersion, &[""]).is_ok());
+    }
+
+    #[test]
+    fn parameter_count_is_checked_first() {
+        let e = serve(&monitor(), Item::QueueCount, &["a", "b"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert_eq!(
+            e.message(),
+            "wrong number of parameters: exalate.queue.count takes 3, got 2: use exalate.queue.count[<node>,<relation>,<queue>]"
+        );
+        assert!(serve(&monitor(), Item::Discovery, &["x"]).is_err());
+        assert!(serve(&monitor(), Item::NodePing, &["a", "b"]).is_err());
+    }
+
+    #[test]
+    fn config_error_reaches_every_item() {
+        let e = serve(&monitor(), Item::QueueCount, &["", "AllContent", "syncrequests"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.message().contains("/nonexistent/exalate_zabbix.toml"), "{e}");
+        assert_eq!(serve(&monitor(), Item::Discovery, &[]).unwrap_err().kind(), ErrorKind::Config);
+    }
+}

@@ -1,0 +1,281 @@
+//! The Zabbix loadable-module ABI (api version 2), declared here so the
+//! module links nothing from the agent and works across agent versions.
+//! Only the fields common to every version (4.0 to 7.x) are read or written.
+//!
+//! The agent loads the module, calls `zbx_module_init` and `zbx_module_item_list`
+//! in its parent process, then forks: item functions run in the children, so
+//! every piece of state (config, HTTP agents, tokens, cache) is created on the
+//! first item call, in the process that uses it.
+
+pub mod items;
+
+use crate::config;
+use crate::monitor::Monitor;
+use items::{Item, ItemValue};
+use once_cell::sync::Lazy;
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub const ZBX_MODULE_API_VERSION: c_int = 2;
+pub const ZBX_MODULE_OK: c_int = 0;
+pub const SYSINFO_RET_OK: c_int = 0;
+pub const SYSINFO_RET_FAIL: c_int = 1;
+pub const CF_HAVEPARAMS: c_uint = 0x01;
+pub const AR_UINT64: c_int = 0x01;
+pub const AR_STRING: c_int = 0x04;
+pub const AR_TEXT: c_int = 0x08;
+pub const AR_MESSAGE: c_int = 0x20;
+
+pub type ItemFunction = unsafe extern "C" fn(*mut AgentRequest, *mut AgentResult) -> c_int;
+
+/// ZBX_METRIC: 32 bytes in every version.
+#[repr(C)]
+pub struct ZbxMetric {
+    pub key: *const c_char,
+    pub flags: c_uint,
+    pub function: Option<ItemFunction>,
+    pub test_param: *const c_char,
+}
+
+/// AGENT_REQUEST up to `mtime`: the prefix every version shares. Later
+/// versions append fields (`types`, 7.0's `timeout`) that are not read here.
+#[repr(C)]
+pub struct AgentRequest {
+    pub key: *mut c_char,
+    pub nparam: c_int,
+    pub params: *mut *mut c_char,
+    pub lastlogsize: u64,
+    pub mtime: c_int,
+}
+
+/// AGENT_RESULT as in 4.0 to 6.4 (7.0 appends `bin`, which is not touched).
+#[repr(C)]
+pub struct AgentResult {
+    pub lastlogsize: u64,
+    pub ui64: u64,
+    pub dbl: f64,
+    pub str_: *mut c_char,
+    pub text: *mut c_char,
+    pub msg: *mut c_char,
+    pub log: *mut c_void,
+    pub type_: c_int,
+    pub mtime: c_int,
+}
+
+/// The agent's Timeout, as given by `zbx_module_item_timeout`.
+static AGENT_TIMEOUT_SECS: AtomicU64 = AtomicU64::new(3);
+
+/// Created on the first item call, in the agent process that serves it.
+static MONITOR: Lazy<Monitor> = Lazy::new(|| {
+    let monitor = Monitor::new_lazy(config::default_path());
+    monitor.set_host_timeout(AGENT_TIMEOUT_SECS.load(Ordering::Relaxed));
+    monitor
+});
+
+macro_rules! item_functions {
+    ($($name:ident => $item:expr),* $(,)?) => {$(
+        unsafe extern "C" fn $name(request: *mut AgentRequest, result: *mut AgentResult) -> c_int {
+            // SAFETY: the agent passes valid pointers for the call's duration.
+            unsafe { serve_item($item, request, result) }
+        }
+    )*};
+}
+
+item_functions! {
+    item_queue_count => Item::QueueCount,
+    item_queue_get => Item::QueueGet,
+    item_relation_stats => Item::RelationStats,
+    item_discovery => Item::Discovery,
+    item_node_ping => Item::NodePing,
+    item_module_version => Item::ModuleVersion,
+}
+
+/// The item table. The agent rewrites each entry's flags in place, so it is
+/// writable, and it lives as long as the process.
+static mut ITEM_LIST: [ZbxMetric; 7] = [
+    ZbxMetric {
+        key: c"exalate.queue.count".as_ptr(),
+        flags: CF_HAVEPARAMS,
+        function: Some(item_queue_count),
+        test_param: c",AllContent,syncrequests".as_ptr(),
+    },
+    ZbxMetric {
+        key: c"exalate.queue.get".as_ptr(),
+        flags: CF_HAVEPARAMS,
+        function: Some(item_queue_get),
+        test_param: c",AllContent,errorresponses".as_ptr(),
+    },
+    ZbxMetric {
+        key: c"exalate.relation.stats".as_ptr(),
+        flags: CF_HAVEPARAMS,
+        function: Some(item_relation_stats),
+        test_param: c",AllContent".as_ptr(),
+    },
+    ZbxMetric {
+        key: c"exalate.discovery".as_ptr(),
+        flags: 0,
+        function: Some(item_discovery),
+        test_param: std::ptr::null(),
+    },
+    ZbxMetric {
+        key: c"exalate.node.ping".as_ptr(),
+        flags: CF_HAVEPARAMS,
+        function: Some(item_node_ping),
+        test_param: c"".as_ptr(),
+    },
+    ZbxMetric {
+        key: c"exalate.module.version".as_ptr(),
+        flags: 0,
+        function: Some(item_module_version),
+        test_param: std::ptr::null(),
+    },
+    ZbxMetric {
+        key: std::ptr::null(),
+        flags: 0,
+        function: None,
+        test_param: std::ptr::null(),
+    },
+];
+
+#[no_mangle]
+pub extern "C" fn zbx_module_api_version() -> c_int {
+    ZBX_MODULE_API_VERSION
+}
+
+/// Does nothing on purpose: it runs in the agent's parent before the fork,
+/// and a failure here would stop the whole agent. The config is read on the
+/// first item call instead, and its errors are reported by every item.
+#[no_mangle]
+pub extern "C" fn zbx_module_init() -> c_int {
+    ZBX_MODULE_OK
+}
+
+#[no_mangle]
+pub extern "C" fn zbx_module_uninit() -> c_int {
+    ZBX_MODULE_OK
+}
+
+#[no_mangle]
+pub extern "C" fn zbx_module_item_list() -> *mut ZbxMetric {
+    std::ptr::addr_of_mut!(ITEM_LIST).cast()
+}
+
+#[no_mangle]
+pub extern "C" fn zbx_module_item_timeout(timeout: c_int) {
+    AGENT_TIMEOUT_SECS.store(timeout.clamp(1, 30) as u64, Ordering::Relaxed);
+}
+
+/// Runs one item call; nothing unwinds out of it.
+///
+/// # Safety
+/// `request` and `result` are null or valid for the call, as the agent passes them.
+unsafe fn serve_item(item: Item, request: *mut AgentRequest, result: *mut AgentResult) -> c_int {
+    if result.is_null() {
+        return SYSINFO_RET_FAIL;
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: see the function's contract.
+        let params = unsafe { read_params(request) }?;
+        let params: Vec<&str> = params.iter().map(String::as_str).collect();
+        items::serve(&MONITOR, item, &params).map_err(|e| e.message().to_string())
+    }));
+    let outcome = outcome.unwrap_or_else(|panic| {
+        Err(format!(
+            "internal error in the exalate module ({}); the agent goes on",
+            panic_message(&*panic)
+        ))
+    });
+    // SAFETY: `result` is the agent's, non-null (checked above).
+    let result = unsafe { &mut *result };
+    match outcome {
+        Ok(ItemValue::Uint(v)) => {
+            result.ui64 = v;
+            result.type_ |= AR_UINT64;
+            SYSINFO_RET_OK
+        }
+        Ok(ItemValue::Str(s)) => set_string(result, &s, AR_STRING),
+        Ok(ItemValue::Text(s)) => set_string(result, &s, AR_TEXT),
+        Err(message) => {
+            let msg = malloc_cstring(&format!("{message}."));
+            if !msg.is_null() {
+                result.msg = msg;
+                result.type_ |= AR_MESSAGE;
+            }
+            SYSINFO_RET_FAIL
+        }
+    }
+}
+
+fn set_string(result: &mut AgentResult, value: &str, kind: c_int) -> c_int {
+    let ptr = malloc_cstring(value);
+    if ptr.is_null() {
+        return SYSINFO_RET_FAIL;
+    }
+    if kind == AR_STRING {
+        result.str_ = ptr;
+    } else {
+        result.text = ptr;
+    }
+    result.type_ |= kind;
+    SYSINFO_RET_OK
+}
+
+/// The request's parameters as UTF-8 strings.
+///
+/// # Safety
+/// `request` is null or points to a valid AGENT_REQUEST.
+unsafe fn read_params(request: *const AgentRequest) -> Result<Vec<String>, String> {
+    // SAFETY: caller's contract.
+    let Some(request) = (unsafe { request.as_ref() }) else {
+        return Ok(Vec::new());
+    };
+    if request.nparam <= 0 || request.params.is_null() {
+        return Ok(Vec::new());
+    }
+    (0..request.nparam as usize)
+        .map(|i| {
+            // SAFETY: the agent's params array holds nparam entries.
+            let p = unsafe { *request.params.add(i) };
+            if p.is_null() {
+                return Ok(String::new());
+            }
+            // SAFETY: each parameter is a NUL-terminated string.
+            let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+            String::from_utf8(bytes.to_vec())
+                .map_err(|_| format!("parameter {} is not valid UTF-8", i + 1))
+        })
+        .collect()
+}
+
+/// A copy of `s` in libc's heap: the agent frees results with free().
+/// Interior NULs, which C would cut the value at, become spaces.
+pub fn malloc_cstring(s: &str) -> *mut c_char {
+    let bytes = s.as_bytes();
+    // SAFETY: malloc of len + 1; checked for NULL before writing.
+    unsafe {
+        let ptr = libc::malloc(bytes.len() + 1).cast::<u8>();
+        if ptr.is_null() {
+            return std::ptr::null_mut();
+        }
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len());
+        for i in 0..bytes.len() {
+            if *ptr.add(i) == 0 {
+                *ptr.add(i) = b' ';
+            }
+        }
+        *ptr.add(bytes.len()) = 0;
+        ptr.cast()
+    }
+}
+
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    };
+    crate::error::Error::new(crate::ErrorKind::Internal, text).message().to_string()
+}

@@ -1,0 +1,296 @@
+//! Shared test harness: temp dirs, a fake node with its config file, the
+//! real `zabbix_agentd` (one-shot `-t` and as a daemon), and a passive-check
+//! client speaking the agent's ZBXD protocol (Debian ships no zabbix_get).
+#![allow(dead_code)]
+
+use fake_exalate_node::{Auth, AuthHeader, ExpUnit, FakeNode, NodeConfig};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SECRET: &str = "test-shared-secret-6f1d2a9c";
+pub const AGENTD: &str = "/usr/sbin/zabbix_agentd";
+
+/// A fresh directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("exalate-zabbix-tests")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// target/<profile>: where cargo put the cdylib next to this test binary.
+pub fn target_profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+pub fn module_path() -> PathBuf {
+    let path = target_profile_dir().join("libexalate_zabbix.so");
+    assert!(path.exists(), "{} not built", path.display());
+    path
+}
+
+pub fn write_file(path: &Path, content: &str, mode: u32) {
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A fake node with the demo relations, HS256 auth, and a config naming it.
+pub struct TestEnv {
+    pub dir: PathBuf,
+    pub node: FakeNode,
+    pub config_path: PathBuf,
+}
+
+impl TestEnv {
+    pub fn new(name: &str) -> TestEnv {
+        TestEnv::with_node(name, NodeConfig::demo())
+    }
+
+    pub fn with_node(name: &str, node: NodeConfig) -> TestEnv {
+        let dir = temp_dir(name);
+        let node = FakeNode::start(node.with_auth(
+            Auth::Hs256 {
+                secret: SECRET.as_bytes().to_vec(),
+                issuer: "EXALATE".into(),
+                exp_unit: ExpUnit::Millis,
+            },
+            AuthHeader::XExalateJwt,
+        ))
+        .unwrap();
+        write_file(&dir.join("demo.secret"), &format!("{SECRET}\n"), 0o600);
+        let config_path = dir.join("exalate_zabbix.toml");
+        let env = TestEnv { dir, node, config_path };
+        env.write_config(&env.node_section("demo", &[]));
+        env
+    }
+
+    /// A `[nodes.NAME]` table for the fake node, plus `extra` lines.
+    pub fn node_section(&self, name: &str, extra: &[&str]) -> String {
+        format!(
+            "[nodes.{name}]\nurl = \"{}\"\nrelations = [\"AllContent\", \"Service Desk\", \"Jira Cloud/EU\"]\njwt_secret_file = \"{}\"\n{}\n",
+            self.node.url(),
+            self.dir.join("demo.secret").display(),
+            extra.join("\n")
+        )
+    }
+
+    pub fn write_config(&self, text: &str) {
+        write_file(&self.config_path, text, 0o640);
+    }
+
+    /// Asserts that `text` holds neither the secret nor any token the node saw.
+    pub fn assert_no_secrets(&self, text: &str) {
+        assert!(!text.contains(SECRET), "the secret leaked into output");
+        for request in self.node.requests() {
+            for (name, value) in &request.headers {
+                if name.eq_ignore_ascii_case("x-exalate-jwt") || name.eq_ignore_ascii_case("authorization") {
+                    let token = value.trim_start_matches("Bearer ").trim();
+                    assert!(token.len() < 8 || !text.contains(token), "a token leaked into output");
+                }
+            }
+        }
+    }
+
+    /// `zabbix_agentd -t KEY` with the module loaded; returns its stdout.
+    pub fn agent_test(&self, key: &str) -> String {
+        agent_test(&self.dir, &self.config_path, key)
+    }
+}
+
+/// An agent config that loads the module, in `dir`.
+pub fn agent_config(dir: &Path, port: u16, start_agents: u32) -> PathBuf {
+    let path = dir.join("zabbix_agentd.conf");
+    let text = format!(
+        "LogType=file\nLogFile={dir}/zabbix_agentd.log\nPidFile={dir}/zabbix_agentd.pid\n\
+         ListenIP=127.0.0.1\nListenPort={port}\nServer=127.0.0.1\nStartAgents={start_agents}\n\
+         ServerActive=\nAllowRoot=1\nTimeout=3\nLoadModule={module}\n",
+        dir = dir.display(),
+        module = module_path().display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub fn agent_test(dir: &Path, config: &Path, key: &str) -> String {
+    let conf = agent_config(dir, free_port(), 1);
+    let out = Command::new(AGENTD)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-t")
+        .arg(key)
+        .env("EXALATE_ZABBIX_CONFIG", config)
+        .output()
+        .expect("run zabbix_agentd -t");
+    assert!(out.status.success(), "zabbix_agentd -t {key} failed: {}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status {:?}, stdout {:?}, stderr {:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A port free now, in the range the agent's ListenPort accepts (1024-32767).
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 1000) as u16 * 12;
+    for _ in 0..12_000 {
+        let port = 20_000 + (base - 20_000 + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-32000");
+}
+
+/// A running `zabbix_agentd -f` with the module; stopped on drop.
+pub struct AgentDaemon {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+}
+
+impl AgentDaemon {
+    pub fn start(dir: &Path, config: &Path, start_agents: u32) -> AgentDaemon {
+        let port = free_port();
+        let conf = agent_config(dir, port, start_agents);
+        let child = Command::new(AGENTD)
+            .arg("-f")
+            .arg("-c")
+            .arg(&conf)
+            .env("EXALATE_ZABBIX_CONFIG", config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start zabbix_agentd");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut daemon = AgentDaemon { child, addr, dir: dir.to_path_buf() };
+        // Ready when agent.ping answers over the protocol.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(reply) = zabbix_get(addr, "agent.ping") {
+                assert_eq!(reply, Reply::Value("1".into()));
+                break;
+            }
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!("zabbix_agentd exited at start ({status}); log:\n{}", daemon.log());
+            }
+            assert!(Instant::now() < deadline, "zabbix_agentd not ready; log:\n{}", daemon.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    pub fn get(&self, key: &str) -> Reply {
+        zabbix_get(self.addr, key).unwrap_or_else(|e| panic!("{key}: {e}; log:\n{}", self.log()))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("zabbix_agentd.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The agent's processes: the parent and its forked children.
+    pub fn process_ids(&self) -> Vec<u32> {
+        let mut pids = vec![self.pid()];
+        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid()))
+            .unwrap_or_default();
+        pids.extend(children.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        pids
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for AgentDaemon {
+    fn drop(&mut self) {
+        // SIGTERM: the agent stops its children and runs zbx_module_uninit.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A passive check's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Value(String),
+    NotSupported(String),
+}
+
+impl Reply {
+    pub fn value(&self) -> &str {
+        match self {
+            Reply::Value(v) => v,
+            Reply::NotSupported(m) => panic!("expected a value, got ZBX_NOTSUPPORTED: {m}"),
+        }
+    }
+
+    pub fn error(&self) -> &str {
+        match self {
+            Reply::NotSupported(m) => m,
+            Reply::Value(v) => panic!("expected ZBX_NOTSUPPORTED, got value {v:?}"),
+        }
+    }
+}
+
+/// One passive check over the agent protocol: `ZBXD\x01`, u32 LE length,
+/// u32 reserved, then the key; the reply has the same header.
+pub fn zabbix_get(addr: SocketAddr, key: &str) -> std::io::Result<Reply> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut packet = b"ZBXD\x01".to_vec();
+    packet.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    packet.extend_from_slice(&0u32.to_le_bytes());
+    packet.extend_from_slice(key.as_bytes());
+    stream.write_all(&packet)?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply)?;
+    if reply.len() < 13 || &reply[..5] != b"ZBXD\x01" {
+        return Err(std::io::Error::other(format!("bad reply header: {:?}", String::from_utf8_lossy(&reply))));
+    }
+    let len = u32::from_le_bytes(reply[5..9].try_into().unwrap()) as usize;
+    let data = &reply[13..];
+    if data.len() != len {
+        return Err(std::io::Error::other(format!("reply length {} != header {len}", data.len())));
+    }
+    let text = String::from_utf8_lossy(data).to_string();
+    Ok(match text.strip_prefix("ZBX_NOTSUPPORTED\0") {
+        Some(reason) => Reply::NotSupported(reason.to_string()),
+        None => Reply::Value(text),
+    })
+}
+
+/// Parses `zabbix_agentd -t` output: `key [t|value]`.
+pub fn test_value(output: &str) -> (char, String) {
+    let start = output.find(" [").unwrap_or_else(|| panic!("no value in {output:?}"));
+    let rest = output[start + 2..].trim_end();
+    let kind = rest.chars().next().unwrap();
+    let value = rest[2..].strip_suffix(']').unwrap_or(&rest[2..]).to_string();
+    (kind, value)
+}
