@@ -126,7 +126,14 @@ impl Credentials {
         }
         let secret = read_secret_file("jwt_secret_file", file)?;
         self.remember(&secret);
-        let token = mint(&secret, issuer, user.as_deref(), *ttl, *exp_unit, SystemTime::now())?;
+        let token = mint(
+            &secret,
+            issuer,
+            user.as_deref(),
+            *ttl,
+            *exp_unit,
+            SystemTime::now(),
+        )?;
         self.remember(&token);
         // Renew a quarter of the lifetime (at most 15 s) before expiry, so a
         // token never expires in flight.
@@ -150,7 +157,10 @@ pub fn mint(
 ) -> Result<String> {
     let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let (iat, exp) = match unit {
-        ExpUnit::Millis => (since_epoch.as_millis() as u64, (since_epoch + ttl).as_millis() as u64),
+        ExpUnit::Millis => (
+            since_epoch.as_millis() as u64,
+            (since_epoch + ttl).as_millis() as u64,
+        ),
         ExpUnit::Seconds => (since_epoch.as_secs(), (since_epoch + ttl).as_secs()),
     };
     let claims = Claims {
@@ -180,7 +190,8 @@ fn unverified_exp(token: &str) -> Option<SystemTime> {
     struct Exp {
         exp: u64,
     }
-    let data = jsonwebtoken::decode::<Exp>(token, &DecodingKey::from_secret(&[]), &validation).ok()?;
+    let data =
+        jsonwebtoken::decode::<Exp>(token, &DecodingKey::from_secret(&[]), &validation).ok()?;
     let exp = data.claims.exp;
     let since_epoch = if exp > 100_000_000_000 {
         Duration::from_millis(exp)
@@ -192,8 +203,14 @@ fn unverified_exp(token: &str) -> Option<SystemTime> {
 
 /// Reads a secret or token file, refusing one that others can read.
 pub fn read_secret_file(what: &str, path: &Path) -> Result<String> {
-    let fail = |msg: String| Error::new(ErrorKind::Config, format!("{what} {}: {msg}", path.display()));
-    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {}", io_reason(&e))))?;
+    let fail = |msg: String| {
+        Error::new(
+            ErrorKind::Config,
+            format!("{what} {}: {msg}", path.display()),
+        )
+    };
+    let meta =
+        std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {}", io_reason(&e))))?;
     let mode = meta.permissions().mode();
     if mode & 0o004 != 0 {
         return Err(fail(format!(
@@ -240,21 +257,41 @@ mod tests {
         let mut v = Validation::new(Algorithm::HS256);
         v.validate_exp = false;
         v.required_spec_claims.clear();
-        jsonwebtoken::decode::<serde_json::Value>(token, &DecodingKey::from_secret(secret.as_bytes()), &v)
-            .unwrap()
-            .claims
+        jsonwebtoken::decode::<serde_json::Value>(
+            token,
+            &DecodingKey::from_secret(secret.as_bytes()),
+            &v,
+        )
+        .unwrap()
+        .claims
     }
 
     #[test]
     fn mints_claims_in_the_configured_unit() {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let ms = mint("s3cret", "EXALATE", Some("zabbix"), Duration::from_secs(60), ExpUnit::Millis, now).unwrap();
+        let ms = mint(
+            "s3cret",
+            "EXALATE",
+            Some("zabbix"),
+            Duration::from_secs(60),
+            ExpUnit::Millis,
+            now,
+        )
+        .unwrap();
         let claims = decode(&ms, "s3cret");
         assert_eq!(claims["iss"], "EXALATE");
         assert_eq!(claims["user"], "zabbix");
         assert_eq!(claims["iat"], 1_700_000_000_000u64);
         assert_eq!(claims["exp"], 1_700_000_060_000u64);
-        let s = mint("s3cret", "X", None, Duration::from_secs(60), ExpUnit::Seconds, now).unwrap();
+        let s = mint(
+            "s3cret",
+            "X",
+            None,
+            Duration::from_secs(60),
+            ExpUnit::Seconds,
+            now,
+        )
+        .unwrap();
         let claims = decode(&s, "s3cret");
         assert_eq!(claims["exp"], 1_700_000_060u64);
         assert!(claims.get("user").is_none());
@@ -290,22 +327,40 @@ mod tests {
     fn refuses_world_readable_files() {
         let file = temp_file("open.jwt", "abc", 0o644);
         let e = read_secret_file("token_file", &file).unwrap_err();
-        assert!(e.message().contains("is readable by others (mode 0644); run: chmod o-rwx"), "{e}");
+        assert!(
+            e.message()
+                .contains("is readable by others (mode 0644); run: chmod o-rwx"),
+            "{e}"
+        );
         assert!(!e.message().contains("abc"));
     }
 
     #[test]
     fn missing_and_empty_files() {
         let e = read_secret_file("token_file", Path::new("/nonexistent/t.jwt")).unwrap_err();
-        assert_eq!(e.message(), "token_file /nonexistent/t.jwt: cannot read: No such file or directory");
+        assert_eq!(
+            e.message(),
+            "token_file /nonexistent/t.jwt: cannot read: No such file or directory"
+        );
         let empty = temp_file("empty.jwt", " \n", 0o600);
-        assert!(read_secret_file("token_file", &empty).unwrap_err().message().ends_with("is empty"));
+        assert!(read_secret_file("token_file", &empty)
+            .unwrap_err()
+            .message()
+            .ends_with("is empty"));
     }
 
     #[test]
     fn explains_an_expired_static_token() {
         let past = SystemTime::now() - Duration::from_secs(3600);
-        let token = mint("k", "EXALATE", None, Duration::from_secs(60), ExpUnit::Millis, past).unwrap();
+        let token = mint(
+            "k",
+            "EXALATE",
+            None,
+            Duration::from_secs(60),
+            ExpUnit::Millis,
+            past,
+        )
+        .unwrap();
         let file = temp_file("expired.jwt", &token, 0o600);
         let creds = Credentials::new(AuthConfig::Token { file }, AuthHeader::XExalateJwt);
         let hint = creds.rejection_hint();

@@ -138,59 +138,98 @@ impl Config {
                 format!("config {}{place}: {msg}", path.display()),
             )
         };
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| at(e.span(), e.message().trim()))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| at(e.span(), e.message().trim()))?;
         let defaults = raw.defaults.unwrap_or_default();
         if raw.nodes.is_empty() {
-            return Err(at(None, "no [nodes.NAME] table: configure at least one node"));
+            return Err(at(
+                None,
+                "no [nodes.NAME] table: configure at least one node",
+            ));
         }
         let mut nodes = BTreeMap::new();
         for (name, node) in raw.nodes {
             let span = node.span();
             let node = node.into_inner();
             let err = |s: Option<std::ops::Range<usize>>, msg: String| {
-                at(s.or(Some(span.clone())), &format!("node {}: {msg}", quoted(name.get_ref())))
+                at(
+                    s.or(Some(span.clone())),
+                    &format!("node {}: {msg}", quoted(name.get_ref())),
+                )
             };
-            if name.get_ref().is_empty() || name.get_ref().chars().any(|c| c.is_control() || c == ',') {
-                return Err(at(Some(name.span()), "node names must be non-empty, without commas or control characters"));
+            if name.get_ref().is_empty()
+                || name.get_ref().chars().any(|c| c.is_control() || c == ',')
+            {
+                return Err(at(
+                    Some(name.span()),
+                    "node names must be non-empty, without commas or control characters",
+                ));
             }
-            let url = validate_url(node.url.get_ref()).map_err(|m| err(Some(node.url.span()), m))?;
+            let url =
+                validate_url(node.url.get_ref()).map_err(|m| err(Some(node.url.span()), m))?;
 
             let secret_only = [
                 ("jwt_issuer", node.jwt_issuer.as_ref().map(Spanned::span)),
                 ("jwt_user", node.jwt_user.as_ref().map(Spanned::span)),
                 ("jwt_ttl", node.jwt_ttl.as_ref().map(Spanned::span)),
-                ("jwt_exp_unit", node.jwt_exp_unit.as_ref().map(Spanned::span)),
+                (
+                    "jwt_exp_unit",
+                    node.jwt_exp_unit.as_ref().map(Spanned::span),
+                ),
             ];
             let auth = match (node.token_file, node.jwt_secret_file) {
                 (Some(_), Some(_)) => {
-                    return Err(err(None, "set exactly one of token_file and jwt_secret_file, not both".into()))
+                    return Err(err(
+                        None,
+                        "set exactly one of token_file and jwt_secret_file, not both".into(),
+                    ))
                 }
                 (None, None) => {
-                    return Err(err(None, "no credentials: set token_file or jwt_secret_file".into()))
+                    return Err(err(
+                        None,
+                        "no credentials: set token_file or jwt_secret_file".into(),
+                    ))
                 }
                 (Some(file), None) => {
                     if let Some((key, s)) = secret_only.iter().find(|(_, s)| s.is_some()) {
-                        return Err(err(s.clone(), format!("{key} applies only with jwt_secret_file, but token_file is set")));
+                        return Err(err(
+                            s.clone(),
+                            format!(
+                                "{key} applies only with jwt_secret_file, but token_file is set"
+                            ),
+                        ));
                     }
                     AuthConfig::Token { file }
                 }
                 (None, Some(file)) => {
-                    let exp_unit = match node.jwt_exp_unit.as_ref().map(|u| (u.get_ref().as_str(), u.span())) {
+                    let exp_unit = match node
+                        .jwt_exp_unit
+                        .as_ref()
+                        .map(|u| (u.get_ref().as_str(), u.span()))
+                    {
                         None | Some(("ms", _)) => ExpUnit::Millis,
                         Some(("s", _)) => ExpUnit::Seconds,
                         Some((other, s)) => {
-                            return Err(err(Some(s), format!("jwt_exp_unit {} is not \"ms\" or \"s\"", quoted(other))))
+                            return Err(err(
+                                Some(s),
+                                format!("jwt_exp_unit {} is not \"ms\" or \"s\"", quoted(other)),
+                            ))
                         }
                     };
                     let ttl = match node.jwt_ttl {
                         None => DEFAULT_JWT_TTL,
                         Some(t) if (10..=86_400).contains(t.get_ref()) => *t.get_ref(),
-                        Some(t) => return Err(err(Some(t.span()), "jwt_ttl must be 10 to 86400 seconds".into())),
+                        Some(t) => {
+                            return Err(err(
+                                Some(t.span()),
+                                "jwt_ttl must be 10 to 86400 seconds".into(),
+                            ))
+                        }
                     };
                     AuthConfig::Secret {
                         file,
-                        issuer: node.jwt_issuer.map_or(DEFAULT_ISSUER.to_string(), Spanned::into_inner),
+                        issuer: node
+                            .jwt_issuer
+                            .map_or(DEFAULT_ISSUER.to_string(), Spanned::into_inner),
                         user: node.jwt_user.map(Spanned::into_inner),
                         ttl: Duration::from_secs(ttl),
                         exp_unit,
@@ -202,20 +241,45 @@ impl Config {
                 Some((h, _)) if h.eq_ignore_ascii_case("X-Exalate-Jwt") => AuthHeader::XExalateJwt,
                 Some((h, _)) if h.eq_ignore_ascii_case("Authorization") => AuthHeader::Bearer,
                 Some((h, s)) => {
-                    return Err(err(Some(s), format!("auth_header {} is not \"X-Exalate-Jwt\" or \"Authorization\"", quoted(h))))
+                    return Err(err(
+                        Some(s),
+                        format!(
+                            "auth_header {} is not \"X-Exalate-Jwt\" or \"Authorization\"",
+                            quoted(h)
+                        ),
+                    ))
                 }
             };
             let timeout = match node.timeout.as_ref().or(defaults.timeout.as_ref()) {
                 None => None,
-                Some(t) if TIMEOUT_RANGE.contains(t.get_ref()) => Some(Duration::from_secs(*t.get_ref())),
-                Some(t) => return Err(err(Some(t.span()), "timeout must be 1 to 30 seconds".into())),
+                Some(t) if TIMEOUT_RANGE.contains(t.get_ref()) => {
+                    Some(Duration::from_secs(*t.get_ref()))
+                }
+                Some(t) => {
+                    return Err(err(
+                        Some(t.span()),
+                        "timeout must be 1 to 30 seconds".into(),
+                    ))
+                }
             };
-            let max_response_bytes = match node.max_response_bytes.as_ref().or(defaults.max_response_bytes.as_ref()) {
+            let max_response_bytes = match node
+                .max_response_bytes
+                .as_ref()
+                .or(defaults.max_response_bytes.as_ref())
+            {
                 None => DEFAULT_MAX_RESPONSE_BYTES,
                 Some(m) if *m.get_ref() >= 2 => *m.get_ref(),
-                Some(m) => return Err(err(Some(m.span()), "max_response_bytes must be at least 2".into())),
+                Some(m) => {
+                    return Err(err(
+                        Some(m.span()),
+                        "max_response_bytes must be at least 2".into(),
+                    ))
+                }
             };
-            let cache_ttl = node.cache_ttl.or(defaults.cache_ttl).unwrap_or(DEFAULT_CACHE_TTL);
+            let cache_ttl = node
+                .cache_ttl
+                .or(defaults.cache_ttl)
+                .unwrap_or(DEFAULT_CACHE_TTL);
             let mut relations = node.relations;
             relations.dedup();
             let name = name.into_inner();
@@ -280,7 +344,10 @@ fn validate_url(url: &str) -> std::result::Result<String, String> {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     if authority.contains('@') {
         // Never echo the URL: the part before '@' is a credential.
-        return Err("url must not contain credentials (user:password@); use token_file or jwt_secret_file".into());
+        return Err(
+            "url must not contain credentials (user:password@); use token_file or jwt_secret_file"
+                .into(),
+        );
     }
     if authority.is_empty() {
         return Err("url has no host".into());
@@ -346,7 +413,13 @@ timeout = 7
         assert_eq!(prod.cache_ttl, Duration::from_secs(5));
         assert_eq!(prod.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
         match &prod.auth {
-            AuthConfig::Secret { issuer, user, ttl, exp_unit, .. } => {
+            AuthConfig::Secret {
+                issuer,
+                user,
+                ttl,
+                exp_unit,
+                ..
+            } => {
                 assert_eq!(issuer, "EXALATE");
                 assert_eq!(user.as_deref(), Some("zabbix"));
                 assert_eq!(*ttl, Duration::from_secs(60));
@@ -380,17 +453,22 @@ timeout = 7
 
     #[test]
     fn wrong_type_names_line() {
-        let m = err("[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\nrelations = \"AllContent\"\n");
+        let m =
+            err("[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\nrelations = \"AllContent\"\n");
         assert!(m.starts_with("config /etc/x.toml line 4: "), "{m}");
     }
 
     #[test]
     fn auth_must_be_exactly_one() {
         assert!(err("[nodes.a]\nurl = \"http://x\"\n").contains("no credentials"));
-        assert!(err("[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\njwt_secret_file = \"/s\"\n")
-            .contains("exactly one"));
-        assert!(err("[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\njwt_user = \"u\"\n")
-            .contains("line 4: node 'a': jwt_user applies only with jwt_secret_file"));
+        assert!(err(
+            "[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\njwt_secret_file = \"/s\"\n"
+        )
+        .contains("exactly one"));
+        assert!(
+            err("[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\njwt_user = \"u\"\n")
+                .contains("line 4: node 'a': jwt_user applies only with jwt_secret_file")
+        );
     }
 
     #[test]
@@ -398,17 +476,26 @@ timeout = 7
         let m = err("[nodes.a]\nurl = \"https://bob:hunter2@x\"\ntoken_file = \"/t\"\n");
         assert!(m.contains("line 2") && m.contains("credentials"), "{m}");
         assert!(!m.contains("hunter2"), "{m}");
-        assert!(err("[nodes.a]\nurl = \"jira.example.com\"\ntoken_file = \"/t\"\n").contains("http:// or https://"));
+        assert!(
+            err("[nodes.a]\nurl = \"jira.example.com\"\ntoken_file = \"/t\"\n")
+                .contains("http:// or https://")
+        );
     }
 
     #[test]
     fn values_are_range_checked() {
-        assert!(err("[defaults]\ntimeout = 0\n[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\n")
-            .contains("line 2: node 'a': timeout must be 1 to 30"));
-        assert!(err("[nodes.a]\nurl = \"http://x\"\njwt_secret_file = \"/t\"\njwt_exp_unit = \"us\"\n")
-            .contains("jwt_exp_unit 'us'"));
-        assert!(err("[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\nauth_header = \"Cookie\"\n")
-            .contains("auth_header 'Cookie'"));
+        assert!(err(
+            "[defaults]\ntimeout = 0\n[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\n"
+        )
+        .contains("line 2: node 'a': timeout must be 1 to 30"));
+        assert!(err(
+            "[nodes.a]\nurl = \"http://x\"\njwt_secret_file = \"/t\"\njwt_exp_unit = \"us\"\n"
+        )
+        .contains("jwt_exp_unit 'us'"));
+        assert!(err(
+            "[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\nauth_header = \"Cookie\"\n"
+        )
+        .contains("auth_header 'Cookie'"));
         assert!(err("").contains("no [nodes.NAME]"));
     }
 
@@ -419,7 +506,10 @@ timeout = 7
         assert_eq!(e.kind(), ErrorKind::UnknownNode);
         assert!(e.message().contains("prod, test"), "{e}");
         let e = c.node("staging").unwrap_err();
-        assert_eq!(e.message(), "unknown node 'staging'; configured nodes: prod, test");
+        assert_eq!(
+            e.message(),
+            "unknown node 'staging'; configured nodes: prod, test"
+        );
         let one = parse("[nodes.only]\nurl = \"http://x\"\ntoken_file = \"/t\"\n").unwrap();
         assert_eq!(one.node("").unwrap().name, "only");
     }

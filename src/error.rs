@@ -125,7 +125,10 @@ mod tests {
 
     #[test]
     fn body_excerpt_takes_first_line() {
-        assert_eq!(body_excerpt(b"  Connection `X` not found.\nmore"), "Connection `X` not found.");
+        assert_eq!(
+            body_excerpt(b"  Connection `X` not found.\nmore"),
+            "Connection `X` not found."
+        );
         assert_eq!(body_excerpt(&[0xff, b'a']), "\u{fffd}a");
     }
 }

@@ -88,7 +88,10 @@ pub fn classify(e: ureq::Error) -> Error {
     match e {
         U::Timeout(_) => Error::new(ErrorKind::Timeout, "timed out"),
         U::Io(io) => io_error(&io),
-        U::HostNotFound => Error::new(ErrorKind::ConnectionFailed, "cannot resolve the node's host name"),
+        U::HostNotFound => Error::new(
+            ErrorKind::ConnectionFailed,
+            "cannot resolve the node's host name",
+        ),
         U::ConnectionFailed => Error::new(ErrorKind::ConnectionFailed, "connection failed"),
         U::Tls(reason) => Error::new(ErrorKind::Tls, format!("TLS failure: {reason}")),
         U::Rustls(e) => Error::new(ErrorKind::Tls, format!("TLS failure: {e}")),
@@ -99,7 +102,10 @@ pub fn classify(e: ureq::Error) -> Error {
             ErrorKind::TooLarge,
             format!("response larger than max_response_bytes ({n} bytes)"),
         ),
-        other => Error::new(ErrorKind::ConnectionFailed, format!("HTTP request failed: {other}")),
+        other => Error::new(
+            ErrorKind::ConnectionFailed,
+            format!("HTTP request failed: {other}"),
+        ),
     }
 }
 
@@ -109,13 +115,18 @@ pub fn io_error(e: &io::Error) -> Error {
         if let ureq::Error::Timeout(_) = inner {
             return Error::new(ErrorKind::Timeout, "timed out");
         }
-        return Error::new(ErrorKind::ConnectionFailed, format!("HTTP request failed: {inner}"));
+        return Error::new(
+            ErrorKind::ConnectionFailed,
+            format!("HTTP request failed: {inner}"),
+        );
     }
     use io::ErrorKind as K;
     let message = match e.kind() {
         K::ConnectionRefused => "connection refused".to_string(),
         K::ConnectionReset => "connection reset by the node".to_string(),
-        K::UnexpectedEof => "the node closed the connection before the answer was complete".to_string(),
+        K::UnexpectedEof => {
+            "the node closed the connection before the answer was complete".to_string()
+        }
         K::TimedOut | K::WouldBlock => return Error::new(ErrorKind::Timeout, "timed out"),
         _ => format!("connection failed: {}", io_reason(e)),
     };
@@ -149,7 +160,10 @@ fn root_certs(ca_file: Option<&Path>) -> Result<RootCerts> {
     let mut roots = SYSTEM_ROOTS.clone();
     if let Some(path) = ca_file {
         let extra = read_pem_certs(path).map_err(|m| {
-            Error::new(ErrorKind::Config, format!("ca_file {}: {m}", path.display()))
+            Error::new(
+                ErrorKind::Config,
+                format!("ca_file {}: {m}", path.display()),
+            )
         })?;
         if extra.is_empty() {
             return Err(Error::new(
@@ -195,7 +209,10 @@ mod tests {
     #[test]
     fn io_errors_are_specific() {
         let e = io_error(&io::Error::from(io::ErrorKind::ConnectionRefused));
-        assert_eq!((e.kind(), e.message()), (ErrorKind::ConnectionFailed, "connection refused"));
+        assert_eq!(
+            (e.kind(), e.message()),
+            (ErrorKind::ConnectionFailed, "connection refused")
+        );
         let wrapped = io::Error::other(ureq::Error::Timeout(ureq::Timeout::Global));
         assert_eq!(io_error(&wrapped).kind(), ErrorKind::Timeout);
     }

@@ -71,6 +71,18 @@ struct Cached {
     result: Result<Arc<QueueSnapshot>>,
 }
 
+/// The value of `exalate.relation.stats`, fields in the queues' order.
+#[derive(serde::Serialize)]
+struct RelationStats {
+    syncrequests: u64,
+    blobrequests: u64,
+    syncresponses: u64,
+    blobresponses: u64,
+    errorresponses: u64,
+    bloberrorresponses: u64,
+    error_reasons: BTreeMap<String, u64>,
+}
+
 /// What a fetch must give beyond the count.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Need {
@@ -97,12 +109,20 @@ impl Monitor {
         Ok(monitor)
     }
 
+    /// Drops the config, sessions (connections) and cache; the next call
+    /// starts afresh. The module calls it at unload.
+    pub fn reset(&self) {
+        *lock(&self.loaded) = Loaded::default();
+        *lock(&self.cache) = HashMap::new();
+    }
+
     pub fn config_path(&self) -> &Path {
         &self.path
     }
 
     pub fn set_host_timeout(&self, seconds: u64) {
-        self.host_timeout_secs.store(seconds.clamp(1, 30), Ordering::Relaxed);
+        self.host_timeout_secs
+            .store(seconds.clamp(1, 30), Ordering::Relaxed);
     }
 
     /// Entries in `queue` of `relation` on `node` now.
@@ -129,17 +149,27 @@ impl Monitor {
     pub fn relation_stats(&self, node: &str, relation: &str) -> Result<String> {
         let (session, _) = self.target(node, relation, None)?;
         let deadline = self.deadline(&session);
-        let mut stats = serde_json::Map::new();
-        let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
-        for queue in Queue::ALL {
+        let mut counts = [0u64; 6];
+        let mut error_reasons: BTreeMap<String, u64> = BTreeMap::new();
+        for (i, queue) in Queue::ALL.into_iter().enumerate() {
             let snapshot = self.snapshot(&session, relation, queue, Need::Summary, deadline)?;
-            stats.insert(queue.name().into(), snapshot.count.into());
+            counts[i] = snapshot.count;
             for (reason, n) in &snapshot.reasons {
-                *reasons.entry(reason.clone()).or_insert(0) += n;
+                *error_reasons.entry(reason.clone()).or_insert(0) += n;
             }
         }
-        stats.insert("error_reasons".into(), serde_json::to_value(reasons).expect("map serializes"));
-        Ok(session.scrub_value(serde_json::Value::Object(stats).to_string()))
+        let [syncrequests, blobrequests, syncresponses, blobresponses, errorresponses, bloberrorresponses] =
+            counts;
+        let stats = RelationStats {
+            syncrequests,
+            blobrequests,
+            syncresponses,
+            blobresponses,
+            errorresponses,
+            bloberrorresponses,
+            error_reasons,
+        };
+        Ok(session.scrub_value(serde_json::to_string(&stats).expect("stats serialize")))
     }
 
     /// Low-level discovery: every configured (node, relation) pair.
@@ -162,9 +192,19 @@ impl Monitor {
     pub fn node_ping(&self, node: &str) -> Result<bool> {
         let setup = self.setup()?;
         let session = setup.session(node)?;
-        let relation = session.config.relations.first().map_or(PING_RELATION, String::as_str);
+        let relation = session
+            .config
+            .relations
+            .first()
+            .map_or(PING_RELATION, String::as_str);
         let deadline = self.deadline(&session);
-        match self.snapshot(&session, relation, Queue::BlobErrorResponses, Need::Summary, deadline) {
+        match self.snapshot(
+            &session,
+            relation,
+            Queue::BlobErrorResponses,
+            Need::Summary,
+            deadline,
+        ) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == ErrorKind::RelationNotFound => Ok(true),
             Err(e) if e.kind() == ErrorKind::Config => Err(e),
@@ -183,13 +223,20 @@ impl Monitor {
             .collect())
     }
 
-    fn target(&self, node: &str, relation: &str, queue: Option<&str>) -> Result<(Arc<NodeSession>, Option<Queue>)> {
+    fn target(
+        &self,
+        node: &str,
+        relation: &str,
+        queue: Option<&str>,
+    ) -> Result<(Arc<NodeSession>, Option<Queue>)> {
         let setup = self.setup()?;
         let session = setup.session(node)?;
         let queue = queue.map(Queue::parse).transpose()?;
         if relation.is_empty() {
-            return Err(Error::new(ErrorKind::InvalidArgument, "relation name is empty")
-                .context(&format!("node {}", quoted(&session.config.name))));
+            return Err(
+                Error::new(ErrorKind::InvalidArgument, "relation name is empty")
+                    .context(&format!("node {}", quoted(&session.config.name))),
+            );
         }
         if relation.chars().count() > MAX_RELATION_CHARS {
             return Err(Error::new(
@@ -267,7 +314,9 @@ impl Monitor {
     /// The current setup, re-reading the config when the file changed.
     fn setup(&self) -> Result<Arc<Setup>> {
         let mut loaded = lock(&self.loaded);
-        let due = loaded.checked_at.is_none_or(|t| t.elapsed() >= RELOAD_CHECK);
+        let due = loaded
+            .checked_at
+            .is_none_or(|t| t.elapsed() >= RELOAD_CHECK);
         if due {
             loaded.checked_at = Some(Instant::now());
             let stamp = file_stamp(&self.path);
@@ -276,7 +325,8 @@ impl Monitor {
                     Some(Ok(setup)) => Some(setup.clone()),
                     _ => None,
                 };
-                let next = Config::load(&self.path).map(|config| Arc::new(Setup::new(config, previous.as_deref())));
+                let next = Config::load(&self.path)
+                    .map(|config| Arc::new(Setup::new(config, previous.as_deref())));
                 loaded.stamp = stamp;
                 loaded.current = Some(next);
                 lock(&self.cache).clear();
@@ -326,7 +376,13 @@ impl NodeSession {
         }
     }
 
-    fn fetch(&self, relation: &str, queue: Queue, keep: Keep, deadline: Deadline) -> Result<QueueSnapshot> {
+    fn fetch(
+        &self,
+        relation: &str,
+        queue: Queue,
+        keep: Keep,
+        deadline: Deadline,
+    ) -> Result<QueueSnapshot> {
         let place = format!(
             "node {}, relation {}, queue {queue}",
             quoted(&self.config.name),
@@ -335,16 +391,27 @@ impl NodeSession {
         self.fetch_once(relation, queue, keep, deadline, true)
             .map_err(|e| {
                 let e = if e.kind() == ErrorKind::Timeout {
-                    Error::new(ErrorKind::Timeout, format!("timeout after {} s", deadline.timeout.as_secs()))
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!("timeout after {} s", deadline.timeout.as_secs()),
+                    )
                 } else {
                     e
                 };
                 let secrets = self.credentials.known_secrets();
-                e.context(&place).redact(&secrets.iter().map(String::as_str).collect::<Vec<_>>())
+                e.context(&place)
+                    .redact(&secrets.iter().map(String::as_str).collect::<Vec<_>>())
             })
     }
 
-    fn fetch_once(&self, relation: &str, queue: Queue, keep: Keep, deadline: Deadline, may_retry: bool) -> Result<QueueSnapshot> {
+    fn fetch_once(
+        &self,
+        relation: &str,
+        queue: Queue,
+        keep: Keep,
+        deadline: Deadline,
+        may_retry: bool,
+    ) -> Result<QueueSnapshot> {
         let http = self
             .http
             .get_or_init(|| HttpClient::new(&self.config))

@@ -70,17 +70,20 @@ impl Queue {
     }
 
     pub fn parse(name: &str) -> Result<Queue> {
-        Queue::ALL.into_iter().find(|q| q.name() == name).ok_or_else(|| {
-            let valid: Vec<&str> = Queue::ALL.iter().map(|q| q.name()).collect();
-            Error::new(
-                ErrorKind::UnknownQueue,
-                format!(
-                    "unknown queue {}; valid queues: {}",
-                    crate::error::quoted(name),
-                    valid.join(", ")
-                ),
-            )
-        })
+        Queue::ALL
+            .into_iter()
+            .find(|q| q.name() == name)
+            .ok_or_else(|| {
+                let valid: Vec<&str> = Queue::ALL.iter().map(|q| q.name()).collect();
+                Error::new(
+                    ErrorKind::UnknownQueue,
+                    format!(
+                        "unknown queue {}; valid queues: {}",
+                        crate::error::quoted(name),
+                        valid.join(", ")
+                    ),
+                )
+            })
     }
 }
 
@@ -117,7 +120,12 @@ pub enum Keep {
 }
 
 /// Parses a queue answer from `body`, reading at most `max_bytes`.
-pub fn read_queue(queue: Queue, body: impl Read, max_bytes: u64, keep: Keep) -> Result<QueueSnapshot> {
+pub fn read_queue(
+    queue: Queue,
+    body: impl Read,
+    max_bytes: u64,
+    keep: Keep,
+) -> Result<QueueSnapshot> {
     let consumed = Rc::new(Cell::new(0u64));
     let reader = CheckedReader {
         inner: body,
@@ -125,7 +133,8 @@ pub fn read_queue(queue: Queue, body: impl Read, max_bytes: u64, keep: Keep) -> 
         max_bytes,
         utf8_tail: Vec::new(),
     };
-    let mut de = serde_json::Deserializer::from_reader(io::BufReader::with_capacity(64 * 1024, reader));
+    let mut de =
+        serde_json::Deserializer::from_reader(io::BufReader::with_capacity(64 * 1024, reader));
     let visitor = QueueVisitor {
         queue,
         consumed,
@@ -144,15 +153,23 @@ fn json_error(e: serde_json::Error) -> Error {
             if let Some(limit) = io.get_ref().and_then(|r| r.downcast_ref::<TooLarge>()) {
                 return Error::new(
                     ErrorKind::TooLarge,
-                    format!("response larger than max_response_bytes ({} bytes)", limit.0),
+                    format!(
+                        "response larger than max_response_bytes ({} bytes)",
+                        limit.0
+                    ),
                 );
             }
             if io.get_ref().is_some_and(|r| r.is::<NotUtf8>()) {
-                return Error::new(ErrorKind::BadResponse, "malformed JSON: the response is not valid UTF-8");
+                return Error::new(
+                    ErrorKind::BadResponse,
+                    "malformed JSON: the response is not valid UTF-8",
+                );
             }
             crate::http::io_error(&io)
         }
-        Category::Syntax | Category::Eof => Error::new(ErrorKind::BadResponse, format!("malformed JSON: {e}")),
+        Category::Syntax | Category::Eof => {
+            Error::new(ErrorKind::BadResponse, format!("malformed JSON: {e}"))
+        }
         Category::Data => Error::new(ErrorKind::BadResponse, format!("unexpected JSON: {e}")),
     }
 }
@@ -240,7 +257,10 @@ impl<'de> Visitor<'de> for QueueVisitor {
         f.write_str("a JSON array of queue entries")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<QueueSnapshot, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<QueueSnapshot, A::Error> {
         let reason_field = self.queue.reason_field();
         let mut snapshot = QueueSnapshot {
             entries: Some(Vec::new()),
@@ -406,13 +426,17 @@ mod tests {
 
     #[test]
     fn counts_and_keeps_entries_without_payload() {
-        let body = br#"[{"syncEventId":4,"replica":{"summary":"s","encodedPayload":"eyJ4IjoxfQ=="}},
+        let body =
+            br#"[{"syncEventId":4,"replica":{"summary":"s","encodedPayload":"eyJ4IjoxfQ=="}},
                        {"syncEventId":5,"encodedPayload":"x"}]"#;
         let s = read(Queue::SyncRequests, body).unwrap();
         assert_eq!(s.count, 2);
         assert!(s.reasons.is_empty());
         let entries = s.entries.unwrap();
-        assert_eq!(entries[0], serde_json::json!({"syncEventId":4,"replica":{"summary":"s"}}));
+        assert_eq!(
+            entries[0],
+            serde_json::json!({"syncEventId":4,"replica":{"summary":"s"}})
+        );
         assert_eq!(entries[1], serde_json::json!({"syncEventId":5}));
     }
 
@@ -424,7 +448,11 @@ mod tests {
         assert_eq!(s.count, 4);
         assert_eq!(s.reasons["NO_ISSUE_TO_CONNECT_TO"], 2);
         assert_eq!(s.reasons[UNKNOWN_REASON], 2);
-        let blob = read(Queue::BlobErrorResponses, br#"[{"blobErrorReason":"CHECKSUM_MISMATCH"}]"#).unwrap();
+        let blob = read(
+            Queue::BlobErrorResponses,
+            br#"[{"blobErrorReason":"CHECKSUM_MISMATCH"}]"#,
+        )
+        .unwrap();
         assert_eq!(blob.reasons["CHECKSUM_MISMATCH"], 1);
     }
 
@@ -432,7 +460,13 @@ mod tests {
     fn drops_entries_past_the_keep_limit_but_counts_on() {
         let entry = format!(r#"{{"syncEventId":1,"summary":"{}"}}"#, "a".repeat(1000));
         let body = format!("[{}]", vec![entry; 500].join(","));
-        let s = read_queue(Queue::SyncRequests, body.as_bytes(), 1 << 20, Keep::WhileUnder(100_000)).unwrap();
+        let s = read_queue(
+            Queue::SyncRequests,
+            body.as_bytes(),
+            1 << 20,
+            Keep::WhileUnder(100_000),
+        )
+        .unwrap();
         assert_eq!(s.count, 500);
         assert_eq!(s.entries, None);
         let all = read_queue(Queue::SyncRequests, body.as_bytes(), 1 << 20, Keep::All).unwrap();
@@ -447,27 +481,49 @@ mod tests {
     fn rejects_what_is_not_an_array_of_objects() {
         let e = error_of(Queue::SyncRequests, br#"{"error":"unexpected"}"#);
         assert_eq!(e.kind(), ErrorKind::BadResponse);
-        assert!(e.message().starts_with("unexpected JSON: invalid type: map, expected a JSON array"), "{e}");
+        assert!(
+            e.message()
+                .starts_with("unexpected JSON: invalid type: map, expected a JSON array"),
+            "{e}"
+        );
         let e = error_of(Queue::SyncRequests, br#"[{}, 1]"#);
-        assert!(e.message().contains("expected entry 1 to be a JSON object"), "{e}");
+        assert!(
+            e.message().contains("expected entry 1 to be a JSON object"),
+            "{e}"
+        );
         let e = error_of(Queue::SyncRequests, br#"[{"syncEventId": 1,"#);
-        assert!(e.message().starts_with("malformed JSON: EOF while parsing"), "{e}");
+        assert!(
+            e.message().starts_with("malformed JSON: EOF while parsing"),
+            "{e}"
+        );
         let e = error_of(Queue::SyncRequests, b"");
         assert!(e.message().starts_with("malformed JSON: EOF"), "{e}");
         let e = error_of(Queue::SyncRequests, b"[] []");
-        assert!(e.message().starts_with("malformed JSON: trailing characters"), "{e}");
+        assert!(
+            e.message()
+                .starts_with("malformed JSON: trailing characters"),
+            "{e}"
+        );
     }
 
     #[test]
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
         let body = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         let e = error_of(Queue::SyncRequests, body.as_bytes());
-        assert!(e.message().contains("expected entry 0 to be a JSON object"), "{e}");
+        assert!(
+            e.message().contains("expected entry 0 to be a JSON object"),
+            "{e}"
+        );
         let body = format!("[{{\"a\":{}{}}}]", "[".repeat(10_000), "]".repeat(10_000));
         let e = read_queue(Queue::SyncRequests, body.as_bytes(), 1 << 20, Keep::All).unwrap_err();
         assert!(e.message().contains("recursion limit exceeded"), "{e}");
         // Counting skips the entry without building it, and survives too.
-        let counted = read_queue(Queue::SyncRequests, body.as_bytes(), 1 << 20, Keep::WhileUnder(0));
+        let counted = read_queue(
+            Queue::SyncRequests,
+            body.as_bytes(),
+            1 << 20,
+            Keep::WhileUnder(0),
+        );
         assert!(counted.is_ok() || counted.unwrap_err().message().contains("recursion limit"));
     }
 
@@ -476,8 +532,12 @@ mod tests {
         let mut body = br#"[{"summary":""#.to_vec();
         body.extend_from_slice(&[0xff, 0xfe]);
         body.extend_from_slice(br#""}]"#);
-        let e = read_queue(Queue::SyncRequests, &body[..], 1 << 20, Keep::WhileUnder(0)).unwrap_err();
-        assert_eq!(e.message(), "malformed JSON: the response is not valid UTF-8");
+        let e =
+            read_queue(Queue::SyncRequests, &body[..], 1 << 20, Keep::WhileUnder(0)).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "malformed JSON: the response is not valid UTF-8"
+        );
     }
 
     #[test]
@@ -486,14 +546,22 @@ mod tests {
         struct OneByte<'a>(&'a [u8]);
         impl Read for OneByte<'_> {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                let Some((first, rest)) = self.0.split_first() else { return Ok(0) };
+                let Some((first, rest)) = self.0.split_first() else {
+                    return Ok(0);
+                };
                 buf[0] = *first;
                 self.0 = rest;
                 Ok(1)
             }
         }
         let body = r#"[{"summary":"Synchronisé ✓ 🚀"}]"#;
-        let s = read_queue(Queue::SyncRequests, OneByte(body.as_bytes()), 1 << 20, Keep::All).unwrap();
+        let s = read_queue(
+            Queue::SyncRequests,
+            OneByte(body.as_bytes()),
+            1 << 20,
+            Keep::All,
+        )
+        .unwrap();
         assert_eq!(s.entries.unwrap()[0]["summary"], "Synchronisé ✓ 🚀");
     }
 
@@ -502,13 +570,25 @@ mod tests {
         let body = format!("[{}]", vec!["{}"; 1000].join(","));
         let e = read_queue(Queue::SyncRequests, body.as_bytes(), 100, Keep::All).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::TooLarge);
-        assert_eq!(e.message(), "response larger than max_response_bytes (100 bytes)");
-        assert!(read_queue(Queue::SyncRequests, body.as_bytes(), body.len() as u64, Keep::All).is_ok());
+        assert_eq!(
+            e.message(),
+            "response larger than max_response_bytes (100 bytes)"
+        );
+        assert!(read_queue(
+            Queue::SyncRequests,
+            body.as_bytes(),
+            body.len() as u64,
+            Keep::All
+        )
+        .is_ok());
     }
 
     #[test]
     fn queue_names() {
-        assert_eq!(Queue::parse("bloberrorresponses").unwrap(), Queue::BlobErrorResponses);
+        assert_eq!(
+            Queue::parse("bloberrorresponses").unwrap(),
+            Queue::BlobErrorResponses
+        );
         let e = Queue::parse("errors").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::UnknownQueue);
         assert_eq!(

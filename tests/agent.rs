@@ -61,7 +61,11 @@ fn every_key_answers_through_agent_test() {
     }
     let reasons = stats["error_reasons"].as_object().unwrap();
     let tallied: u64 = reasons.values().map(|v| v.as_u64().unwrap()).sum();
-    assert_eq!(tallied, 2 + 1, "errorresponses + bloberrorresponses: {text}");
+    assert_eq!(
+        tallied,
+        2 + 1,
+        "errorresponses + bloberrorresponses: {text}"
+    );
     assert_eq!(reasons["NO_ISSUE_TO_CONNECT_TO"], 1, "{text}");
     assert_eq!(reasons["CHECKSUM_MISMATCH"], 1, "{text}");
 
@@ -78,8 +82,14 @@ fn every_key_answers_through_agent_test() {
         ])
     );
 
-    assert_eq!(test_value(&env.agent_test("exalate.node.ping[demo]")), ('u', "1".into()));
-    assert_eq!(test_value(&env.agent_test("exalate.node.ping")), ('u', "1".into()));
+    assert_eq!(
+        test_value(&env.agent_test("exalate.node.ping[demo]")),
+        ('u', "1".into())
+    );
+    assert_eq!(
+        test_value(&env.agent_test("exalate.node.ping")),
+        ('u', "1".into())
+    );
     assert_eq!(
         test_value(&env.agent_test("exalate.module.version")),
         ('s', env!("CARGO_PKG_VERSION").into())
@@ -153,12 +163,18 @@ fn credentials_and_connection_failures() {
     let reason = agent_error(&env, "exalate.queue.count[demo,AllContent,syncrequests]");
     assert!(reason.starts_with("node 'demo', relation 'AllContent', queue syncrequests: credentials rejected (HTTP 401): check jwt_secret_file"), "{reason}");
     assert!(!reason.contains("not-the-secret"));
-    assert_eq!(test_value(&env.agent_test("exalate.node.ping[demo]")), ('u', "0".into()));
+    assert_eq!(
+        test_value(&env.agent_test("exalate.node.ping[demo]")),
+        ('u', "0".into())
+    );
 
     // A world-readable secret is refused before any request.
     write_file(&env.dir.join("demo.secret"), SECRET, 0o644);
     let reason = agent_error(&env, "exalate.queue.count[demo,AllContent,syncrequests]");
-    assert!(reason.contains("demo.secret: is readable by others (mode 0644); run: chmod o-rwx"), "{reason}");
+    assert!(
+        reason.contains("demo.secret: is readable by others (mode 0644); run: chmod o-rwx"),
+        "{reason}"
+    );
     write_file(&env.dir.join("demo.secret"), SECRET, 0o600);
 
     // The node expects X-Exalate-Jwt; Authorization is not seen: 403.
@@ -176,13 +192,19 @@ fn credentials_and_connection_failures() {
         agent_error(&env, "exalate.queue.count[down,AllContent,syncrequests]"),
         "node 'down', relation 'AllContent', queue syncrequests: connection refused."
     );
-    assert_eq!(test_value(&env.agent_test("exalate.node.ping[down]")), ('u', "0".into()));
+    assert_eq!(
+        test_value(&env.agent_test("exalate.node.ping[down]")),
+        ('u', "0".into())
+    );
 }
 
 #[test]
 fn a_hung_node_times_out_within_the_configured_timeout() {
     let env = TestEnv::new("agent-t-hang");
-    env.write_config(&format!("[defaults]\ntimeout = 1\n{}", env.node_section("demo", &[])));
+    env.write_config(&format!(
+        "[defaults]\ntimeout = 1\n{}",
+        env.node_section("demo", &[])
+    ));
     for relation in ["fault-hang", "fault-headers-stall", "fault-slow-body"] {
         let started = Instant::now();
         let reason = agent_error(&env, &format!("exalate.relation.stats[demo,{relation}]"));
@@ -192,17 +214,25 @@ fn a_hung_node_times_out_within_the_configured_timeout() {
             format!("node 'demo', relation '{relation}', queue syncrequests: timeout after 1 s.")
         );
         // 1 s timeout, plus the agent's own start and stop.
-        assert!(took < Duration::from_millis(2500), "{relation} took {took:?}");
+        assert!(
+            took < Duration::from_millis(2500),
+            "{relation} took {took:?}"
+        );
     }
 }
 
 #[test]
 fn broken_config_never_stops_the_agent() {
     let env = TestEnv::new("agent-t-config");
-    env.write_config("[nodes.demo]\nurl = \"http://127.0.0.1:1\"\ntoken_file = \"/t\"\ntmeout = 3\n");
+    env.write_config(
+        "[nodes.demo]\nurl = \"http://127.0.0.1:1\"\ntoken_file = \"/t\"\ntmeout = 3\n",
+    );
     let reason = agent_error(&env, "exalate.queue.count[demo,AllContent,syncrequests]");
     assert!(
-        reason.starts_with(&format!("config {} line 4: unknown field `tmeout`", env.config_path.display())),
+        reason.starts_with(&format!(
+            "config {} line 4: unknown field `tmeout`",
+            env.config_path.display()
+        )),
         "{reason}"
     );
     let reason = agent_error(&env, "exalate.discovery");
@@ -222,7 +252,10 @@ fn broken_config_never_stops_the_agent() {
     // And the daemon starts and serves its own items.
     let agent = AgentDaemon::start(&env.dir, &env.config_path, 1);
     assert_eq!(agent.get("agent.ping"), Reply::Value("1".into()));
-    assert!(agent.get("exalate.discovery").error().contains("cannot read"));
+    assert!(agent
+        .get("exalate.discovery")
+        .error()
+        .contains("cannot read"));
 }
 
 #[test]
@@ -246,11 +279,20 @@ fn print_all_items_shows_real_values() {
         "exalate.discovery",
         "exalate.module.version",
     ] {
-        assert!(text.lines().any(|l| l.starts_with(line)), "{line} missing from -p:\n{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with(line)),
+            "{line} missing from -p:\n{text}"
+        );
     }
-    let count_line = text.lines().find(|l| l.starts_with("exalate.queue.count[")).unwrap();
+    let count_line = text
+        .lines()
+        .find(|l| l.starts_with("exalate.queue.count["))
+        .unwrap();
     assert_eq!(test_value(count_line), ('u', "3".into()));
-    let ping_line = text.lines().find(|l| l.starts_with("exalate.node.ping[")).unwrap();
+    let ping_line = text
+        .lines()
+        .find(|l| l.starts_with("exalate.node.ping["))
+        .unwrap();
     assert_eq!(test_value(ping_line), ('u', "1".into()));
     env.assert_no_secrets(&text);
 }
@@ -266,19 +308,28 @@ fn daemon_serves_concurrent_clients_over_tcp() {
             s.spawn(move || {
                 for i in 0..24 {
                     let q = (t + i) % 6;
-                    let reply = agent.get(&format!("exalate.queue.count[demo,AllContent,{}]", QUEUES[q]));
+                    let reply = agent.get(&format!(
+                        "exalate.queue.count[demo,AllContent,{}]",
+                        QUEUES[q]
+                    ));
                     assert_eq!(reply, Reply::Value(counts[q].to_string()));
                     if i % 6 == 0 {
                         let reply = agent.get("exalate.queue.count[demo,Gone,syncrequests]");
-                        assert!(reply.error().contains("relation not found on the node (HTTP 400"));
+                        assert!(reply
+                            .error()
+                            .contains("relation not found on the node (HTTP 400"));
                         assert_eq!(agent.get("agent.ping"), Reply::Value("1".into()));
                     }
                 }
             });
         }
     });
-    let stats: serde_json::Value =
-        serde_json::from_str(agent.get("exalate.relation.stats[demo,\"Jira Cloud/EU\"]").value()).unwrap();
+    let stats: serde_json::Value = serde_json::from_str(
+        agent
+            .get("exalate.relation.stats[demo,\"Jira Cloud/EU\"]")
+            .value(),
+    )
+    .unwrap();
     assert_eq!(stats["syncrequests"], 1);
     // A relation name with a slash went over the wire as one encoded segment.
     let raw: Vec<String> = env
@@ -289,8 +340,16 @@ fn daemon_serves_concurrent_clients_over_tcp() {
         .map(|r| r.raw_path)
         .collect();
     assert!(!raw.is_empty());
-    assert!(raw.iter().all(|p| p.starts_with("/jira/rest/issuehub/2.4/relations/Jira%20Cloud%2FEU/")), "{raw:?}");
+    assert!(
+        raw.iter()
+            .all(|p| p.starts_with("/jira/rest/issuehub/2.4/relations/Jira%20Cloud%2FEU/")),
+        "{raw:?}"
+    );
     assert!(agent.is_running());
-    assert_eq!(agent.process_ids().len(), 1 + 3 + 1, "parent, 3 listeners, collector");
+    assert_eq!(
+        agent.process_ids().len(),
+        1 + 3 + 1,
+        "parent, 3 listeners, collector"
+    );
     env.assert_no_secrets(&agent.log());
 }

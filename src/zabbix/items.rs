@@ -128,9 +128,20 @@ mod tests {
 
     #[test]
     fn config_error_reaches_every_item() {
-        let e = serve(&monitor(), Item::QueueCount, &["", "AllContent", "syncrequests"]).unwrap_err();
+        let e = serve(
+            &monitor(),
+            Item::QueueCount,
+            &["", "AllContent", "syncrequests"],
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
-        assert!(e.message().contains("/nonexistent/exalate_zabbix.toml"), "{e}");
-        assert_eq!(serve(&monitor(), Item::Discovery, &[]).unwrap_err().kind(), ErrorKind::Config);
+        assert!(
+            e.message().contains("/nonexistent/exalate_zabbix.toml"),
+            "{e}"
+        );
+        assert_eq!(
+            serve(&monitor(), Item::Discovery, &[]).unwrap_err().kind(),
+            ErrorKind::Config
+        );
     }
 }

@@ -151,8 +151,14 @@ pub extern "C" fn zbx_module_init() -> c_int {
     ZBX_MODULE_OK
 }
 
+/// Releases what item calls built in this process (connections, cache).
 #[no_mangle]
 pub extern "C" fn zbx_module_uninit() -> c_int {
+    let _ = catch_unwind(|| {
+        if let Some(monitor) = Lazy::get(&MONITOR) {
+            monitor.reset();
+        }
+    });
     ZBX_MODULE_OK
 }
 
@@ -277,5 +283,7 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     } else {
         "panic".to_string()
     };
-    crate::error::Error::new(crate::ErrorKind::Internal, text).message().to_string()
+    crate::error::Error::new(crate::ErrorKind::Internal, text)
+        .message()
+        .to_string()
 }

@@ -30,8 +30,12 @@ pub fn target_profile_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
+/// The cdylib cargo built for this test run (`cargo test` leaves it in
+/// deps/; only `cargo build` copies it up a level).
 pub fn module_path() -> PathBuf {
-    let path = target_profile_dir().join("libexalate_zabbix.so");
+    let path = target_profile_dir()
+        .join("deps")
+        .join("libexalate_zabbix.so");
     assert!(path.exists(), "{} not built", path.display());
     path
 }
@@ -66,7 +70,11 @@ impl TestEnv {
         .unwrap();
         write_file(&dir.join("demo.secret"), &format!("{SECRET}\n"), 0o600);
         let config_path = dir.join("exalate_zabbix.toml");
-        let env = TestEnv { dir, node, config_path };
+        let env = TestEnv {
+            dir,
+            node,
+            config_path,
+        };
         env.write_config(&env.node_section("demo", &[]));
         env
     }
@@ -90,9 +98,14 @@ impl TestEnv {
         assert!(!text.contains(SECRET), "the secret leaked into output");
         for request in self.node.requests() {
             for (name, value) in &request.headers {
-                if name.eq_ignore_ascii_case("x-exalate-jwt") || name.eq_ignore_ascii_case("authorization") {
+                if name.eq_ignore_ascii_case("x-exalate-jwt")
+                    || name.eq_ignore_ascii_case("authorization")
+                {
                     let token = value.trim_start_matches("Bearer ").trim();
-                    assert!(token.len() < 8 || !text.contains(token), "a token leaked into output");
+                    assert!(
+                        token.len() < 8 || !text.contains(token),
+                        "a token leaked into output"
+                    );
                 }
             }
         }
@@ -128,7 +141,11 @@ pub fn agent_test(dir: &Path, config: &Path, key: &str) -> String {
         .env("EXALATE_ZABBIX_CONFIG", config)
         .output()
         .expect("run zabbix_agentd -t");
-    assert!(out.status.success(), "zabbix_agentd -t {key} failed: {}", describe(&out));
+    assert!(
+        out.status.success(),
+        "zabbix_agentd -t {key} failed: {}",
+        describe(&out)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -177,7 +194,11 @@ impl AgentDaemon {
             .spawn()
             .expect("start zabbix_agentd");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut daemon = AgentDaemon { child, addr, dir: dir.to_path_buf() };
+        let mut daemon = AgentDaemon {
+            child,
+            addr,
+            dir: dir.to_path_buf(),
+        };
         // Ready when agent.ping answers over the protocol.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -186,9 +207,16 @@ impl AgentDaemon {
                 break;
             }
             if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("zabbix_agentd exited at start ({status}); log:\n{}", daemon.log());
+                panic!(
+                    "zabbix_agentd exited at start ({status}); log:\n{}",
+                    daemon.log()
+                );
             }
-            assert!(Instant::now() < deadline, "zabbix_agentd not ready; log:\n{}", daemon.log());
+            assert!(
+                Instant::now() < deadline,
+                "zabbix_agentd not ready; log:\n{}",
+                daemon.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         daemon
@@ -211,7 +239,11 @@ impl AgentDaemon {
         let mut pids = vec![self.pid()];
         let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid()))
             .unwrap_or_default();
-        pids.extend(children.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        pids.extend(
+            children
+                .split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
         pids
     }
 
@@ -272,12 +304,18 @@ pub fn zabbix_get(addr: SocketAddr, key: &str) -> std::io::Result<Reply> {
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply)?;
     if reply.len() < 13 || &reply[..5] != b"ZBXD\x01" {
-        return Err(std::io::Error::other(format!("bad reply header: {:?}", String::from_utf8_lossy(&reply))));
+        return Err(std::io::Error::other(format!(
+            "bad reply header: {:?}",
+            String::from_utf8_lossy(&reply)
+        )));
     }
     let len = u32::from_le_bytes(reply[5..9].try_into().unwrap()) as usize;
     let data = &reply[13..];
     if data.len() != len {
-        return Err(std::io::Error::other(format!("reply length {} != header {len}", data.len())));
+        return Err(std::io::Error::other(format!(
+            "reply length {} != header {len}",
+            data.len()
+        )));
     }
     let text = String::from_utf8_lossy(data).to_string();
     Ok(match text.strip_prefix("ZBX_NOTSUPPORTED\0") {
@@ -288,9 +326,14 @@ pub fn zabbix_get(addr: SocketAddr, key: &str) -> std::io::Result<Reply> {
 
 /// Parses `zabbix_agentd -t` output: `key [t|value]`.
 pub fn test_value(output: &str) -> (char, String) {
-    let start = output.find(" [").unwrap_or_else(|| panic!("no value in {output:?}"));
+    let start = output
+        .find(" [")
+        .unwrap_or_else(|| panic!("no value in {output:?}"));
     let rest = output[start + 2..].trim_end();
     let kind = rest.chars().next().unwrap();
-    let value = rest[2..].strip_suffix(']').unwrap_or(&rest[2..]).to_string();
+    let value = rest[2..]
+        .strip_suffix(']')
+        .unwrap_or(&rest[2..])
+        .to_string();
     (kind, value)
 }

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The demo: the real zabbix_agentd loads the release module and answers every
+# item against the built-in demo Exalate node (the test fixture with sample
+# data), queried over the agent's TCP protocol. Leaves nothing running.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+module=$top/target/release/libexalate_zabbix.so
+node_bin=$top/target/release/fake-exalate-node
+work=$(mktemp -d /tmp/exalate-zabbix-demo.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Credentials the module mints HS256 tokens from; never printed.
+head -c 32 /dev/urandom | base64 > "$work/demo.secret"
+chmod 0600 "$work/demo.secret"
+
+# The demo node, on a free port; its first line is its URL.
+coproc NODE { exec "$node_bin" --demo --base-path /jira --secret-file "$work/demo.secret" --exit-on-stdin-eof; }
+pids+=("$NODE_PID")
+read -r -u "${NODE[0]}" line
+url=${line#listening on }
+echo "demo Exalate node: $url"
+
+cat > "$work/exalate_zabbix.toml" <<TOML
+[defaults]
+timeout = 3
+cache_ttl = 10
+
+[nodes.demo]
+url = "$url"
+relations = ["AllContent", "Service Desk", "Jira Cloud/EU"]
+jwt_secret_file = "$work/demo.secret"
+TOML
+
+port=$((20000 + RANDOM % 12000))
+cat > "$work/zabbix_agentd.conf" <<CONF
+LogType=file
+LogFile=$work/zabbix_agentd.log
+PidFile=$work/zabbix_agentd.pid
+ListenIP=127.0.0.1
+ListenPort=$port
+Server=127.0.0.1
+ServerActive=
+StartAgents=3
+Timeout=3
+AllowRoot=1
+LoadModule=$module
+CONF
+EXALATE_ZABBIX_CONFIG=$work/exalate_zabbix.toml /usr/sbin/zabbix_agentd -f -c "$work/zabbix_agentd.conf" >/dev/null &
+pids+=("$!")
+for _ in $(seq 100); do
+  [ "$("$top/scripts/zbx_get.sh" "$port" agent.ping 2>/dev/null)" = 1 ] && break
+  sleep 0.1
+done
+echo "zabbix_agentd $(/usr/sbin/zabbix_agentd -V | head -1 | awk '{print $NF}') on 127.0.0.1:$port with LoadModule=$module"
+echo
+
+get() { printf '%-62s %s\n' "$1" "$("$top/scripts/zbx_get.sh" "$port" "$1")"; }
+get exalate.module.version
+get exalate.discovery
+get 'exalate.node.ping[demo]'
+for relation in AllContent "Service Desk" "Jira Cloud/EU"; do
+  for queue in syncrequests blobrequests syncresponses blobresponses errorresponses bloberrorresponses; do
+    get "exalate.queue.count[demo,\"$relation\",$queue]"
+  done
+  get "exalate.relation.stats[demo,\"$relation\"]"
+done
+get 'exalate.queue.get[demo,AllContent,errorresponses]'
+echo
+echo "and failures, as Zabbix shows them:"
+get 'exalate.queue.count[demo,Removed,syncrequests]'
+get 'exalate.queue.count[demo,AllContent,errors]'
+get 'exalate.queue.count[staging,AllContent,syncrequests]'

@@ -1,0 +1,157 @@
+/*
+ * A stand-in for zabbix_agentd's module loader (src/libs/zbxmodules/modules.c):
+ * dlopen the module with RTLD_NOW, check zbx_module_api_version() == 2, call
+ * init, item_list and item_timeout, rewrite the item flags in place as the
+ * agent does, then run items with agent-shaped requests (the 6.0 layout,
+ * which has `types` after `mtime`) and free every result string with free().
+ *
+ * usage: module_host LIB [--list] [CALL...]   where CALL is key|param|param...
+ * Prints one line per call: "OK u <n>", "OK s <str>", "OK t <text>", "FAIL <msg>".
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CF_HAVEPARAMS 0x01
+#define CF_MODULE 0x02
+#define AR_UINT64 0x01
+#define AR_STRING 0x04
+#define AR_TEXT 0x08
+#define AR_MESSAGE 0x20
+
+typedef struct {
+    char *key;
+    int nparam;
+    char **params;
+    uint64_t lastlogsize;
+    int mtime;
+    int *types; /* 4.4.10 to 6.4 */
+} AGENT_REQUEST;
+
+typedef struct {
+    uint64_t lastlogsize;
+    uint64_t ui64;
+    double dbl;
+    char *str;
+    char *text;
+    char *msg;
+    void *log;
+    int type;
+    int mtime;
+} AGENT_RESULT;
+
+typedef struct {
+    char *key;
+    unsigned flags;
+    int (*function)(AGENT_REQUEST *, AGENT_RESULT *);
+    char *test_param;
+} ZBX_METRIC;
+
+static int call(ZBX_METRIC *items, char *spec) {
+    char *fields[64];
+    int n = 0;
+    for (char *tok = spec, *bar; n < 64; tok = bar + 1) {
+        fields[n++] = tok;
+        if ((bar = strchr(tok, '|')) == NULL)
+            break;
+        *bar = '\0';
+    }
+    ZBX_METRIC *item = NULL;
+    for (ZBX_METRIC *m = items; m->key != NULL; m++)
+        if (strcmp(m->key, fields[0]) == 0)
+            item = m;
+    if (item == NULL) {
+        printf("NOKEY %s\n", fields[0]);
+        return 1;
+    }
+    AGENT_REQUEST request;
+    memset(&request, 0, sizeof(request));
+    request.key = strdup(fields[0]);
+    request.nparam = n - 1;
+    request.params = calloc((size_t)n, sizeof(char *));
+    request.types = calloc((size_t)n, sizeof(int));
+    for (int i = 1; i < n; i++) {
+        request.params[i - 1] = strdup(fields[i]);
+        request.types[i - 1] = 1;
+    }
+    AGENT_RESULT *result = calloc(1, sizeof(AGENT_RESULT));
+    int rc = item->function(&request, result);
+    if (rc == 0 && (result->type & AR_UINT64))
+        printf("OK u %llu\n", (unsigned long long)result->ui64);
+    else if (rc == 0 && (result->type & AR_STRING))
+        printf("OK s %s\n", result->str);
+    else if (rc == 0 && (result->type & AR_TEXT))
+        printf("OK t %s\n", result->text);
+    else if (rc == 1)
+        printf("FAIL %s\n", (result->type & AR_MESSAGE) ? result->msg : "(no message)");
+    else
+        printf("BAD rc=%d type=%d\n", rc, result->type);
+    free(result->str);
+    free(result->text);
+    free(result->msg);
+    free(result);
+    for (int i = 0; i < request.nparam; i++)
+        free(request.params[i]);
+    free(request.params);
+    free(request.types);
+    free(request.key);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s LIB [--list] [key|param...]...\n", argv[0]);
+        return 2;
+    }
+    void *lib = dlopen(argv[1], RTLD_NOW);
+    if (lib == NULL) {
+        fprintf(stderr, "dlopen: %s\n", dlerror());
+        return 1;
+    }
+    int (*api_version)(void) = (int (*)(void))dlsym(lib, "zbx_module_api_version");
+    int (*init)(void) = (int (*)(void))dlsym(lib, "zbx_module_init");
+    int (*uninit)(void) = (int (*)(void))dlsym(lib, "zbx_module_uninit");
+    ZBX_METRIC *(*item_list)(void) = (ZBX_METRIC * (*)(void)) dlsym(lib, "zbx_module_item_list");
+    void (*item_timeout)(int) = (void (*)(int))dlsym(lib, "zbx_module_item_timeout");
+    if (!api_version || !init || !uninit || !item_list || !item_timeout) {
+        fprintf(stderr, "missing symbol\n");
+        return 1;
+    }
+    if (api_version() != 2) {
+        fprintf(stderr, "api version %d\n", api_version());
+        return 1;
+    }
+    if (init() != 0) {
+        fprintf(stderr, "init failed\n");
+        return 1;
+    }
+    ZBX_METRIC *items = item_list();
+    if (items == NULL) {
+        fprintf(stderr, "no item list\n");
+        return 1;
+    }
+    for (ZBX_METRIC *m = items; m->key != NULL; m++) {
+        m->flags &= CF_HAVEPARAMS; /* the agent writes into the table */
+        m->flags |= CF_MODULE;
+    }
+    item_timeout(3);
+    int failures = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--list") == 0) {
+            for (ZBX_METRIC *m = items; m->key != NULL; m++)
+                printf("ITEM %s flags=%u test_param=%s\n", m->key, m->flags,
+                       m->test_param ? m->test_param : "(null)");
+            continue;
+        }
+        char *spec = strdup(argv[i]);
+        failures += call(items, spec);
+        free(spec);
+    }
+    if (uninit() != 0)
+        failures++;
+    dlclose(lib);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,145 @@
+//! A C program that loads the module exactly as zabbix_agentd does (dlopen,
+//! api version, item list written in place, agent-shaped request/result,
+//! results freed with free()), run plain and under valgrind.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn build_host(dir: &Path) -> PathBuf {
+    let exe = dir.join("module_host");
+    let out = Command::new("cc")
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-g", "-o"])
+        .arg(&exe)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/c/module_host.c"
+        ))
+        .arg("-ldl")
+        .output()
+        .expect("run cc");
+    assert!(out.status.success(), "cc failed: {}", describe(&out));
+    exe
+}
+
+fn run_host(env: &TestEnv, wrapper: &[&str], calls: &[&str]) -> (String, String) {
+    let exe = build_host(&env.dir);
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    let out = cmd
+        .arg(module_path())
+        .args(calls)
+        .env("EXALATE_ZABBIX_CONFIG", &env.config_path)
+        .output()
+        .expect("run module_host");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let summary: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("SUMMARY") || l.contains("lost:"))
+        .collect();
+    assert!(
+        out.status.success(),
+        "module_host failed: {:?}\n{}\n{summary:#?}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    env.assert_no_secrets(&stdout);
+    (stdout, stderr)
+}
+
+const CALLS: [&str; 8] = [
+    "--list",
+    "exalate.queue.count|demo|AllContent|syncrequests",
+    "exalate.queue.get|demo|AllContent|errorresponses",
+    "exalate.relation.stats||Service Desk",
+    "exalate.discovery",
+    "exalate.module.version",
+    "exalate.queue.count|demo|Gone|syncrequests",
+    "exalate.queue.count|demo|AllContent",
+];
+
+fn check_lines(stdout: &str) {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let items: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("ITEM "))
+        .copied()
+        .collect();
+    assert_eq!(
+        items,
+        [
+            "ITEM exalate.queue.count flags=3 test_param=,AllContent,syncrequests",
+            "ITEM exalate.queue.get flags=3 test_param=,AllContent,errorresponses",
+            "ITEM exalate.relation.stats flags=3 test_param=,AllContent",
+            "ITEM exalate.discovery flags=2 test_param=(null)",
+            "ITEM exalate.node.ping flags=3 test_param=",
+            "ITEM exalate.module.version flags=2 test_param=(null)",
+        ]
+    );
+    let results = &lines[items.len()..];
+    assert_eq!(results[0], "OK u 3");
+    assert!(
+        results[1].starts_with("OK t [{") && results[1].contains("errorReason"),
+        "{}",
+        results[1]
+    );
+    assert!(
+        results[2].starts_with("OK t {\"syncrequests\":0,"),
+        "{}",
+        results[2]
+    );
+    assert!(
+        results[3].starts_with("OK t [{\"{#NODE}\":\"demo\""),
+        "{}",
+        results[3]
+    );
+    assert_eq!(results[4], format!("OK s {}", env!("CARGO_PKG_VERSION")));
+    assert!(results[5]
+        .starts_with("FAIL node 'demo', relation 'Gone', queue syncrequests: relation not found"));
+    assert!(results[6].starts_with("FAIL wrong number of parameters"));
+    assert_eq!(results.len(), 7);
+}
+
+#[test]
+fn c_host_loads_and_calls_the_module() {
+    let env = TestEnv::new("module-host");
+    let (stdout, _) = run_host(&env, &[], &CALLS);
+    check_lines(&stdout);
+}
+
+#[test]
+fn c_host_under_valgrind_has_no_errors_or_leaks() {
+    let env = TestEnv::new("module-host-valgrind");
+    let (stdout, stderr) = run_host(
+        &env,
+        &[
+            "valgrind",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            concat!(
+                "--suppressions=",
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/valgrind.supp"
+            ),
+            "--show-leak-kinds=definite,indirect,possible",
+            "--errors-for-leak-kinds=definite,indirect,possible",
+        ],
+        &CALLS,
+    );
+    check_lines(&stdout);
+    assert!(stderr.contains("ERROR SUMMARY: 0 errors"), "{stderr}");
+    assert!(
+        stderr.contains("definitely lost: 0 bytes")
+            || stderr.contains("All heap blocks were freed"),
+        "{stderr}"
+    );
+}
