@@ -5,7 +5,13 @@ PREFIX ?= /usr/local
 
 TEST_DEPS := zabbix-agent:/usr/sbin/zabbix_agentd valgrind:valgrind gcc:cc g++:c++ pkg-config:pkg-config
 
-.PHONY: all build release demo test deps-demo deps-test
+.PHONY: all build release demo test deps-demo deps-test header install
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+# What `make install` installs; tests point it at their own build.
+LIB ?= target/release/libexalate_zabbix.so
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
 
 all: release
 
@@ -25,4 +31,19 @@ demo: deps-demo release
 	scripts/demo.sh
 
 test: deps-test
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --features exalate_zabbix/fault-injection
+
+# Regenerates the committed C header from src/capi.rs.
+header:
+	UPDATE_HEADER=1 $(CARGO) test --test c_api committed_header_is_fresh
+
+# The C library: the .so with its SONAME links, the header, pkg-config.
+install:
+	test -f $(LIB) || $(CARGO) build --release
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/libexalate_zabbix.so.$(VERSION)
+	ln -sf libexalate_zabbix.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libexalate_zabbix.so.0
+	ln -sf libexalate_zabbix.so.0 $(DESTDIR)$(LIBDIR)/libexalate_zabbix.so
+	install -m 0644 include/exalate_zabbix.h $(DESTDIR)$(INCLUDEDIR)/exalate_zabbix.h
+	sed -e 's|@prefix@|$(PREFIX)|' -e 's|@libdir@|$(LIBDIR)|' -e 's|@includedir@|$(INCLUDEDIR)|' \
+	    -e 's|@version@|$(VERSION)|' packaging/exalate_zabbix.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/exalate_zabbix.pc

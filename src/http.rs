@@ -120,6 +120,9 @@ pub fn io_error(e: &io::Error) -> Error {
             format!("HTTP request failed: {inner}"),
         );
     }
+    if let Some(tls) = e.get_ref().and_then(|r| r.downcast_ref::<rustls::Error>()) {
+        return Error::new(ErrorKind::Tls, format!("TLS failure: {tls}"));
+    }
     use io::ErrorKind as K;
     let message = match e.kind() {
         K::ConnectionRefused => "connection refused".to_string(),

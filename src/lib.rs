@@ -6,6 +6,7 @@
 //! `include/exalate_zabbix.h`.
 
 pub mod auth;
+pub mod capi;
 pub mod config;
 pub mod error;
 pub mod http;

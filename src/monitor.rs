@@ -229,6 +229,10 @@ impl Monitor {
         relation: &str,
         queue: Option<&str>,
     ) -> Result<(Arc<NodeSession>, Option<Queue>)> {
+        #[cfg(feature = "fault-injection")]
+        if relation == "exalate-test-panic" {
+            panic!("injected panic for relation {relation}");
+        }
         let setup = self.setup()?;
         let session = setup.session(node)?;
         let queue = queue.map(Queue::parse).transpose()?;

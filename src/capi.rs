@@ -1,0 +1,444 @@
+//! The C API: a thin layer over [`Monitor`] for C and C++ hosts that are
+//! not Zabbix. In the style of rustls-ffi: an opaque handle, a result code
+//! per failure kind, out-parameters written only on success, every pointer
+//! checked for NULL, and one panic boundary around every function.
+//! Strings handed out are freed with `exalate_string_free`, nothing else.
+//!
+//! Safety, for every function: each pointer is NULL or valid (a client from
+//! `exalate_client_open`, a NUL-terminated string, a writable out-parameter).
+//! Stated once here rather than on each function, where it would also fill
+//! the generated header.
+#![allow(
+    non_camel_case_types,
+    clippy::upper_case_acronyms,
+    clippy::missing_safety_doc
+)]
+
+use crate::error::{Error, ErrorKind};
+use crate::monitor::Monitor;
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+/// A monitor of the Exalate nodes in one config file. Opaque.
+///
+/// Thread safety: one client may be used from many threads at once; every
+/// function takes it as `const`. Free it once, after the last call.
+pub struct exalate_client {
+    monitor: Monitor,
+}
+
+/// What a call did: `EXALATE_OK`, or the kind of failure. The message for
+/// the failure is in `exalate_last_error()`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum exalate_result {
+    EXALATE_OK = 0,
+    /// A NULL pointer, a string that is not UTF-8, a bad parameter.
+    EXALATE_INVALID_ARGUMENT = 1,
+    /// The config file is missing or invalid, or a secret/token/CA file is unusable.
+    EXALATE_CONFIG_ERROR = 2,
+    /// No node of that name in the config.
+    EXALATE_UNKNOWN_NODE = 3,
+    /// Not one of the six queue names.
+    EXALATE_UNKNOWN_QUEUE = 4,
+    /// The node does not know the relation (HTTP 400).
+    EXALATE_RELATION_NOT_FOUND = 5,
+    /// The node rejected the credentials (HTTP 401).
+    EXALATE_AUTH_REJECTED = 6,
+    /// The node saw no credentials (HTTP 403).
+    EXALATE_NOT_AUTHENTICATED = 7,
+    /// The node failed (HTTP 5xx).
+    EXALATE_NODE_ERROR = 8,
+    /// The node did not answer within the timeout.
+    EXALATE_TIMEOUT = 9,
+    /// Connection refused, reset, or the host name does not resolve.
+    EXALATE_CONNECTION_FAILED = 10,
+    /// The TLS handshake or certificate check failed.
+    EXALATE_TLS_ERROR = 11,
+    /// Malformed or unexpected JSON, an unexpected status or redirect.
+    EXALATE_BAD_RESPONSE = 12,
+    /// The answer is larger than max_response_bytes.
+    EXALATE_RESPONSE_TOO_LARGE = 13,
+    /// A bug in the library (a caught panic); the client stays usable.
+    EXALATE_INTERNAL_ERROR = 14,
+}
+
+/// Called by `exalate_for_each_relation` once per configured relation.
+pub type exalate_relation_callback = Option<
+    unsafe extern "C" fn(userdata: *mut c_void, node: *const c_char, relation: *const c_char),
+>;
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_last_error(message: &str) {
+    let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = text);
+}
+
+fn fail(error: Error) -> exalate_result {
+    set_last_error(error.message());
+    error.kind().into()
+}
+
+impl From<ErrorKind> for exalate_result {
+    fn from(kind: ErrorKind) -> Self {
+        use exalate_result::*;
+        match kind {
+            ErrorKind::InvalidArgument => EXALATE_INVALID_ARGUMENT,
+            ErrorKind::Config => EXALATE_CONFIG_ERROR,
+            ErrorKind::UnknownNode => EXALATE_UNKNOWN_NODE,
+            ErrorKind::UnknownQueue => EXALATE_UNKNOWN_QUEUE,
+            ErrorKind::RelationNotFound => EXALATE_RELATION_NOT_FOUND,
+            ErrorKind::AuthRejected => EXALATE_AUTH_REJECTED,
+            ErrorKind::NotAuthenticated => EXALATE_NOT_AUTHENTICATED,
+            ErrorKind::NodeError => EXALATE_NODE_ERROR,
+            ErrorKind::Timeout => EXALATE_TIMEOUT,
+            ErrorKind::ConnectionFailed => EXALATE_CONNECTION_FAILED,
+            ErrorKind::Tls => EXALATE_TLS_ERROR,
+            ErrorKind::BadResponse => EXALATE_BAD_RESPONSE,
+            ErrorKind::TooLarge => EXALATE_RESPONSE_TOO_LARGE,
+            ErrorKind::Internal => EXALATE_INTERNAL_ERROR,
+        }
+    }
+}
+
+/// Runs the body; a panic becomes EXALATE_INTERNAL_ERROR with a message.
+macro_rules! ffi_boundary {
+    ($body:block) => {{
+        match catch_unwind(AssertUnwindSafe(|| -> exalate_result { $body })) {
+            Ok(result) => result,
+            Err(panic) => {
+                set_last_error(&format!(
+                    "internal error in libexalate_zabbix ({})",
+                    crate::zabbix::panic_message(&*panic)
+                ));
+                exalate_result::EXALATE_INTERNAL_ERROR
+            }
+        }
+    }};
+}
+
+/// A required C string argument as &str, or return INVALID_ARGUMENT.
+macro_rules! arg_str {
+    ($ptr:expr, $name:literal) => {
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        match unsafe { c_str($ptr) } {
+            Some(Ok(s)) => s,
+            Some(Err(())) => return invalid(concat!($name, " is not valid UTF-8")),
+            None => return invalid(concat!($name, " is NULL")),
+        }
+    };
+}
+
+/// A required pointer argument, or return INVALID_ARGUMENT.
+macro_rules! arg_ref {
+    ($ptr:expr, $name:literal) => {
+        // SAFETY: the caller passes NULL or a pointer from exalate_client_open.
+        match unsafe { $ptr.as_ref() } {
+            Some(r) => r,
+            None => return invalid(concat!($name, " is NULL")),
+        }
+    };
+}
+
+/// A required out-parameter, or return INVALID_ARGUMENT.
+macro_rules! arg_out {
+    ($ptr:expr, $name:literal) => {
+        if $ptr.is_null() {
+            return invalid(concat!($name, " is NULL"));
+        }
+    };
+}
+
+fn invalid(message: &str) -> exalate_result {
+    set_last_error(message);
+    exalate_result::EXALATE_INVALID_ARGUMENT
+}
+
+/// # Safety
+/// `ptr` is NULL or a NUL-terminated string.
+unsafe fn c_str<'a>(ptr: *const c_char) -> Option<Result<&'a str, ()>> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
+    Some(unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|_| ()))
+}
+
+/// Writes `value` as a fresh string to `*out`.
+///
+/// # Safety
+/// `out` is non-NULL and writable.
+unsafe fn give_string(out: *mut *mut c_char, value: String) -> exalate_result {
+    let Ok(text) = CString::new(value) else {
+        return fail(Error::new(
+            ErrorKind::BadResponse,
+            "the value holds a NUL character",
+        ));
+    };
+    // SAFETY: caller's contract.
+    unsafe { *out = text.into_raw() };
+    exalate_result::EXALATE_OK
+}
+
+/// Opens a client for the config file at `config_path` (NULL: the path in
+/// `$EXALATE_ZABBIX_CONFIG`, else /etc/zabbix/exalate_zabbix.toml). The file
+/// is read and checked now; later changes to it are picked up by later
+/// calls. No network I/O happens here.
+///
+/// On success `*out` is a client to free with `exalate_client_free`;
+/// on failure `*out` is untouched.
+#[no_mangle]
+pub unsafe extern "C" fn exalate_client_open(
+    config_path: *const c_char,
+    out: *mut *mut exalate_client,
+) -> exalate_result {
+    ffi_boundary!({
+        arg_out!(out, "out");
+        // SAFETY: NULL or a NUL-terminated string.
+        let path = match unsafe { c_str(config_path) } {
+            None => crate::config::default_path(),
+            Some(Ok(p)) => PathBuf::from(p),
+            Some(Err(())) => return invalid("config_path is not valid UTF-8"),
+        };
+        match Monitor::open(path) {
+            Ok(monitor) => {
+                let client = Box::new(exalate_client { monitor });
+                // SAFETY: checked non-NULL above.
+                unsafe { *out = Box::into_raw(client) };
+                exalate_result::EXALATE_OK
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Frees a client from `exalate_client_open`. NULL is ignored. No other
+/// thread may be using the client.
+#[no_mangle]
+pub unsafe extern "C" fn exalate_client_free(client: *mut exalate_client) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if !client.is_null() {
+            // SAFETY: from Box::into_raw in exalate_client_open, freed once.
+            drop(unsafe { Box::from_raw(client) });
+        }
+    }));
+}
+
+/// Sets the timeout, in seconds (1 to 30), for nodes whose config has no
+/// `timeout`; the default is 3. It bounds each whole call.
+#[no_mangle]
+pub unsafe extern "C" fn exalate_client_set_timeout(
+    client: *const exalate_client,
+    seconds: c_uint,
+) -> exalate_result {
+    ffi_boundary!({
+        let client = arg_ref!(client, "client");
+        if !(1..=30).contains(&seconds) {
+            return invalid("timeout must be 1 to 30 seconds");
+        }
+        client.monitor.set_host_timeout(u64::from(seconds));
+        exalate_result::EXALATE_OK
+    })
+}
+
+/// The number of entries in `queue` (one of syncrequests, blobrequests,
+/// syncresponses, blobresponses, errorresponses, bloberrorresponses) of
+/// `relation` on `node` (an empty node names the only configured one).
+/// On success writes `*out`.
+#[no_mangle]
+pub unsafe extern "C" fn exalate_queue_count(
+    client: *const exalate_client,
+    node: *const c_char,
+    relation: *const c_char,
+    queue: *const c_char,
+    out: *mut u64,
+) -> exalate_result {
+    ffi_boundary!({
+        let client = arg_ref!(client, "client");
+        let node = arg_str!(node, "node");
+        let relation = arg_str!(relation, "relation");
+        let queue = arg_str!(queue, "queue");
+        arg_out!(out, "out");
+        match client.monitor.queue_count(node, relation, queue) {
+            Ok(count) => {
+                // SAFETY: checked non-NULL above.
+                unsafe { *out = count };
+                exalate_result::EXALATE_OK
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// The entries of a queue as a JSON array, each `encodedPayload` removed.
+/// On success `*out_json` is a string to free with `exalate_string_free`.
+#[no_mangle]
+pub unsafe extern "C" fn exalate_queue_get(
+    client: *const exalate_client,
+    node: *const c_char,
+    relation: *const c_char,
+    queue: *const c_char,
+    out_json: *mut *mut c_char,
+) -> exalate_result {
+    ffi_boundary!({
+        let client = arg_ref!(client, "client");
+        let node = arg_str!(node, "node");
+        let relation = arg_str!(relation, "relation");
+        let queue = arg_str!(queue, "queue");
+        arg_out!(out_json, "out_json");
+        match client.monitor.queue_get(node, relation, queue) {
+            // SAFETY: checked non-NULL above.
+            Ok(json) => unsafe { give_string(out_json, json) },
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// The six queue counts and the pending error reasons of a relation, as a
+/// JSON object: {"syncrequests":N, ..., "error_reasons":{"REASON":N}}.
+/// On success `*out_json` is a string to free with `exalate_string_free`.
+#[no_mangle]
+pub unsafe extern "C" fn exalate_relation_stats(
+    client: *const exalate_client,
+    node: *const c_char,
+    relation: *const c_char,
+    out_json: *mut *mut c_char,
+) -> exalate_result {
+    ffi_boundary!({
+        let client = arg_ref!(client, "client");
+        let node = arg_str!(node, "node");
+        let relation = arg_str!(relation, "relation");
+        arg_out!(out_json, "out_json");
+        match client.monitor.relation_stats(node, relation) {
+            // SAFETY: checked non-NULL above.
+            Ok(json) => unsafe { give_string(out_json, json) },
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Whether `node` answers and accepts the credentials: `*out_up` is 1 or 0.
+#[no_mangle]
+pub unsafe extern "C" fn exalate_node_ping(
+    client: *const exalate_client,
+    node: *const c_char,
+    out_up: *mut c_int,
+) -> exalate_result {
+    ffi_boundary!({
+        let client = arg_ref!(client, "client");
+        let node = arg_str!(node, "node");
+        arg_out!(out_up, "out_up");
+        match client.monitor.node_ping(node) {
+            Ok(up) => {
+                // SAFETY: checked non-NULL above.
+                unsafe { *out_up = c_int::from(up) };
+                exalate_result::EXALATE_OK
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Calls `callback(userdata, node, relation)` for every relation in the
+/// config, in order. The strings are valid only during the callback.
+#[no_mangle]
+pub unsafe extern "C" fn exalate_for_each_relation(
+    client: *const exalate_client,
+    callback: exalate_relation_callback,
+    userdata: *mut c_void,
+) -> exalate_result {
+    ffi_boundary!({
+        let client = arg_ref!(client, "client");
+        let Some(callback) = callback else {
+            return invalid("callback is NULL");
+        };
+        let nodes = match client.monitor.relations() {
+            Ok(nodes) => nodes,
+            Err(e) => return fail(e),
+        };
+        for (node, relations) in nodes {
+            let node = CString::new(node).unwrap_or_default();
+            for relation in relations {
+                let relation = CString::new(relation).unwrap_or_default();
+                // SAFETY: the caller's callback, with strings alive for the call.
+                unsafe { callback(userdata, node.as_ptr(), relation.as_ptr()) };
+            }
+        }
+        exalate_result::EXALATE_OK
+    })
+}
+
+/// This thread's message for its last failed call ("" if none). The string
+/// belongs to the library and stays valid until this thread's next failure.
+#[no_mangle]
+pub extern "C" fn exalate_last_error() -> *const c_char {
+    catch_unwind(|| LAST_ERROR.with(|e| e.borrow().as_ptr())).unwrap_or(c"".as_ptr())
+}
+
+/// The name of a result code, e.g. "EXALATE_TIMEOUT"; a static string.
+/// Takes an int so that any value is safe: unknown ones give
+/// "EXALATE_UNKNOWN_RESULT".
+#[no_mangle]
+pub extern "C" fn exalate_result_name(result: c_int) -> *const c_char {
+    use exalate_result::*;
+    let known = [
+        EXALATE_OK,
+        EXALATE_INVALID_ARGUMENT,
+        EXALATE_CONFIG_ERROR,
+        EXALATE_UNKNOWN_NODE,
+        EXALATE_UNKNOWN_QUEUE,
+        EXALATE_RELATION_NOT_FOUND,
+        EXALATE_AUTH_REJECTED,
+        EXALATE_NOT_AUTHENTICATED,
+        EXALATE_NODE_ERROR,
+        EXALATE_TIMEOUT,
+        EXALATE_CONNECTION_FAILED,
+        EXALATE_TLS_ERROR,
+        EXALATE_BAD_RESPONSE,
+        EXALATE_RESPONSE_TOO_LARGE,
+        EXALATE_INTERNAL_ERROR,
+    ];
+    let Some(&result) = known.iter().find(|&&r| r as c_int == result) else {
+        return c"EXALATE_UNKNOWN_RESULT".as_ptr();
+    };
+    let name: &'static CStr = match result {
+        EXALATE_OK => c"EXALATE_OK",
+        EXALATE_INVALID_ARGUMENT => c"EXALATE_INVALID_ARGUMENT",
+        EXALATE_CONFIG_ERROR => c"EXALATE_CONFIG_ERROR",
+        EXALATE_UNKNOWN_NODE => c"EXALATE_UNKNOWN_NODE",
+        EXALATE_UNKNOWN_QUEUE => c"EXALATE_UNKNOWN_QUEUE",
+        EXALATE_RELATION_NOT_FOUND => c"EXALATE_RELATION_NOT_FOUND",
+        EXALATE_AUTH_REJECTED => c"EXALATE_AUTH_REJECTED",
+        EXALATE_NOT_AUTHENTICATED => c"EXALATE_NOT_AUTHENTICATED",
+        EXALATE_NODE_ERROR => c"EXALATE_NODE_ERROR",
+        EXALATE_TIMEOUT => c"EXALATE_TIMEOUT",
+        EXALATE_CONNECTION_FAILED => c"EXALATE_CONNECTION_FAILED",
+        EXALATE_TLS_ERROR => c"EXALATE_TLS_ERROR",
+        EXALATE_BAD_RESPONSE => c"EXALATE_BAD_RESPONSE",
+        EXALATE_RESPONSE_TOO_LARGE => c"EXALATE_RESPONSE_TOO_LARGE",
+        EXALATE_INTERNAL_ERROR => c"EXALATE_INTERNAL_ERROR",
+    };
+    name.as_ptr()
+}
+
+/// Frees a string this library returned. NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn exalate_string_free(s: *mut c_char) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if !s.is_null() {
+            // SAFETY: from CString::into_raw in give_string, freed once.
+            drop(unsafe { CString::from_raw(s) });
+        }
+    }));
+}
+
+/// The library's version, e.g. "0.1.0"; a static string.
+#[no_mangle]
+pub extern "C" fn exalate_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}

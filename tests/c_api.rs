@@ -1,0 +1,261 @@
+//! The C API from C and C++: the committed header is what cbindgen makes
+//! now; a C test program covers every result code, NULL and non-UTF-8
+//! arguments and 8 threads on one client (plain, valgrind, ASan+UBSan); the
+//! C and C++ examples build through pkg-config against a temp-prefix install
+//! and run against the fake node.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const HEADER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/include/exalate_zabbix.h");
+
+#[test]
+fn committed_header_is_fresh() {
+    let generated = std::fs::read_to_string(concat!(env!("OUT_DIR"), "/exalate_zabbix.h")).unwrap();
+    if std::env::var_os("UPDATE_HEADER").is_some() {
+        std::fs::write(HEADER, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(HEADER).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "include/exalate_zabbix.h differs from what cbindgen generates from src/capi.rs: run `make header` and commit it"
+    );
+    assert!(generated.contains(&format!(
+        "#define EXALATE_ZABBIX_VERSION \"{}\"",
+        env!("CARGO_PKG_VERSION")
+    )));
+}
+
+/// Nodes for every failure the C test provokes (see tests/c/capi_test.c).
+fn write_capi_config(env: &TestEnv) {
+    let port = env.node.addr().port();
+    let closed = free_port();
+    let secret = env.dir.join("demo.secret");
+    let node = |name: &str, url: String, extra: &str| {
+        format!(
+            "[nodes.{name}]\nurl = \"{url}\"\nrelations = []\njwt_secret_file = \"{}\"\n{extra}\n",
+            secret.display()
+        )
+    };
+    let text = [
+        env.node_section("demo", &[]),
+        node("down", format!("http://127.0.0.1:{closed}"), ""),
+        node("tls", format!("https://127.0.0.1:{port}/jira"), ""),
+        node("small", env.node.url(), "max_response_bytes = 600"),
+        node("quick", env.node.url(), "timeout = 1"),
+    ]
+    .join("\n");
+    env.write_config(&text);
+}
+
+fn compile(dir: &Path, source: &str, out: &str, flags: &[&str]) -> PathBuf {
+    let exe = dir.join(out);
+    // Linked programs look for the SONAME, libexalate_zabbix.so.0.
+    let lib_dir = dir.join("lib");
+    std::fs::create_dir_all(&lib_dir).unwrap();
+    for name in ["libexalate_zabbix.so", "libexalate_zabbix.so.0"] {
+        let _ = std::fs::remove_file(lib_dir.join(name));
+        std::os::unix::fs::symlink(module_path(), lib_dir.join(name)).unwrap();
+    }
+    let compiler = if source.ends_with(".cpp") {
+        "c++"
+    } else {
+        "cc"
+    };
+    let result = Command::new(compiler)
+        .args(flags)
+        .arg("-I")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/include"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(source))
+        .arg(format!("-L{}", lib_dir.display()))
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .args(["-lexalate_zabbix", "-pthread"])
+        .output()
+        .expect("run the compiler");
+    assert!(
+        result.status.success(),
+        "{compiler} {source} failed: {}",
+        describe(&result)
+    );
+    exe
+}
+
+fn run_capi_test(name: &str, wrapper: &[&str], flags: &[&str]) -> String {
+    let env = TestEnv::new(name);
+    write_capi_config(&env);
+    let exe = compile(&env.dir, "tests/c/capi_test.c", "capi_test", flags);
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    cmd.arg(&env.config_path);
+    if cfg!(feature = "fault-injection") {
+        cmd.arg("panic");
+    }
+    let out = cmd.output().expect("run capi_test");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    env.assert_no_secrets(&stdout);
+    let summary: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("SUMMARY") || l.contains("lost:") || l.contains("ERROR"))
+        .collect();
+    assert!(
+        out.status.success(),
+        "capi_test: {:?}\n{stdout}\n{summary:#?}",
+        out.status
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("capi: ") && l.ends_with(" passed, 0 failed")),
+        "{stdout}"
+    );
+    stderr
+}
+
+const C_FLAGS: [&str; 6] = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"];
+
+#[test]
+fn c_program_covers_every_result_code() {
+    run_capi_test("capi", &[], &C_FLAGS);
+}
+
+#[test]
+fn c_program_under_valgrind_has_no_errors_or_leaks() {
+    let stderr = run_capi_test(
+        "capi-valgrind",
+        &[
+            "valgrind",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            concat!(
+                "--suppressions=",
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/valgrind.supp"
+            ),
+            "--errors-for-leak-kinds=definite,indirect,possible",
+        ],
+        &C_FLAGS,
+    );
+    assert!(stderr.contains("ERROR SUMMARY: 0 errors"), "{stderr}");
+}
+
+#[test]
+fn c_program_under_address_and_undefined_sanitizers() {
+    let mut flags = C_FLAGS.to_vec();
+    flags.extend([
+        "-fsanitize=address,undefined",
+        "-fno-omit-frame-pointer",
+        "-fno-sanitize-recover=all",
+    ]);
+    let stderr = run_capi_test("capi-asan", &[], &flags);
+    assert!(
+        !stderr.contains("ERROR: AddressSanitizer") && !stderr.contains("runtime error:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn examples_build_with_pkg_config_and_run() {
+    let env = TestEnv::new("capi-examples");
+    let prefix = env.dir.join("prefix");
+    let out = Command::new("make")
+        .args(["-s", "-C", env!("CARGO_MANIFEST_DIR"), "install"])
+        .arg(format!("PREFIX={}", prefix.display()))
+        .arg(format!("LIB={}", module_path().display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "make install: {}", describe(&out));
+    let lib = prefix.join("lib");
+    assert_eq!(
+        std::fs::read_link(lib.join("libexalate_zabbix.so")).unwrap(),
+        Path::new("libexalate_zabbix.so.0")
+    );
+    let soname = Command::new("objdump")
+        .arg("-p")
+        .arg(lib.join("libexalate_zabbix.so.0"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&soname.stdout)
+        .contains("SONAME               libexalate_zabbix.so.0"));
+
+    let pkg_config = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "exalate_zabbix"])
+        .env("PKG_CONFIG_PATH", lib.join("pkgconfig"))
+        .output()
+        .unwrap();
+    assert!(
+        pkg_config.status.success(),
+        "pkg-config: {}",
+        describe(&pkg_config)
+    );
+    let pc_flags: Vec<String> = String::from_utf8_lossy(&pkg_config.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert!(
+        pc_flags.contains(&format!("-I{}", prefix.join("include").display())),
+        "{pc_flags:?}"
+    );
+
+    for (source, std) in [
+        ("examples/c/exalate_queues.c", "-std=c99"),
+        ("examples/cpp/exalate_queues.cpp", "-std=c++17"),
+    ] {
+        let exe = env.dir.join(if std == "-std=c99" {
+            "example_c"
+        } else {
+            "example_cpp"
+        });
+        let compiler = if std == "-std=c99" { "cc" } else { "c++" };
+        let built = Command::new(compiler)
+            .args([std, "-Wall", "-Wextra", "-Werror", "-o"])
+            .arg(&exe)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(source))
+            .args(&pc_flags)
+            .output()
+            .unwrap();
+        assert!(built.status.success(), "{source}: {}", describe(&built));
+        let ran = Command::new(&exe).arg(&env.config_path).output().unwrap();
+        assert!(ran.status.success(), "{source}: {}", describe(&ran));
+        let text = String::from_utf8_lossy(&ran.stdout);
+        env.assert_no_secrets(&text);
+        assert!(
+            text.starts_with(&format!(
+                "libexalate_zabbix {}\n",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
+        for relation in [
+            "demo / AllContent",
+            "demo / Service Desk",
+            "demo / Jira Cloud/EU",
+        ] {
+            assert!(
+                text.contains(relation),
+                "{source}: {relation} missing:\n{text}"
+            );
+        }
+        let syncrequests: Vec<&str> = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("syncrequests"))
+            .collect();
+        let counts: Vec<&str> = syncrequests
+            .iter()
+            .map(|l| l.split_whitespace().last().unwrap())
+            .collect();
+        assert_eq!(counts, ["3", "0", "1"], "{source}:\n{text}");
+        assert!(text.contains("pending errors: [{\""), "{source}:\n{text}");
+    }
+}
