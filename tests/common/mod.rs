@@ -119,11 +119,16 @@ impl TestEnv {
 
 /// An agent config that loads the module, in `dir`.
 pub fn agent_config(dir: &Path, port: u16, start_agents: u32) -> PathBuf {
+    agent_config_with(dir, port, start_agents, "")
+}
+
+/// The same, with `extra` lines (e.g. UserParameter=...).
+pub fn agent_config_with(dir: &Path, port: u16, start_agents: u32, extra: &str) -> PathBuf {
     let path = dir.join("zabbix_agentd.conf");
     let text = format!(
         "LogType=file\nLogFile={dir}/zabbix_agentd.log\nPidFile={dir}/zabbix_agentd.pid\n\
          ListenIP=127.0.0.1\nListenPort={port}\nServer=127.0.0.1\nStartAgents={start_agents}\n\
-         ServerActive=\nAllowRoot=1\nTimeout=3\nLoadModule={module}\n",
+         ServerActive=\nAllowRoot=1\nTimeout=3\nLoadModule={module}\n{extra}\n",
         dir = dir.display(),
         module = module_path().display()
     );
@@ -181,8 +186,13 @@ pub struct AgentDaemon {
 
 impl AgentDaemon {
     pub fn start(dir: &Path, config: &Path, start_agents: u32) -> AgentDaemon {
+        AgentDaemon::start_with(dir, config, start_agents, "")
+    }
+
+    /// Starts an agent whose config also has the `extra` lines.
+    pub fn start_with(dir: &Path, config: &Path, start_agents: u32, extra: &str) -> AgentDaemon {
         let port = free_port();
-        let conf = agent_config(dir, port, start_agents);
+        let conf = agent_config_with(dir, port, start_agents, extra);
         let child = Command::new(AGENTD)
             .arg("-f")
             .arg("-c")

@@ -1,0 +1,213 @@
+//! In-process benchmarks (cargo bench --bench inprocess; make bench):
+//! 1. an item call through the module's own item function, on a cache hit and
+//!    on a cache miss, against the floor: a bare ureq GET of the same URL on a
+//!    kept-alive connection plus `serde_json::from_reader::<IgnoredAny>`;
+//! 2. counting queues of 1k to 200k entries (time, MB/s) against parsing the
+//!    same answer into `serde_json::Value`.
+//! Everything runs against the fake node on loopback; figures are ratios
+//! taken in one run, rounds interleaved so drift hits both sides alike.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{temp_dir, write_file};
+use exalate_zabbix::zabbix::{self, AgentRequest, AgentResult};
+use exalate_zabbix::Monitor;
+use fake_exalate_node::{Auth, AuthHeader, FakeNode, NodeConfig, RelationData};
+use serde::de::IgnoredAny;
+use std::ffi::{c_char, CStr, CString};
+use std::io::BufReader;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "bench-static-token-0123456789";
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let node = FakeNode::start(
+        NodeConfig::demo()
+            .with_base_path("")
+            .with_auth(Auth::StaticToken(TOKEN.into()), AuthHeader::XExalateJwt),
+    )
+    .unwrap();
+    let dir = temp_dir("bench-inprocess");
+    let token_file = dir.join("bench.jwt");
+    write_file(&token_file, TOKEN, 0o600);
+    let config = dir.join("exalate_zabbix.toml");
+    let node_table = |name: &str, ttl: u32| {
+        format!(
+            "[nodes.{name}]\nurl = \"{}\"\nrelations = [\"AllContent\"]\ntoken_file = \"{}\"\ncache_ttl = {ttl}\nmax_response_bytes = 536870912\n",
+            node.url(),
+            token_file.display()
+        )
+    };
+    write_file(
+        &config,
+        &format!("{}\n{}", node_table("hit", 3600), node_table("miss", 0)),
+        0o600,
+    );
+    // SAFETY: single-threaded here; the module reads it on its first item call.
+    std::env::set_var("EXALATE_ZABBIX_CONFIG", &config);
+
+    println!("in-process item calls (fake node on loopback, 3-entry queue, keep-alive):");
+    let hit = ["hit", "AllContent", "syncrequests"];
+    let miss = ["miss", "AllContent", "syncrequests"];
+    assert_eq!(item_count(&hit), 3);
+    let hit_time = median_per_call(5, 20_000, || assert_eq!(item_count(&hit), 3));
+
+    let url = format!(
+        "{}/rest/issuehub/2.4/relations/AllContent/syncevents/syncrequests",
+        node.url()
+    );
+    let agent = ureq::Agent::new_with_defaults();
+    let floor = || {
+        let response = agent
+            .get(&url)
+            .header("X-Exalate-Jwt", TOKEN)
+            .call()
+            .unwrap();
+        let reader = BufReader::new(response.into_body().into_reader());
+        let _: IgnoredAny = serde_json::from_reader(reader).unwrap();
+    };
+    floor();
+    assert_eq!(item_count(&miss), 3);
+    let (mut miss_rounds, mut floor_rounds) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        miss_rounds.push(per_call(400, || assert_eq!(item_count(&miss), 3)));
+        floor_rounds.push(per_call(400, floor));
+    }
+    let (miss_time, floor_time) = (median(miss_rounds), median(floor_rounds));
+    println!("| measurement | per call | calls/s |");
+    println!("|---|---|---|");
+    row("exalate.queue.count, cache hit", hit_time);
+    row("exalate.queue.count, cache miss (one GET)", miss_time);
+    row(
+        "floor: bare ureq GET + from_reader::<IgnoredAny>",
+        floor_time,
+    );
+    println!(
+        "cache miss / floor = {:.2}x (target <= 1.3x); cache hit is {:.0}x faster than a miss\n",
+        miss_time.as_secs_f64() / floor_time.as_secs_f64(),
+        miss_time.as_secs_f64() / hit_time.as_secs_f64()
+    );
+
+    println!("counting large queues (one GET each, cache off) vs parsing into serde_json::Value:");
+    println!("| entries | answer MB | count | count MB/s | stats (6 queues) | Value parse | Value MB/s |");
+    println!("|---|---|---|---|---|---|---|");
+    let monitor = Monitor::open(config.clone()).unwrap();
+    for n in [1_000u64, 10_000, 100_000, 200_000] {
+        node.add_relation(
+            "Bulk",
+            RelationData::with_counts([n, n / 10, n / 10, 0, n, n / 10]),
+        );
+        let body_bytes = fake_exalate_node::queue_body(
+            "Bulk",
+            &RelationData::with_counts([n, 0, 0, 0, 0, 0]),
+            fake_exalate_node::Queue::SyncRequests,
+        )
+        .len() as f64;
+        let rounds = if n >= 100_000 { 3 } else { 7 };
+        let count = median_per_call(rounds, 1, || {
+            assert_eq!(
+                monitor.queue_count("miss", "Bulk", "syncrequests").unwrap(),
+                n
+            )
+        });
+        let stats = median_per_call(rounds, 1, || {
+            assert!(monitor
+                .relation_stats("miss", "Bulk")
+                .unwrap()
+                .starts_with(&format!("{{\"syncrequests\":{n},")))
+        });
+        let bulk_url = url.replace("AllContent", "Bulk");
+        let value = median_per_call(rounds, 1, || {
+            let response = agent
+                .get(&bulk_url)
+                .header("X-Exalate-Jwt", TOKEN)
+                .call()
+                .unwrap();
+            let mut body = response.into_body();
+            let reader = BufReader::new(body.with_config().limit(u64::MAX).reader());
+            let v: serde_json::Value = serde_json::from_reader(reader).unwrap();
+            assert_eq!(v.as_array().unwrap().len() as u64, n);
+        });
+        let mb = body_bytes / 1e6;
+        println!(
+            "| {n} | {mb:.1} | {} | {:.0} | {} | {} | {:.0} |",
+            fmt(count),
+            mb / count.as_secs_f64(),
+            fmt(stats),
+            fmt(value),
+            mb / value.as_secs_f64()
+        );
+    }
+}
+
+/// One call of exalate.queue.count through the module's item function,
+/// with an agent-shaped request and result, freed as the agent frees them.
+fn item_count(params: &[&str]) -> u64 {
+    let list = zabbix::zbx_module_item_list();
+    // SAFETY: the module's table, entry 0 is exalate.queue.count.
+    let item = unsafe { &*list };
+    // SAFETY: a static C string.
+    assert_eq!(
+        unsafe { CStr::from_ptr(item.key) }.to_str().unwrap(),
+        "exalate.queue.count"
+    );
+    let owned: Vec<CString> = params.iter().map(|p| CString::new(*p).unwrap()).collect();
+    let mut pointers: Vec<*mut c_char> = owned.iter().map(|p| p.as_ptr() as *mut c_char).collect();
+    let mut request = AgentRequest {
+        key: c"exalate.queue.count".as_ptr() as *mut c_char,
+        nparam: pointers.len() as i32,
+        params: pointers.as_mut_ptr(),
+        lastlogsize: 0,
+        mtime: 0,
+    };
+    // SAFETY: all-zero is the agent's initial AGENT_RESULT.
+    let mut result: AgentResult = unsafe { std::mem::zeroed() };
+    // SAFETY: valid request and result for the call.
+    let rc = unsafe { (item.function.unwrap())(&mut request, &mut result) };
+    // SAFETY: strings in the result come from malloc.
+    unsafe {
+        libc::free(result.msg.cast());
+        libc::free(result.text.cast());
+        libc::free(result.str_.cast());
+    }
+    assert_eq!(rc, zabbix::SYSINFO_RET_OK);
+    result.ui64
+}
+
+fn per_call(iterations: u32, mut f: impl FnMut()) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iterations {
+        f();
+    }
+    start.elapsed() / iterations
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn median_per_call(rounds: usize, iterations: u32, mut f: impl FnMut()) -> Duration {
+    median((0..rounds).map(|_| per_call(iterations, &mut f)).collect())
+}
+
+fn fmt(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 0.1 {
+        format!("{s:.2} s")
+    } else if s >= 1e-4 {
+        format!("{:.1} ms", s * 1e3)
+    } else if s >= 1e-6 {
+        format!("{:.1} µs", s * 1e6)
+    } else {
+        format!("{:.0} ns", s * 1e9)
+    }
+}
+
+fn row(name: &str, d: Duration) {
+    println!("| {name} | {} | {:.0} |", fmt(d), 1.0 / d.as_secs_f64());
+}
