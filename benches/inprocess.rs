@@ -4,6 +4,7 @@
 //!    kept-alive connection plus `serde_json::from_reader::<IgnoredAny>`;
 //! 2. counting queues of 1k to 200k entries (time, MB/s) against parsing the
 //!    same answer into `serde_json::Value`.
+//!
 //! Everything runs against the fake node on loopback; figures are ratios
 //! taken in one run, rounds interleaved so drift hits both sides alike.
 

@@ -4,7 +4,6 @@
 
 use crate::config::{io_reason, NodeConfig};
 use crate::error::{Error, ErrorKind, Result};
-use once_cell::sync::Lazy;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -194,8 +193,9 @@ pub fn io_error(e: &io::Error) -> Error {
     Error::new(ErrorKind::ConnectionFailed, message)
 }
 
-/// The system's trusted roots, read once per process.
-static SYSTEM_ROOTS: Lazy<Vec<Certificate<'static>>> = Lazy::new(|| {
+/// The system's trusted roots (read per client, once per node and process:
+/// no static, so nothing outlives the module).
+fn system_roots() -> Vec<Certificate<'static>> {
     let env = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
     let candidates = env.into_iter().chain(
         [
@@ -215,10 +215,10 @@ static SYSTEM_ROOTS: Lazy<Vec<Certificate<'static>>> = Lazy::new(|| {
         }
     }
     Vec::new()
-});
+}
 
 fn root_certs(ca_file: Option<&Path>) -> Result<RootCerts> {
-    let mut roots = SYSTEM_ROOTS.clone();
+    let mut roots = system_roots();
     if let Some(path) = ca_file {
         let extra = read_pem_certs(path).map_err(|m| {
             Error::new(

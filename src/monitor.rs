@@ -8,12 +8,11 @@ use crate::config::{Config, NodeConfig};
 use crate::error::{body_excerpt, quoted, Error, ErrorKind, Result};
 use crate::http::{encode_segment, HttpClient};
 use crate::queue::{read_queue, Keep, Queue, QueueSnapshot};
-use once_cell::sync::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 /// How often the config file is checked for changes.
@@ -61,7 +60,7 @@ struct Setup {
 struct NodeSession {
     config: NodeConfig,
     credentials: Credentials,
-    http: OnceCell<std::result::Result<HttpClient, Error>>,
+    http: OnceLock<std::result::Result<HttpClient, Error>>,
 }
 
 type CacheKey = (String, String, Queue);
@@ -107,13 +106,6 @@ impl Monitor {
         let monitor = Monitor::new_lazy(path);
         monitor.setup()?;
         Ok(monitor)
-    }
-
-    /// Drops the config, sessions (connections) and cache; the next call
-    /// starts afresh. The module calls it at unload.
-    pub fn reset(&self) {
-        *lock(&self.loaded) = Loaded::default();
-        *lock(&self.cache) = HashMap::new();
     }
 
     pub fn config_path(&self) -> &Path {
@@ -376,7 +368,7 @@ impl NodeSession {
         NodeSession {
             config,
             credentials,
-            http: OnceCell::new(),
+            http: OnceLock::new(),
         }
     }
 

@@ -138,6 +138,7 @@ fn c_program_under_valgrind_has_no_errors_or_leaks() {
             "valgrind",
             "--error-exitcode=99",
             "--leak-check=full",
+            "--keep-debuginfo=yes",
             concat!(
                 "--suppressions=",
                 env!("CARGO_MANIFEST_DIR"),

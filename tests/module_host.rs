@@ -125,6 +125,7 @@ fn c_host_under_valgrind_has_no_errors_or_leaks() {
             "valgrind",
             "--error-exitcode=99",
             "--leak-check=full",
+            "--keep-debuginfo=yes",
             concat!(
                 "--suppressions=",
                 env!("CARGO_MANIFEST_DIR"),

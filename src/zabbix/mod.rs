@@ -12,10 +12,10 @@ pub mod items;
 use crate::config;
 use crate::monitor::Monitor;
 use items::{Item, ItemValue};
-use once_cell::sync::Lazy;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub const ZBX_MODULE_API_VERSION: c_int = 2;
 pub const ZBX_MODULE_OK: c_int = 0;
@@ -66,12 +66,19 @@ pub struct AgentResult {
 /// The agent's Timeout, as given by `zbx_module_item_timeout`.
 static AGENT_TIMEOUT_SECS: AtomicU64 = AtomicU64::new(3);
 
-/// Created on the first item call, in the agent process that serves it.
-static MONITOR: Lazy<Monitor> = Lazy::new(|| {
-    let monitor = Monitor::new_lazy(config::default_path());
-    monitor.set_host_timeout(AGENT_TIMEOUT_SECS.load(Ordering::Relaxed));
-    monitor
-});
+/// Created on the first item call, in the agent process that serves it;
+/// dropped by `zbx_module_uninit`, so nothing is left when the agent unloads us.
+static MONITOR: Mutex<Option<Arc<Monitor>>> = Mutex::new(None);
+
+fn monitor() -> Arc<Monitor> {
+    let mut slot = MONITOR.lock().unwrap_or_else(|p| p.into_inner());
+    slot.get_or_insert_with(|| {
+        let monitor = Monitor::new_lazy(config::default_path());
+        monitor.set_host_timeout(AGENT_TIMEOUT_SECS.load(Ordering::Relaxed));
+        Arc::new(monitor)
+    })
+    .clone()
+}
 
 macro_rules! item_functions {
     ($($name:ident => $item:expr),* $(,)?) => {$(
@@ -154,11 +161,7 @@ pub extern "C" fn zbx_module_init() -> c_int {
 /// Releases what item calls built in this process (connections, cache).
 #[no_mangle]
 pub extern "C" fn zbx_module_uninit() -> c_int {
-    let _ = catch_unwind(|| {
-        if let Some(monitor) = Lazy::get(&MONITOR) {
-            monitor.reset();
-        }
-    });
+    let _ = catch_unwind(|| MONITOR.lock().map(|mut slot| slot.take()));
     ZBX_MODULE_OK
 }
 
@@ -184,7 +187,7 @@ unsafe fn serve_item(item: Item, request: *mut AgentRequest, result: *mut AgentR
         // SAFETY: see the function's contract.
         let params = unsafe { read_params(request) }?;
         let params: Vec<&str> = params.iter().map(String::as_str).collect();
-        items::serve(&MONITOR, item, &params).map_err(|e| e.message().to_string())
+        items::serve(&monitor(), item, &params).map_err(|e| e.message().to_string())
     }));
     let outcome = outcome.unwrap_or_else(|panic| {
         Err(format!(
