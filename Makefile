@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 
 TEST_DEPS := zabbix-agent:/usr/sbin/zabbix_agentd valgrind:valgrind gcc:cc g++:c++ pkg-config:pkg-config
 
-.PHONY: all build release demo test deps-demo deps-test header install
+.PHONY: all build release demo test bench deps-demo deps-test deps-bench header install
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 # What `make install` installs; tests point it at their own build.
@@ -32,6 +32,13 @@ demo: deps-demo release
 
 test: deps-test
 	$(CARGO) test --workspace --features exalate_zabbix/fault-injection
+
+deps-bench:
+	scripts/deps.sh zabbix-agent:/usr/sbin/zabbix_agentd curl:curl jq:jq time:/usr/bin/time
+
+# Benchmarks print tables: in-process calls and scale, then through the real agent.
+bench: deps-bench
+	$(CARGO) bench --bench inprocess --bench agent
 
 # Regenerates the committed C header from src/capi.rs.
 header:

@@ -1,1 +1,253 @@
-fn main() {}
+//! Through the real zabbix_agentd (cargo bench --bench agent; make bench):
+//! values per second for exalate.queue.count on a cache hit and a miss,
+//! against the agent's own agent.ping (the ceiling) and the way users do it
+//! today, a UserParameter running `curl | jq length` (the same fake node, the
+//! same 8 concurrent clients, StartAgents=3); then peak RSS and time of
+//! `zabbix_agentd -t` counting queues of 1k to 200k entries, against
+//! `-t agent.ping` and against parsing the answer into serde_json::Value.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use fake_exalate_node::{Auth, AuthHeader, FakeNode, NodeConfig, RelationData};
+use std::io::BufReader;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "bench-static-token-0123456789";
+const CLIENTS: usize = 8;
+const RUN_FOR: Duration = Duration::from_secs(2);
+const ROUNDS: usize = 3;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    // Child mode: the comparator, parse one answer into a Value.
+    if let Some(i) = args.iter().position(|a| a == "--parse-value") {
+        let response = ureq::get(&args[i + 1])
+            .header("X-Exalate-Jwt", TOKEN)
+            .call()
+            .unwrap();
+        let mut body = response.into_body();
+        let reader = BufReader::new(body.with_config().limit(u64::MAX).reader());
+        let value: serde_json::Value = serde_json::from_reader(reader).unwrap();
+        println!("{}", value.as_array().unwrap().len());
+        return;
+    }
+    for tool in ["/usr/bin/curl", "/usr/bin/jq", "/usr/bin/time", AGENTD] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} missing: run `make bench`, which installs it"
+        );
+    }
+
+    let node = FakeNode::start(
+        NodeConfig::demo()
+            .with_base_path("")
+            .with_auth(Auth::StaticToken(TOKEN.into()), AuthHeader::XExalateJwt),
+    )
+    .unwrap();
+    let dir = temp_dir("bench-agent");
+    let token_file = dir.join("bench.jwt");
+    write_file(&token_file, TOKEN, 0o600);
+    // curl reads the header from a file: the token stays off command lines.
+    let header_file = dir.join("curl.headers");
+    write_file(&header_file, &format!("X-Exalate-Jwt: {TOKEN}\n"), 0o600);
+    let config = dir.join("exalate_zabbix.toml");
+    let node_table = |name: &str, ttl: u32| {
+        format!(
+            "[nodes.{name}]\nurl = \"{}\"\nrelations = [\"AllContent\"]\ntoken_file = \"{}\"\ncache_ttl = {ttl}\ntimeout = 30\nmax_response_bytes = 536870912\n",
+            node.url(),
+            token_file.display()
+        )
+    };
+    write_file(
+        &config,
+        &format!("{}\n{}", node_table("hit", 3600), node_table("miss", 0)),
+        0o600,
+    );
+    let user_parameter = format!(
+        "UserParameter=curl.count[*],curl -s -H @{} '{}/rest/issuehub/2.4/relations/$1/syncevents/syncrequests' | jq length",
+        header_file.display(),
+        node.url()
+    );
+    let agent = AgentDaemon::start_with(&dir, &config, 3, &user_parameter);
+
+    println!(
+        "through zabbix_agentd {} (StartAgents=3, {CLIENTS} clients; median of {ROUNDS} interleaved rounds of {} s):",
+        agent_version(),
+        RUN_FOR.as_secs()
+    );
+    let keys = [
+        ("agent.ping", "1"),
+        ("exalate.queue.count[hit,AllContent,syncrequests]", "3"),
+        ("exalate.queue.count[miss,AllContent,syncrequests]", "3"),
+        ("curl.count[AllContent]", "3"),
+    ];
+    let mut rounds = vec![Vec::new(); keys.len()];
+    for _ in 0..ROUNDS {
+        for (i, (key, expected)) in keys.iter().enumerate() {
+            rounds[i].push(rate(&agent, key, expected));
+        }
+    }
+    let medians: Vec<f64> = rounds
+        .into_iter()
+        .map(|mut r| {
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
+        })
+        .collect();
+    println!("| key | values/s |");
+    println!("|---|---|");
+    for ((key, _), rate) in keys.iter().zip(&medians) {
+        println!("| {key} | {rate:.0} |");
+    }
+    let [ping, hit, miss, curl] = medians[..] else {
+        unreachable!()
+    };
+    println!(
+        "cache hit / agent.ping = {:.2}x (target >= 0.8x); cache miss / curl|jq = {:.1}x (target >= 10x)\n",
+        hit / ping,
+        miss / curl
+    );
+    drop(agent);
+
+    println!("zabbix_agentd -t, one process each (peak RSS from /usr/bin/time -v):");
+    println!("| entries | answer MB | count: time, MB/s | count RSS above agent.ping | stats: time, RSS above | Value parse: time, RSS |");
+    println!("|---|---|---|---|---|---|");
+    let conf = agent_config(&dir, free_port(), 1);
+    let (_, ping_rss) = timed(&["-c", conf.to_str().unwrap(), "-t", "agent.ping"], &config);
+    for n in [1_000u64, 10_000, 100_000, 200_000] {
+        node.add_relation(
+            "Bulk",
+            RelationData::with_counts([n, n / 10, n / 10, 0, n, n / 10]),
+        );
+        let mb = fake_exalate_node::queue_body(
+            "Bulk",
+            &RelationData::with_counts([n, 0, 0, 0, 0, 0]),
+            fake_exalate_node::Queue::SyncRequests,
+        )
+        .len() as f64
+            / 1e6;
+        let (count_time, count_rss) = timed(
+            &[
+                "-c",
+                conf.to_str().unwrap(),
+                "-t",
+                "exalate.queue.count[miss,Bulk,syncrequests]",
+            ],
+            &config,
+        );
+        let (stats_time, stats_rss) = timed(
+            &[
+                "-c",
+                conf.to_str().unwrap(),
+                "-t",
+                "exalate.relation.stats[miss,Bulk]",
+            ],
+            &config,
+        );
+        let url = format!(
+            "{}/rest/issuehub/2.4/relations/Bulk/syncevents/syncrequests",
+            node.url()
+        );
+        let (value_time, value_rss) = time_command(
+            Command::new(std::env::current_exe().unwrap()).args(["--parse-value", &url]),
+        );
+        println!(
+            "| {n} | {mb:.1} | {:.3} s, {:.0} MB/s | {:+.1} MiB | {:.3} s, {:+.1} MiB | {:.3} s, {:.1} MiB |",
+            count_time.as_secs_f64(),
+            mb / count_time.as_secs_f64(),
+            (count_rss - ping_rss) as f64 / 1024.0,
+            stats_time.as_secs_f64(),
+            (stats_rss - ping_rss) as f64 / 1024.0,
+            value_time.as_secs_f64(),
+            value_rss as f64 / 1024.0
+        );
+    }
+    println!(
+        "(zabbix_agentd -t agent.ping itself: {:.1} MiB peak RSS)",
+        ping_rss as f64 / 1024.0
+    );
+}
+
+/// Values per second for `key` from CLIENTS clients for RUN_FOR; every
+/// answer must be `expected`.
+fn rate(agent: &AgentDaemon, key: &str, expected: &str) -> f64 {
+    assert_eq!(agent.get(key), Reply::Value(expected.into()), "{key}");
+    let start = Instant::now();
+    let total: u64 = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut n = 0u64;
+                    while start.elapsed() < RUN_FOR {
+                        assert_eq!(agent.get(key), Reply::Value(expected.into()), "{key}");
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `zabbix_agentd ARGS` under /usr/bin/time -v: wall time and peak RSS (KiB).
+fn timed(args: &[&str], config: &Path) -> (Duration, i64) {
+    let mut cmd = Command::new(AGENTD);
+    cmd.args(args).env("EXALATE_ZABBIX_CONFIG", config);
+    time_command(&mut cmd)
+}
+
+fn time_command(cmd: &mut Command) -> (Duration, i64) {
+    let program = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let envs: Vec<_> = cmd
+        .get_envs()
+        .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+        .collect();
+    let mut timed = Command::new("/usr/bin/time");
+    timed.arg("-v").arg(program).args(args);
+    for (k, v) in envs {
+        if let Some(v) = v {
+            timed.env(k, v);
+        }
+    }
+    let start = Instant::now();
+    let out = timed.output().unwrap();
+    let took = start.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && !stdout.contains("ZBX_NOTSUPPORTED"),
+        "{}",
+        describe(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let rss = stderr
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .and_then(|v| v.parse().ok())
+        .expect("time -v reports the peak RSS");
+    (took, rss)
+}
+
+fn agent_version() -> String {
+    let out = Command::new(AGENTD).arg("-V").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .last()
+        .unwrap_or("")
+        .to_string()
+}

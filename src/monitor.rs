@@ -18,8 +18,9 @@ use std::time::{Duration, Instant, SystemTime};
 /// How often the config file is checked for changes.
 const RELOAD_CHECK: Duration = Duration::from_secs(1);
 /// Entries of a count/stats fetch are kept for `queue.get` while the answer
-/// is under this size; a larger queue is only counted.
-const KEEP_ENTRIES_BYTES: u64 = 1024 * 1024;
+/// is under this size; a larger queue is only counted (and a `queue.get` of
+/// it fetches again). Bounds what counting holds in memory.
+const KEEP_ENTRIES_BYTES: u64 = 256 * 1024;
 /// Relation names longer than this are refused before any request.
 const MAX_RELATION_CHARS: usize = 1000;
 /// Past this many cached queues, expired ones are dropped.
