@@ -10,13 +10,12 @@
 mod common;
 
 use common::*;
-use fake_exalate_node::{Auth, AuthHeader, FakeNode, NodeConfig, RelationData};
+use fake_exalate_node::RelationData;
 use std::io::BufReader;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "bench-static-token-0123456789";
 const CLIENTS: usize = 8;
 const RUN_FOR: Duration = Duration::from_secs(2);
 const ROUNDS: usize = 3;
@@ -29,7 +28,7 @@ fn main() {
     // Child mode: the comparator, parse one answer into a Value.
     if let Some(i) = args.iter().position(|a| a == "--parse-value") {
         let response = ureq::get(&args[i + 1])
-            .header("X-Exalate-Jwt", TOKEN)
+            .header("X-Exalate-Jwt", BENCH_TOKEN)
             .call()
             .unwrap();
         let mut body = response.into_body();
@@ -45,37 +44,21 @@ fn main() {
         );
     }
 
-    let node = FakeNode::start(
-        NodeConfig::demo()
-            .with_base_path("")
-            .with_auth(Auth::StaticToken(TOKEN.into()), AuthHeader::XExalateJwt),
-    )
-    .unwrap();
-    let dir = temp_dir("bench-agent");
-    let token_file = dir.join("bench.jwt");
-    write_file(&token_file, TOKEN, 0o600);
+    let env = BenchEnv::new("bench-agent");
+    let (node, dir, config) = (&env.node, &env.dir, &env.config);
     // curl reads the header from a file: the token stays off command lines.
     let header_file = dir.join("curl.headers");
-    write_file(&header_file, &format!("X-Exalate-Jwt: {TOKEN}\n"), 0o600);
-    let config = dir.join("exalate_zabbix.toml");
-    let node_table = |name: &str, ttl: u32| {
-        format!(
-            "[nodes.{name}]\nurl = \"{}\"\nrelations = [\"AllContent\"]\ntoken_file = \"{}\"\ncache_ttl = {ttl}\ntimeout = 30\nmax_response_bytes = 536870912\n",
-            node.url(),
-            token_file.display()
-        )
-    };
     write_file(
-        &config,
-        &format!("{}\n{}", node_table("hit", 3600), node_table("miss", 0)),
+        &header_file,
+        &format!("X-Exalate-Jwt: {BENCH_TOKEN}\n"),
         0o600,
     );
     let user_parameter = format!(
-        "UserParameter=curl.count[*],curl -s -H @{} '{}/rest/issuehub/2.4/relations/$1/syncevents/syncrequests' | jq length",
+        "UserParameter=curl.count[*],curl -s -H @{} '{}' | jq length",
         header_file.display(),
-        node.url()
+        env.queue_url("$1", "syncevents/syncrequests")
     );
-    let agent = AgentDaemon::start_with(&dir, &config, 3, &user_parameter);
+    let agent = AgentDaemon::start_with(dir, config, 3, &user_parameter);
 
     println!(
         "through zabbix_agentd {} (StartAgents=3, {CLIENTS} clients; median of {ROUNDS} interleaved rounds of {} s):",
@@ -119,8 +102,8 @@ fn main() {
     println!("zabbix_agentd -t, one process each (peak RSS from /usr/bin/time -v):");
     println!("| entries | answer MB | count: time, MB/s | count RSS above agent.ping | stats: time, RSS above | Value parse: time, RSS |");
     println!("|---|---|---|---|---|---|");
-    let conf = agent_config(&dir, free_port(), 1);
-    let (_, ping_rss) = timed(&["-c", conf.to_str().unwrap(), "-t", "agent.ping"], &config);
+    let conf = agent_config(dir, free_port(), 1);
+    let (_, ping_rss) = timed(&["-c", conf.to_str().unwrap(), "-t", "agent.ping"], config);
     for n in [1_000u64, 10_000, 100_000, 200_000] {
         node.add_relation(
             "Bulk",
@@ -140,7 +123,7 @@ fn main() {
                 "-t",
                 "exalate.queue.count[miss,Bulk,syncrequests]",
             ],
-            &config,
+            config,
         );
         let (stats_time, stats_rss) = timed(
             &[
@@ -149,7 +132,7 @@ fn main() {
                 "-t",
                 "exalate.relation.stats[miss,Bulk]",
             ],
-            &config,
+            config,
         );
         let url = format!(
             "{}/rest/issuehub/2.4/relations/Bulk/syncevents/syncrequests",

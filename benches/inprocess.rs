@@ -11,45 +11,23 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{temp_dir, write_file};
+use common::{BenchEnv, BENCH_TOKEN};
 use exalate_zabbix::zabbix::{self, AgentRequest, AgentResult};
 use exalate_zabbix::Monitor;
-use fake_exalate_node::{Auth, AuthHeader, FakeNode, NodeConfig, RelationData};
+use fake_exalate_node::RelationData;
 use serde::de::IgnoredAny;
 use std::ffi::{c_char, CStr, CString};
 use std::io::BufReader;
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "bench-static-token-0123456789";
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let node = FakeNode::start(
-        NodeConfig::demo()
-            .with_base_path("")
-            .with_auth(Auth::StaticToken(TOKEN.into()), AuthHeader::XExalateJwt),
-    )
-    .unwrap();
-    let dir = temp_dir("bench-inprocess");
-    let token_file = dir.join("bench.jwt");
-    write_file(&token_file, TOKEN, 0o600);
-    let config = dir.join("exalate_zabbix.toml");
-    let node_table = |name: &str, ttl: u32| {
-        format!(
-            "[nodes.{name}]\nurl = \"{}\"\nrelations = [\"AllContent\"]\ntoken_file = \"{}\"\ncache_ttl = {ttl}\nmax_response_bytes = 536870912\n",
-            node.url(),
-            token_file.display()
-        )
-    };
-    write_file(
-        &config,
-        &format!("{}\n{}", node_table("hit", 3600), node_table("miss", 0)),
-        0o600,
-    );
+    let env = BenchEnv::new("bench-inprocess");
+    let (node, config) = (&env.node, &env.config);
     // SAFETY: single-threaded here; the module reads it on its first item call.
-    std::env::set_var("EXALATE_ZABBIX_CONFIG", &config);
+    std::env::set_var("EXALATE_ZABBIX_CONFIG", config);
 
     println!("in-process item calls (fake node on loopback, 3-entry queue, keep-alive):");
     let hit = ["hit", "AllContent", "syncrequests"];
@@ -65,7 +43,7 @@ fn main() {
     let floor = || {
         let response = agent
             .get(&url)
-            .header("X-Exalate-Jwt", TOKEN)
+            .header("X-Exalate-Jwt", BENCH_TOKEN)
             .call()
             .unwrap();
         let reader = BufReader::new(response.into_body().into_reader());
@@ -121,11 +99,11 @@ fn main() {
                 .unwrap()
                 .starts_with(&format!("{{\"syncrequests\":{n},")))
         });
-        let bulk_url = url.replace("AllContent", "Bulk");
+        let bulk_url = env.queue_url("Bulk", "syncevents/syncrequests");
         let value = median_per_call(rounds, 1, || {
             let response = agent
                 .get(&bulk_url)
-                .header("X-Exalate-Jwt", TOKEN)
+                .header("X-Exalate-Jwt", BENCH_TOKEN)
                 .call()
                 .unwrap();
             let mut body = response.into_body();

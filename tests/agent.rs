@@ -8,15 +8,6 @@ use common::*;
 use fake_exalate_node::NodeConfig;
 use std::time::{Duration, Instant};
 
-const QUEUES: [&str; 6] = [
-    "syncrequests",
-    "blobrequests",
-    "syncresponses",
-    "blobresponses",
-    "errorresponses",
-    "bloberrorresponses",
-];
-
 /// The demo relation's counts on the fake node, in QUEUES order.
 fn demo_counts(relation: &str) -> [u64; 6] {
     NodeConfig::demo().relations[relation].counts

@@ -89,14 +89,7 @@ fn run_capi_test(name: &str, wrapper: &[&str], flags: &[&str]) -> String {
     let env = TestEnv::new(name);
     write_capi_config(&env);
     let exe = compile(&env.dir, "tests/c/capi_test.c", "capi_test", flags);
-    let mut cmd = match wrapper.split_first() {
-        Some((program, args)) => {
-            let mut c = Command::new(program);
-            c.args(args).arg(&exe);
-            c
-        }
-        None => Command::new(&exe),
-    };
+    let mut cmd = wrapped(wrapper, &exe);
     cmd.arg(&env.config_path);
     if cfg!(feature = "fault-injection") {
         cmd.arg("panic");
@@ -132,22 +125,7 @@ fn c_program_covers_every_result_code() {
 
 #[test]
 fn c_program_under_valgrind_has_no_errors_or_leaks() {
-    let stderr = run_capi_test(
-        "capi-valgrind",
-        &[
-            "valgrind",
-            "--error-exitcode=99",
-            "--leak-check=full",
-            "--keep-debuginfo=yes",
-            concat!(
-                "--suppressions=",
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/valgrind.supp"
-            ),
-            "--errors-for-leak-kinds=definite,indirect,possible",
-        ],
-        &C_FLAGS,
-    );
+    let stderr = run_capi_test("capi-valgrind", &VALGRIND, &C_FLAGS);
     assert!(stderr.contains("ERROR SUMMARY: 0 errors"), "{stderr}");
 }
 

@@ -26,15 +26,7 @@ fn build_host(dir: &Path) -> PathBuf {
 
 fn run_host(env: &TestEnv, wrapper: &[&str], calls: &[&str]) -> (String, String) {
     let exe = build_host(&env.dir);
-    let mut cmd = match wrapper.split_first() {
-        Some((program, args)) => {
-            let mut c = Command::new(program);
-            c.args(args).arg(&exe);
-            c
-        }
-        None => Command::new(&exe),
-    };
-    let out = cmd
+    let out = wrapped(wrapper, &exe)
         .arg(module_path())
         .args(calls)
         .env("EXALATE_ZABBIX_CONFIG", &env.config_path)
@@ -119,23 +111,7 @@ fn c_host_loads_and_calls_the_module() {
 #[test]
 fn c_host_under_valgrind_has_no_errors_or_leaks() {
     let env = TestEnv::new("module-host-valgrind");
-    let (stdout, stderr) = run_host(
-        &env,
-        &[
-            "valgrind",
-            "--error-exitcode=99",
-            "--leak-check=full",
-            "--keep-debuginfo=yes",
-            concat!(
-                "--suppressions=",
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/valgrind.supp"
-            ),
-            "--show-leak-kinds=definite,indirect,possible",
-            "--errors-for-leak-kinds=definite,indirect,possible",
-        ],
-        &CALLS,
-    );
+    let (stdout, stderr) = run_host(&env, &VALGRIND, &CALLS);
     check_lines(&stdout);
     assert!(stderr.contains("ERROR SUMMARY: 0 errors"), "{stderr}");
     assert!(

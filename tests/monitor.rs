@@ -39,15 +39,6 @@ fn monitor_with(env: &TestEnv, extra: &[&str]) -> Monitor {
     Monitor::open(env.config_path.clone()).unwrap()
 }
 
-const QUEUES: [&str; 6] = [
-    "syncrequests",
-    "blobrequests",
-    "syncresponses",
-    "blobresponses",
-    "errorresponses",
-    "bloberrorresponses",
-];
-
 #[test]
 fn one_fetch_per_queue_serves_counts_stats_and_get() {
     let env = TestEnv::new("monitor-cache");

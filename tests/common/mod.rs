@@ -14,6 +14,89 @@ use std::time::{Duration, Instant};
 pub const SECRET: &str = "test-shared-secret-6f1d2a9c";
 pub const AGENTD: &str = "/usr/sbin/zabbix_agentd";
 
+/// The six queue names, in the contract's order.
+pub const QUEUES: [&str; 6] = [
+    "syncrequests",
+    "blobrequests",
+    "syncresponses",
+    "blobresponses",
+    "errorresponses",
+    "bloberrorresponses",
+];
+
+/// valgrind that fails on any error or leak (see tests/valgrind.supp for
+/// the two process-lifetime statics it is told about).
+pub const VALGRIND: [&str; 6] = [
+    "valgrind",
+    "--error-exitcode=99",
+    "--leak-check=full",
+    "--keep-debuginfo=yes",
+    concat!(
+        "--suppressions=",
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/valgrind.supp"
+    ),
+    "--errors-for-leak-kinds=definite,indirect,possible",
+];
+
+/// `exe`, run under `wrapper` (e.g. VALGRIND) when one is given.
+pub fn wrapped(wrapper: &[&str], exe: &Path) -> Command {
+    match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    }
+}
+
+/// For benchmarks: a fake node with the demo relations and a static token,
+/// and a config with node `hit` (cache on) and node `miss` (cache off).
+pub struct BenchEnv {
+    pub node: FakeNode,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+}
+
+pub const BENCH_TOKEN: &str = "bench-static-token-0123456789";
+
+impl BenchEnv {
+    pub fn new(name: &str) -> BenchEnv {
+        let node = FakeNode::start(NodeConfig::demo().with_base_path("").with_auth(
+            Auth::StaticToken(BENCH_TOKEN.into()),
+            AuthHeader::XExalateJwt,
+        ))
+        .unwrap();
+        let dir = temp_dir(name);
+        let token_file = dir.join("bench.jwt");
+        write_file(&token_file, BENCH_TOKEN, 0o600);
+        let config = dir.join("exalate_zabbix.toml");
+        let node_table = |name: &str, ttl: u32| {
+            format!(
+                "[nodes.{name}]\nurl = \"{}\"\nrelations = [\"AllContent\"]\ntoken_file = \"{}\"\n\
+                 cache_ttl = {ttl}\ntimeout = 30\nmax_response_bytes = 536870912\n",
+                node.url(),
+                token_file.display()
+            )
+        };
+        write_file(
+            &config,
+            &format!("{}\n{}", node_table("hit", 3600), node_table("miss", 0)),
+            0o600,
+        );
+        BenchEnv { node, dir, config }
+    }
+
+    /// The URL of a queue on the fake node.
+    pub fn queue_url(&self, relation: &str, path: &str) -> String {
+        format!(
+            "{}/rest/issuehub/2.4/relations/{relation}/{path}",
+            self.node.url()
+        )
+    }
+}
+
 /// A fresh directory for one test.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir()
