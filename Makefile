@@ -26,3 +26,25 @@ demo: deps-demo release
 
 test: deps-test
 	$(CARGO) test --workspace
+
+# --- One module for every supported agent (5.0, 6.0, 7.0; glibc 2.28 and up) ---
+# The release artifact, built against glibc 2.28 (RHEL 8, Debian 10 and later)
+# with cargo-zigbuild: packages take it from here, e.g. MODULE_SO=$(COMPAT_SO).
+GLIBC_FLOOR := 2.28
+COMPAT_TARGET := x86_64-unknown-linux-gnu
+COMPAT_SO := target/$(COMPAT_TARGET)/release/libexalate_zabbix.so
+ZIG_VENV := target/compat/zig-venv
+CARGO_ZIGBUILD_VERSION := 0.24.1
+ZIGLANG_VERSION := 0.17.1
+
+.PHONY: release-compat print-compat-so
+
+release-compat:
+	scripts/deps.sh binutils:objdump
+	scripts/zig-tools.sh $(ZIG_VENV) $(CARGO_ZIGBUILD_VERSION) $(ZIGLANG_VERSION)
+	PATH="$(CURDIR)/$(ZIG_VENV)/bin:$$PATH" $(CARGO) zigbuild --release --target $(COMPAT_TARGET).$(GLIBC_FLOOR) -p exalate_zabbix --lib
+	scripts/max-glibc.sh $(COMPAT_SO) $(GLIBC_FLOOR)
+	@echo "module for glibc $(GLIBC_FLOOR)+: $(COMPAT_SO)"
+
+print-compat-so:
+	@echo $(COMPAT_SO)
