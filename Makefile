@@ -36,8 +36,11 @@ COMPAT_SO := target/$(COMPAT_TARGET)/release/libexalate_zabbix.so
 ZIG_VENV := target/compat/zig-venv
 CARGO_ZIGBUILD_VERSION := 0.24.1
 ZIGLANG_VERSION := 0.17.1
+# Real agents, one Debian chroot each: bullseye 5.0.8, bookworm 6.0.14, trixie 7.0.
+COMPAT_SUITES ?= bullseye bookworm trixie
+COMPAT_ROOTS := target/compat/roots
 
-.PHONY: release-compat print-compat-so
+.PHONY: release-compat compat-test compat-roots compat-clean print-compat-so
 
 release-compat:
 	scripts/deps.sh binutils:objdump
@@ -48,3 +51,18 @@ release-compat:
 
 print-compat-so:
 	@echo $(COMPAT_SO)
+
+compat-roots:
+	scripts/deps.sh debootstrap:debootstrap
+	scripts/compat-roots.sh $(COMPAT_ROOTS) $(COMPAT_SUITES)
+
+# Each suite's real agent loads $(COMPAT_SO) and answers every item over TCP, -t and -p.
+# The build (CPU) and the chroots (network) run side by side.
+compat-test:
+	$(MAKE) --no-print-directory -j2 release-compat compat-roots
+	EXALATE_COMPAT_SO="$(CURDIR)/$(COMPAT_SO)" EXALATE_COMPAT_ROOTS="$(CURDIR)/$(COMPAT_ROOTS)" \
+	EXALATE_COMPAT_SUITES="$(COMPAT_SUITES)" GLIBC_FLOOR=$(GLIBC_FLOOR) \
+	$(CARGO) test --test compat -- --ignored --nocapture --test-threads=1
+
+compat-clean:
+	rm -rf --one-file-system $(COMPAT_ROOTS)
