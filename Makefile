@@ -54,3 +54,43 @@ install:
 	install -m 0644 include/exalate_zabbix.h $(DESTDIR)$(INCLUDEDIR)/exalate_zabbix.h
 	sed -e 's|@prefix@|$(PREFIX)|' -e 's|@libdir@|$(LIBDIR)|' -e 's|@includedir@|$(INCLUDEDIR)|' \
 	    -e 's|@version@|$(VERSION)|' packaging/exalate_zabbix.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/exalate_zabbix.pc
+
+# --- One module for every supported agent (5.0, 6.0, 7.0; glibc 2.28 and up) ---
+# The release artifact, built against glibc 2.28 (RHEL 8, Debian 10 and later)
+# with cargo-zigbuild: packages take it from here, e.g. MODULE_SO=$(COMPAT_SO).
+GLIBC_FLOOR := 2.28
+COMPAT_TARGET := x86_64-unknown-linux-gnu
+COMPAT_SO := target/$(COMPAT_TARGET)/release/libexalate_zabbix.so
+ZIG_VENV := target/compat/zig-venv
+CARGO_ZIGBUILD_VERSION := 0.24.1
+ZIGLANG_VERSION := 0.17.1
+# Real agents, one Debian chroot each: bullseye 5.0.8, bookworm 6.0.14, trixie 7.0.
+COMPAT_SUITES ?= bullseye bookworm trixie
+COMPAT_ROOTS := target/compat/roots
+
+.PHONY: release-compat compat-test compat-roots compat-clean print-compat-so
+
+release-compat:
+	scripts/deps.sh binutils:objdump
+	scripts/zig-tools.sh $(ZIG_VENV) $(CARGO_ZIGBUILD_VERSION) $(ZIGLANG_VERSION)
+	PATH="$(CURDIR)/$(ZIG_VENV)/bin:$$PATH" $(CARGO) zigbuild --release --target $(COMPAT_TARGET).$(GLIBC_FLOOR) -p exalate_zabbix --lib
+	scripts/max-glibc.sh $(COMPAT_SO) $(GLIBC_FLOOR)
+	@echo "module for glibc $(GLIBC_FLOOR)+: $(COMPAT_SO)"
+
+print-compat-so:
+	@echo $(COMPAT_SO)
+
+compat-roots:
+	scripts/deps.sh debootstrap:debootstrap
+	scripts/compat-roots.sh $(COMPAT_ROOTS) $(COMPAT_SUITES)
+
+# Each suite's real agent loads $(COMPAT_SO) and answers every item over TCP, -t and -p.
+# The build (CPU) and the chroots (network) run side by side.
+compat-test:
+	$(MAKE) --no-print-directory -j2 release-compat compat-roots
+	EXALATE_COMPAT_SO="$(CURDIR)/$(COMPAT_SO)" EXALATE_COMPAT_ROOTS="$(CURDIR)/$(COMPAT_ROOTS)" \
+	EXALATE_COMPAT_SUITES="$(COMPAT_SUITES)" GLIBC_FLOOR=$(GLIBC_FLOOR) \
+	$(CARGO) test --test compat -- --ignored --nocapture --test-threads=1
+
+compat-clean:
+	rm -rf --one-file-system $(COMPAT_ROOTS)

@@ -249,6 +249,7 @@ impl Monitor {
         let timeout = session
             .config
             .timeout
+            .or_else(call_timeout)
             .unwrap_or_else(|| Duration::from_secs(self.host_timeout_secs.load(Ordering::Relaxed)));
         Deadline {
             at: Instant::now() + timeout,
@@ -505,4 +506,78 @@ fn file_stamp(path: &Path) -> Option<FileStamp> {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+thread_local! {
+    /// The host's timeout for the call running on this thread, when it gave
+    /// one (a 7.0 agent's per-item timeout); see [`Monitor::with_call_timeout`].
+    static CALL_TIMEOUT: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
+}
+
+fn call_timeout() -> Option<Duration> {
+    CALL_TIMEOUT.with(|t| t.get())
+}
+
+impl Monitor {
+    /// Runs `f` with `timeout`, when given, in place of the host timeout for
+    /// nodes without a `timeout` of their own: a 7.0 agent passes each item's
+    /// timeout with the call. Scoped to this thread and this call.
+    pub fn with_call_timeout<R>(&self, timeout: Option<Duration>, f: impl FnOnce() -> R) -> R {
+        struct Restore(Option<Duration>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CALL_TIMEOUT.with(|t| t.set(self.0));
+            }
+        }
+        let _restore = Restore(CALL_TIMEOUT.with(|t| t.replace(timeout)));
+        f()
+    }
+}
+
+#[cfg(test)]
+mod call_timeout_tests {
+    use super::*;
+
+    fn session(timeout: Option<u64>) -> NodeSession {
+        let text = format!(
+            "[nodes.n]\nurl = \"http://127.0.0.1:1\"\ntoken_file = \"/nonexistent\"\n{}",
+            timeout.map_or(String::new(), |t| format!("timeout = {t}\n"))
+        );
+        let config = Config::parse(Path::new("t.toml"), &text).unwrap();
+        NodeSession::new(config.nodes["n"].clone())
+    }
+
+    fn picked(monitor: &Monitor, session: &NodeSession) -> u64 {
+        monitor.deadline(session).timeout.as_secs()
+    }
+
+    #[test]
+    fn node_timeout_then_call_timeout_then_host_timeout() {
+        let monitor = Monitor::new_lazy("/nonexistent".into());
+        monitor.set_host_timeout(3);
+        let plain = session(None);
+        let own = session(Some(5));
+        assert_eq!(picked(&monitor, &plain), 3);
+        assert_eq!(picked(&monitor, &own), 5);
+        monitor.with_call_timeout(Some(Duration::from_secs(9)), || {
+            assert_eq!(picked(&monitor, &plain), 9);
+            assert_eq!(picked(&monitor, &own), 5, "the node's own timeout wins");
+            // Nested: the inner call's own value, then the outer one again.
+            monitor.with_call_timeout(None, || assert_eq!(picked(&monitor, &plain), 3));
+            assert_eq!(picked(&monitor, &plain), 9);
+        });
+        assert_eq!(picked(&monitor, &plain), 3, "scoped to the call");
+    }
+
+    #[test]
+    fn a_panic_inside_does_not_leak_the_override() {
+        let monitor = Monitor::new_lazy("/nonexistent".into());
+        monitor.set_host_timeout(4);
+        let plain = session(None);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            monitor.with_call_timeout(Some(Duration::from_secs(1)), || panic!("boom"))
+        }));
+        assert!(result.is_err());
+        assert_eq!(picked(&monitor, &plain), 4);
+    }
 }

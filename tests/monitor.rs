@@ -8,26 +8,36 @@ use common::*;
 use exalate_zabbix::{ErrorKind, Monitor};
 use fake_exalate_node::RelationData;
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-/// Counts live and peak heap bytes, to measure what counting keeps.
+/// Counts this thread's live and peak heap bytes, to measure what counting
+/// keeps (the fake node and other tests allocate on other threads).
 struct PeakAlloc;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+fn track(delta: isize) {
+    let _ = LIVE.try_with(|live| {
+        live.set(live.get() + delta);
+        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(live.get())));
+    });
+}
 
 unsafe impl GlobalAlloc for PeakAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let ptr = unsafe { System.alloc(layout) };
         if !ptr.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
+            track(layout.size() as isize);
         }
         ptr
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        track(-(layout.size() as isize));
     }
 }
 
@@ -156,10 +166,10 @@ fn counting_200k_entries_keeps_memory_flat() {
     let peak_above_start = |n: u64, queue: &str| {
         env.node
             .add_relation("Bulk", RelationData::with_counts([n, 0, 0, 0, n, 0]));
-        let before = LIVE.load(Ordering::Relaxed);
-        PEAK.store(before, Ordering::Relaxed);
+        let before = LIVE.with(Cell::get);
+        PEAK.with(|p| p.set(before));
         assert_eq!(monitor.queue_count("demo", "Bulk", queue).unwrap(), n);
-        PEAK.load(Ordering::Relaxed) - before
+        PEAK.with(Cell::get) - before
     };
     for queue in ["syncrequests", "errorresponses"] {
         let small = peak_above_start(20_000, queue);

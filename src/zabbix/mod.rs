@@ -1,12 +1,14 @@
 //! The Zabbix loadable-module ABI (api version 2), declared here so the
 //! module links nothing from the agent and works across agent versions.
-//! Only the fields common to every version (4.0 to 7.x) are read or written.
+//! Only the fields common to every version (4.0 to 7.x) are read or written,
+//! save 7.0's per-item `timeout`, read only where `compat` finds a 7.0+ agent.
 //!
 //! The agent loads the module, calls `zbx_module_init` and `zbx_module_item_list`
 //! in its parent process, then forks: item functions run in the children, so
 //! every piece of state (config, HTTP agents, tokens, cache) is created on the
 //! first item call, in the process that uses it.
 
+pub mod compat;
 pub mod items;
 
 use crate::config;
@@ -187,7 +189,12 @@ unsafe fn serve_item(item: Item, request: *mut AgentRequest, result: *mut AgentR
         // SAFETY: see the function's contract.
         let params = unsafe { read_params(request) }?;
         let params: Vec<&str> = params.iter().map(String::as_str).collect();
-        items::serve(&monitor(), item, &params).map_err(|e| e.message().to_string())
+        // SAFETY: as above; the layout is the one `compat` detected.
+        let timeout = unsafe { compat::item_timeout(request, compat::host_has_item_timeouts()) };
+        let monitor = monitor();
+        monitor
+            .with_call_timeout(timeout, || items::serve(&monitor, item, &params))
+            .map_err(|e| e.message().to_string())
     }));
     let outcome = outcome.unwrap_or_else(|panic| {
         Err(format!(

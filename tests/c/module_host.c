@@ -4,8 +4,16 @@
  * init, item_list and item_timeout, rewrite the item flags in place as the
  * agent does, then run items with agent-shaped requests (the 6.0 layout,
  * which has `types` after `mtime`) and free every result string with free().
+ * Each request is a heap block of exactly sizeof(AGENT_REQUEST), as the
+ * agent's, so valgrind sees any read past its end.
  *
- * usage: module_host LIB [--list] [CALL...]   where CALL is key|param|param...
+ * Built with -DAGENT_REQUEST_TIMEOUT, the request has 7.0's `int timeout`
+ * after `types`. Built with -DEXPORT_ITEM_TIMEOUT_MARKER (and -rdynamic), the
+ * program exports zbx_validate_item_timeout as a 7.0 agent does.
+ *
+ * usage: module_host LIB [--list] [--item-timeout=N] [CALL...]
+ *   CALL is key|param|param...; --item-timeout sets the per-item timeout of
+ *   the calls after it (ignored without the field).
  * Prints one line per call: "OK u <n>", "OK s <str>", "OK t <text>", "FAIL <msg>".
  */
 #define _POSIX_C_SOURCE 200809L
@@ -29,7 +37,23 @@ typedef struct {
     uint64_t lastlogsize;
     int mtime;
     int *types; /* 4.4.10 to 6.4 */
+#ifdef AGENT_REQUEST_TIMEOUT
+    int timeout; /* 7.0+ */
+#endif
 } AGENT_REQUEST;
+
+#ifdef EXPORT_ITEM_TIMEOUT_MARKER
+/* The 7.0 agent's function; only its presence matters to the module. */
+int zbx_validate_item_timeout(const char *timeout_str, int *sec_out, char *error, size_t error_len) {
+    (void)timeout_str;
+    (void)error;
+    (void)error_len;
+    *sec_out = 3;
+    return 0;
+}
+#endif
+
+static int item_timeout_secs = 0;
 
 typedef struct {
     uint64_t lastlogsize;
@@ -67,18 +91,20 @@ static int call(ZBX_METRIC *items, char *spec) {
         printf("NOKEY %s\n", fields[0]);
         return 1;
     }
-    AGENT_REQUEST request;
-    memset(&request, 0, sizeof(request));
-    request.key = strdup(fields[0]);
-    request.nparam = n - 1;
-    request.params = calloc((size_t)n, sizeof(char *));
-    request.types = calloc((size_t)n, sizeof(int));
+    AGENT_REQUEST *req = calloc(1, sizeof(AGENT_REQUEST));
+    req->key = strdup(fields[0]);
+    req->nparam = n - 1;
+    req->params = calloc((size_t)n, sizeof(char *));
+    req->types = calloc((size_t)n, sizeof(int));
     for (int i = 1; i < n; i++) {
-        request.params[i - 1] = strdup(fields[i]);
-        request.types[i - 1] = 1;
+        req->params[i - 1] = strdup(fields[i]);
+        req->types[i - 1] = 1;
     }
+#ifdef AGENT_REQUEST_TIMEOUT
+    req->timeout = item_timeout_secs;
+#endif
     AGENT_RESULT *result = calloc(1, sizeof(AGENT_RESULT));
-    int rc = item->function(&request, result);
+    int rc = item->function(req, result);
     if (rc == 0 && (result->type & AR_UINT64))
         printf("OK u %llu\n", (unsigned long long)result->ui64);
     else if (rc == 0 && (result->type & AR_STRING))
@@ -93,11 +119,12 @@ static int call(ZBX_METRIC *items, char *spec) {
     free(result->text);
     free(result->msg);
     free(result);
-    for (int i = 0; i < request.nparam; i++)
-        free(request.params[i]);
-    free(request.params);
-    free(request.types);
-    free(request.key);
+    for (int i = 0; i < req->nparam; i++)
+        free(req->params[i]);
+    free(req->params);
+    free(req->types);
+    free(req->key);
+    free(req);
     return 0;
 }
 
@@ -144,6 +171,10 @@ int main(int argc, char **argv) {
             for (ZBX_METRIC *m = items; m->key != NULL; m++)
                 printf("ITEM %s flags=%u test_param=%s\n", m->key, m->flags,
                        m->test_param ? m->test_param : "(null)");
+            continue;
+        }
+        if (strncmp(argv[i], "--item-timeout=", 15) == 0) {
+            item_timeout_secs = atoi(argv[i] + 15);
             continue;
         }
         char *spec = strdup(argv[i]);

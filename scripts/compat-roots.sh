@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Debian chroots holding each suite's real zabbix-agent, for `make compat-test`:
+# bullseye 5.0, bookworm 6.0, trixie 7.0. Built in parallel with debootstrap
+# (minbase, about 30 s each) and kept: a finished chroot is reused until
+# removed (`make compat-clean`). Nothing is mounted into them.
+# usage: scripts/compat-roots.sh DIR SUITE...   (as root)
+set -euo pipefail
+dir=$1
+shift
+# Suites leave deb.debian.org for the archive some time after their end of life.
+mirrors=(${COMPAT_MIRRORS:-http://deb.debian.org/debian http://archive.debian.org/debian})
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "compat-roots: debootstrap and chroot need root" >&2
+  exit 1
+fi
+mkdir -p "$dir"
+
+# Removes a tree, first unmounting anything an interrupted debootstrap left
+# mounted in it; never crosses into another file system.
+remove_tree() {
+  local path=$1 mnt
+  [ -e "$path" ] || return 0
+  path=$(realpath "$path")
+  while read -r mnt; do
+    umount -l "$mnt" 2>/dev/null || true
+  done < <(awk -v p="$path/" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r)
+  rm -rf --one-file-system "$path"
+}
+
+build() {
+  local suite=$1 root=$dir/$1 partial=$dir/$1.partial log=$dir/$1.log mirror version
+  remove_tree "$partial"
+  for mirror in "${mirrors[@]}"; do
+    if debootstrap --variant=minbase --include=zabbix-agent "$suite" "$partial" "$mirror" >"$log" 2>&1; then
+      version=$(chroot "$partial" /usr/sbin/zabbix_agentd -V | head -1 | awk '{print $NF}')
+      echo "$version" >"$partial/.exalate-compat-ready"
+      remove_tree "$root"
+      mv "$partial" "$root"
+      echo "$suite: zabbix_agentd $version, from $mirror"
+      return 0
+    fi
+    remove_tree "$partial"
+  done
+  echo "$suite: debootstrap failed; the end of $log:" >&2
+  tail -n 20 "$log" >&2
+  return 1
+}
+
+pids=()
+suites=()
+for suite in "$@"; do
+  if [ -x "$dir/$suite/usr/sbin/zabbix_agentd" ] && [ -f "$dir/$suite/.exalate-compat-ready" ]; then
+    echo "$suite: cached, zabbix_agentd $(cat "$dir/$suite/.exalate-compat-ready")"
+    continue
+  fi
+  echo "$suite: debootstrap --variant=minbase --include=zabbix-agent ..."
+  build "$suite" &
+  pids+=("$!")
+  suites+=("$suite")
+done
+failed=0
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || failed=1
+done
+exit "$failed"
