@@ -26,3 +26,29 @@ demo: deps-demo release
 
 test: deps-test
 	$(CARGO) test --workspace
+
+# Packages: a .deb and an .rpm in target/packages/ (README "Packages").
+# MODULE_SO may name a module built elsewhere (e.g. for an older glibc).
+MODULE_SO ?= target/release/libexalate_zabbix.so
+PACKAGE_DEPS := dpkg-dev:dpkg-shlibdeps rpm:rpmbuild binutils:strip
+PACKAGE_TEST_DEPS := $(PACKAGE_DEPS) zabbix-agent:/usr/sbin/zabbix_agentd lintian:lintian \
+	rpm2cpio:rpm2cpio cpio:cpio php-cli:php php-symfony-yaml:/usr/share/php/Symfony/Component/Yaml/Yaml.php
+
+.PHONY: packages package-test deps-packages deps-package-test
+
+deps-packages:
+	scripts/deps.sh $(PACKAGE_DEPS)
+
+deps-package-test:
+	scripts/deps.sh $(PACKAGE_TEST_DEPS)
+
+packages: deps-packages
+ifeq ($(MODULE_SO),target/release/libexalate_zabbix.so)
+	$(CARGO) build --release --lib
+endif
+	packaging/build-packages.sh $(MODULE_SO)
+
+# Installs the .deb on this machine (root), runs Debian's stock agent with it, purges it.
+package-test: deps-package-test packages
+	$(CARGO) build --release -p fake_exalate_node --bin fake-exalate-node
+	packaging/package-test.sh
