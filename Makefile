@@ -32,7 +32,8 @@ test: deps-test
 MODULE_SO ?= target/release/libexalate_zabbix.so
 PACKAGE_DEPS := dpkg-dev:dpkg-shlibdeps rpm:rpmbuild binutils:strip
 PACKAGE_TEST_DEPS := $(PACKAGE_DEPS) zabbix-agent:/usr/sbin/zabbix_agentd lintian:lintian \
-	rpm2cpio:rpm2cpio cpio:cpio php-cli:php php-symfony-yaml:/usr/share/php/Symfony/Component/Yaml/Yaml.php
+	rpm2cpio:rpm2cpio cpio:cpio php-cli:php php-symfony-yaml:/usr/share/php/Symfony/Component/Yaml/Yaml.php \
+	selinux-policy-dev:/usr/share/selinux/devel/Makefile
 
 .PHONY: packages package-test deps-packages deps-package-test
 

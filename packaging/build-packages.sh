@@ -43,6 +43,9 @@ stage() {
     packaging/exalate_zabbix.pc.in > "$root$pcdir/exalate_zabbix.pc"
   install -m 0644 "$header" "$root/usr/include/exalate_zabbix.h"
   install -m 0644 packaging/template/template_exalate_zabbix.yaml "$root/usr/share/exalate-zabbix/"
+  install -d "$root/usr/share/exalate-zabbix/selinux"
+  install -m 0644 packaging/selinux/exalate_zabbix.te packaging/selinux/exalate_zabbix.fc \
+    packaging/selinux/exalate_zabbix.if "$root/usr/share/exalate-zabbix/selinux/"
   install -m 0640 packaging/exalate_zabbix.toml "$root/etc/zabbix/exalate_zabbix.toml"
 }
 

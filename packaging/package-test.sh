@@ -108,7 +108,8 @@ rpm_list=$(rpm -qlp "$rpm" 2>/dev/null)
 for path in /usr/lib64/zabbix/modules/libexalate_zabbix.so /usr/lib64/zabbix/modules/libexalate_zabbix.so.0 \
   /etc/zabbix/zabbix_agentd.conf.d/exalate_zabbix.conf /etc/zabbix/zabbix_agentd.d/exalate_zabbix.conf \
   /etc/zabbix/exalate_zabbix.toml /usr/include/exalate_zabbix.h /usr/lib64/pkgconfig/exalate_zabbix.pc \
-  /usr/share/exalate-zabbix/template_exalate_zabbix.yaml /usr/share/doc/exalate-zabbix/README.md \
+  /usr/share/exalate-zabbix/template_exalate_zabbix.yaml /usr/share/exalate-zabbix/selinux/exalate_zabbix.te \
+  /usr/share/exalate-zabbix/selinux/exalate_zabbix.fc /usr/share/doc/exalate-zabbix/README.md \
   /usr/share/doc/exalate-zabbix/CHANGELOG.md /usr/share/licenses/exalate-zabbix/LICENSE; do
   grep -qx "$path" <<<"$rpm_list" || fail "rpm -qlp: $path missing"
 done
@@ -265,6 +266,12 @@ dpkg-deb -x "$work"/zabbix-frontend-php_*.deb "$work/frontend"
 frontend_version=$(dpkg-deb -f "$work"/zabbix-frontend-php_*.deb Version)
 expect "template valid for Zabbix $frontend_version's importer" \
   "$(php packaging/template/zabbix-validate.php "$work/frontend/usr/share/zabbix" /usr/share/exalate-zabbix/template_exalate_zabbix.yaml)" valid
+
+echo "== the SELinux policy source (compiled only: no SELinux here to load or enforce it)"
+cp -r /usr/share/exalate-zabbix/selinux "$work/selinux"
+(cd "$work/selinux" && make -s -f /usr/share/selinux/devel/Makefile exalate_zabbix.pp >"$work/selinux.log" 2>&1) ||
+  fail "the policy does not compile: $(tail -n 5 "$work/selinux.log")"
+ok "exalate_zabbix.pp builds against the refpolicy headers"
 
 echo "== dpkg -r"
 record "$(dpkg -r exalate-zabbix 2>&1)" > /dev/null || fail "dpkg -r"
