@@ -33,7 +33,7 @@ MODULE_SO ?= target/release/libexalate_zabbix.so
 PACKAGE_DEPS := dpkg-dev:dpkg-shlibdeps rpm:rpmbuild binutils:strip
 PACKAGE_TEST_DEPS := $(PACKAGE_DEPS) zabbix-agent:/usr/sbin/zabbix_agentd lintian:lintian \
 	rpm2cpio:rpm2cpio cpio:cpio php-cli:php php-symfony-yaml:/usr/share/php/Symfony/Component/Yaml/Yaml.php \
-	selinux-policy-dev:/usr/share/selinux/devel/Makefile
+	selinux-policy-dev:/usr/share/selinux/devel/Makefile gcc:cc pkg-config:pkg-config
 
 .PHONY: packages package-test deps-packages deps-package-test
 

@@ -209,6 +209,22 @@ for f in /usr/include/exalate_zabbix.h /usr/share/exalate-zabbix/template_exalat
   [ -f "$f" ] || fail "missing $f"
 done
 ok "header, template, copyright, changelogs, README installed"
+# The C API side: a C program builds with the installed pkg-config file and runs
+# (-L, -rpath and the .so.0 link); the header compiles when it is the real one.
+cat > "$work/capi.c" <<'C'
+#include <stdio.h>
+int zbx_module_api_version(void);
+int main(void) { printf("%d\n", zbx_module_api_version()); return 0; }
+C
+# shellcheck disable=SC2046
+cc -o "$work/capi" "$work/capi.c" $(pkg-config --cflags --libs exalate_zabbix) || fail "cc with pkg-config exalate_zabbix"
+expect "a C program links with pkg-config's flags and runs" "$("$work/capi")" 2
+if ! grep -q placeholder /usr/include/exalate_zabbix.h; then
+  # shellcheck disable=SC2046
+  echo '#include <exalate_zabbix.h>' | cc -fsyntax-only -x c - $(pkg-config --cflags exalate_zabbix) ||
+    fail "the installed header does not compile"
+  ok "the installed header compiles"
+fi
 # The example config as installed: every item says what to do.
 out=$(record "$("$agentd" -c "$stock_conf" -t exalate.discovery 2>&1)")
 expect_match "stock agent with the example config: items ask for a node" "$out" "*ZBX_NOTSUPPORTED*/etc/zabbix/exalate_zabbix.toml*no \[nodes.NAME\] table*"
