@@ -30,6 +30,8 @@ done
 
 work=$(mktemp -d /tmp/exalate-zabbix-package-test.XXXXXX)
 agent_pid="" node_pid="" made_run_dir=""
+# The stock agent logs to the stock log file: put it back as it was afterwards.
+log_size=$(stat -c %s "$agent_log" 2>/dev/null || echo none)
 passed=0
 
 cleanup() {
@@ -40,6 +42,7 @@ cleanup() {
     dpkg -P exalate-zabbix >/dev/null 2>&1 || true
   fi
   [ -z "$made_run_dir" ] || rm -rf /run/zabbix
+  if [ "$log_size" = none ]; then rm -f "$agent_log"; else truncate -s "$log_size" "$agent_log" 2>/dev/null || true; fi
   rm -rf "$work"
   [ "$rc" -eq 0 ] || echo "package-test: $passed passed, 1 failed"
 }
@@ -234,7 +237,6 @@ if [ ! -d /run/zabbix ]; then
   install -d -o zabbix -g zabbix /run/zabbix
   made_run_dir=yes
 fi
-log_start=$(stat -c %s "$agent_log" 2>/dev/null || echo 0)
 start_agent "$work/exalate_zabbix.toml"
 expect "agent runs as user zabbix" "$(ps -o user= -p "$agent_pid" | tr -d ' ')" zabbix
 expect "exalate.module.version" "$(get exalate.module.version)" "$version"
@@ -273,7 +275,9 @@ done <<<"$polled"
 ok "every key the installed template polls answers ($(wc -l <<<"$polled") keys, 2 relations)"
 stop_agent
 ok "agent stopped"
-tail -c +"$((log_start + 1))" "$agent_log" >> "$all_output" 2>/dev/null || true
+[ "$log_size" = none ] && from=1 || from=$((log_size + 1))
+tail -c +"$from" "$agent_log" >> "$all_output" 2>/dev/null || true
+grep -q "exalate" "$all_output" || fail "nothing of the module in the outputs and agent log"
 
 echo "== the installed template: Zabbix 6.0's own import validator"
 (cd "$work" && { apt-get download -qq zabbix-frontend-php >/dev/null 2>&1 ||
