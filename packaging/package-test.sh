@@ -53,6 +53,7 @@ fail() { echo "FAIL $*" >&2; exit 1; }
 # expect WHAT ACTUAL EXPECTED
 expect() { [ "$2" = "$3" ] && ok "$1" || fail "$1: got [$2], expected [$3]"; }
 # expect_match WHAT ACTUAL GLOB
+# shellcheck disable=SC2053 # the third argument is a glob on purpose
 expect_match() { [[ $2 == $3 ]] && ok "$1" || fail "$1: got [$2], expected to match [$3]"; }
 
 secret=$(head -c 32 /dev/urandom | base64)
