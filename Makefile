@@ -94,3 +94,30 @@ compat-test:
 
 compat-clean:
 	rm -rf --one-file-system $(COMPAT_ROOTS)
+
+# Packages: a .deb and an .rpm in target/packages/ (README "Packages").
+# They carry the glibc-2.28 build (release-compat); MODULE_SO may name another.
+MODULE_SO ?= $(COMPAT_SO)
+PACKAGE_DEPS := dpkg-dev:dpkg-shlibdeps rpm:rpmbuild binutils:strip
+PACKAGE_TEST_DEPS := $(PACKAGE_DEPS) zabbix-agent:/usr/sbin/zabbix_agentd lintian:lintian \
+	rpm2cpio:rpm2cpio cpio:cpio php-cli:php php-symfony-yaml:/usr/share/php/Symfony/Component/Yaml/Yaml.php \
+	selinux-policy-dev:/usr/share/selinux/devel/Makefile gcc:cc pkg-config:pkg-config
+
+.PHONY: packages package-test deps-packages deps-package-test
+
+deps-packages:
+	scripts/deps.sh $(PACKAGE_DEPS)
+
+deps-package-test:
+	scripts/deps.sh $(PACKAGE_TEST_DEPS)
+
+packages: deps-packages
+ifeq ($(MODULE_SO),$(COMPAT_SO))
+	$(MAKE) --no-print-directory release-compat
+endif
+	packaging/build-packages.sh $(MODULE_SO)
+
+# Installs the .deb on this machine (root), runs Debian's stock agent with it, purges it.
+package-test: deps-package-test packages
+	$(CARGO) build --release -p fake_exalate_node --bin fake-exalate-node
+	packaging/package-test.sh

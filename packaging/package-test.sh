@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# make package-test: the packages as an administrator meets them, on this
+# machine (Debian, as root; it installs and purges exalate-zabbix):
+#  - lintian on the .deb; the .rpm's paths, modes, scriptlets and dependencies,
+#    its payload extracted with rpm2cpio | cpio, and its module loaded by the agent;
+#  - dpkg -i, then Debian's stock zabbix_agentd with its stock config (only the
+#    module's config path changed, to the demo node's) answers every item over
+#    TCP, including every key the installed template polls;
+#  - the installed template passes Zabbix 6.0's own import validator;
+#  - dpkg -r (the agent still starts; the conffile stays), dpkg -P (nothing stays).
+# Waits poll with a deadline; the secret is asserted absent from every output.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+[ "$(id -u)" -eq 0 ] || { echo "package-test installs a package: run it as root" >&2; exit 1; }
+started=$(date +%s)
+
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+deb=target/packages/exalate-zabbix_${version}-1_$(dpkg --print-architecture).deb
+rpm=target/packages/exalate-zabbix-${version}-1.$(uname -m).rpm
+node_bin=target/release/fake-exalate-node
+agentd=/usr/sbin/zabbix_agentd
+stock_conf=/etc/zabbix/zabbix_agentd.conf
+agent_log=/var/log/zabbix-agent/zabbix_agentd.log
+port=10050
+for f in "$deb" "$rpm" "$node_bin" "$agentd" "$stock_conf"; do
+  [ -e "$f" ] || { echo "missing $f (run: make package-test)" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/exalate-zabbix-package-test.XXXXXX)
+agent_pid="" node_pid="" made_run_dir=""
+# The stock agent logs to the stock log file: put it back as it was afterwards.
+log_size=$(stat -c %s "$agent_log" 2>/dev/null || echo none)
+passed=0
+
+cleanup() {
+  local rc=$?
+  stop_agent || true
+  if [ -n "$node_pid" ]; then kill "$node_pid" 2>/dev/null || true; wait "$node_pid" 2>/dev/null || true; fi
+  if dpkg-query -W -f='${db:Status-Abbrev}' exalate-zabbix 2>/dev/null | grep -q '^[ir]'; then
+    dpkg -P exalate-zabbix >/dev/null 2>&1 || true
+  fi
+  [ -z "$made_run_dir" ] || rm -rf /run/zabbix
+  if [ "$log_size" = none ]; then rm -f "$agent_log"; else truncate -s "$log_size" "$agent_log" 2>/dev/null || true; fi
+  rm -rf "$work"
+  [ "$rc" -eq 0 ] || echo "package-test: $passed passed, 1 failed"
+}
+trap cleanup EXIT
+
+ok() { passed=$((passed + 1)); echo "ok  $*"; }
+fail() { echo "FAIL $*" >&2; exit 1; }
+# expect WHAT ACTUAL EXPECTED
+expect() { [ "$2" = "$3" ] && ok "$1" || fail "$1: got [$2], expected [$3]"; }
+# expect_match WHAT ACTUAL GLOB
+# shellcheck disable=SC2053 # the third argument is a glob on purpose
+expect_match() { [[ $2 == $3 ]] && ok "$1" || fail "$1: got [$2], expected to match [$3]"; }
+
+secret=$(head -c 32 /dev/urandom | base64)
+all_output=$work/all-output.txt
+: > "$all_output"
+# Everything shown or compared goes through here, to be checked for the secret.
+record() { printf '%s\n' "$1" >> "$all_output"; printf '%s' "$1"; }
+get() { record "$(scripts/zbx_get.sh "$port" "$1" 2>&1)"; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+
+# poll DEADLINE_SECONDS WHAT COMMAND...: runs COMMAND until it succeeds.
+poll() {
+  local deadline=$(( $(date +%s) + $1 )) what=$2
+  shift 2
+  until "$@"; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "$what: not within the deadline"
+    sleep 0.1
+  done
+}
+
+# The stock agent: stock config, user zabbix (it drops root itself), port 10050.
+start_agent() { # [EXALATE_ZABBIX_CONFIG value]
+  port_open && fail "port $port is already in use: stop the running Zabbix agent first"
+  if [ -n "${1:-}" ]; then
+    EXALATE_ZABBIX_CONFIG=$1 "$agentd" -f -c "$stock_conf" </dev/null >/dev/null 2>&1 &
+  else
+    "$agentd" -f -c "$stock_conf" </dev/null >/dev/null 2>&1 &
+  fi
+  agent_pid=$!
+  agent_ready() {
+    kill -0 "$agent_pid" 2>/dev/null || fail "zabbix_agentd exited at start; log: $(tail -n 20 "$agent_log")"
+    [ "$(scripts/zbx_get.sh "$port" agent.ping 2>/dev/null)" = 1 ]
+  }
+  poll 30 "zabbix_agentd answering agent.ping" agent_ready
+}
+stop_agent() {
+  [ -n "$agent_pid" ] || return 0
+  kill -TERM "$agent_pid" 2>/dev/null || true
+  agent_gone() { ! kill -0 "$agent_pid" 2>/dev/null && ! port_open; }
+  poll 30 "zabbix_agentd stopping" agent_gone
+  wait "$agent_pid" 2>/dev/null || true
+  agent_pid=""
+}
+
+dpkg-query -W -f='${db:Status-Abbrev}' exalate-zabbix 2>/dev/null | grep -q '^[ir]' &&
+  fail "exalate-zabbix is already installed; package-test installs and purges it: remove it first"
+port_open && fail "port $port is already in use: stop the running Zabbix agent first"
+getent group zabbix >/dev/null || fail "no zabbix group: is zabbix-agent installed?"
+
+echo "== the .deb: lintian"
+lint=$(lintian -E --pedantic --display-info "$deb" 2>&1 | grep -v 'running with root privileges' || true)
+expect "lintian: no tag left (overrides carry a reason each)" "$lint" ""
+
+echo "== the .rpm: metadata"
+rpm_list=$(rpm -qlp "$rpm" 2>/dev/null)
+for path in /usr/lib64/zabbix/modules/libexalate_zabbix.so /usr/lib64/zabbix/modules/libexalate_zabbix.so.0 \
+  /etc/zabbix/zabbix_agentd.conf.d/exalate_zabbix.conf /etc/zabbix/zabbix_agentd.d/exalate_zabbix.conf \
+  /etc/zabbix/exalate_zabbix.toml /usr/include/exalate_zabbix.h /usr/lib64/pkgconfig/exalate_zabbix.pc \
+  /usr/share/exalate-zabbix/template_exalate_zabbix.yaml /usr/share/exalate-zabbix/selinux/exalate_zabbix.te \
+  /usr/share/exalate-zabbix/selinux/exalate_zabbix.fc /usr/share/doc/exalate-zabbix/README.md \
+  /usr/share/doc/exalate-zabbix/CHANGELOG.md /usr/share/licenses/exalate-zabbix/LICENSE; do
+  grep -qx "$path" <<<"$rpm_list" || fail "rpm -qlp: $path missing"
+done
+ok "rpm -qlp: the contract's paths"
+modes=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm" 2>/dev/null)
+expect "rpm: config is a noreplace conffile, 0640" "$(grep ' /etc/zabbix/exalate_zabbix.toml$' <<<"$modes" | cut -d' ' -f1-3)" "-rw-r----- root:root cn"
+expect "rpm: snippets are noreplace config" "$(grep -c '^-rw-r--r-- root:root cn /etc/zabbix/zabbix_agentd.*/exalate_zabbix.conf$' <<<"$modes")" 2
+expect "rpm: the module is 0755" "$(grep ' /usr/lib64/zabbix/modules/libexalate_zabbix.so$' <<<"$modes" | cut -d' ' -f1)" "-rwxr-xr-x"
+requires=$(rpm -qp --requires "$rpm" 2>/dev/null)
+grep -q '^libc\.so\.6(GLIBC_2\.[0-9.]*)(64bit)$' <<<"$requires" && ok "rpm: Requires libc versions from the build" || fail "rpm requires: $requires"
+grep -q "^zabbix" <<<"$requires" && fail "rpm requires zabbix: $requires"
+expect "rpm: Recommends zabbix-agent, not Requires" "$(rpm -qp --recommends "$rpm" 2>/dev/null)" "zabbix-agent"
+scripts=$(rpm -qp --scripts "$rpm" 2>/dev/null)
+expect_match "rpm -qp --scripts: only %post, setting the group when it exists" "$scripts" "postinstall scriptlet (using /bin/sh):*getent group zabbix*"
+
+# The %post scriptlet itself, pointed at a scratch file: with and without a zabbix group.
+rpm -qp --qf '%{POSTIN}' "$rpm" 2>/dev/null | sed "s|/etc/zabbix/exalate_zabbix.toml|$work/post.toml|g" > "$work/post.sh"
+mkdir -p "$work/nogroup"
+printf '#!/bin/sh\nexit 2\n' > "$work/nogroup/getent" && chmod +x "$work/nogroup/getent"
+install -m 0640 /dev/null "$work/post.toml"
+PATH="$work/nogroup:$PATH" sh -e "$work/post.sh" 1 || fail "%post fails without a zabbix group"
+expect "rpm %post without a zabbix group: exits 0, leaves root:root 0640" "$(stat -c '%a %U:%G' "$work/post.toml")" "640 root:root"
+sh -e "$work/post.sh" 1 || fail "%post fails with a zabbix group"
+expect "rpm %post with a zabbix group: root:zabbix 0640" "$(stat -c '%a %U:%G' "$work/post.toml")" "640 root:zabbix"
+rm -f "$work/post.toml"
+sh -e "$work/post.sh" 1 || fail "%post fails when the config is absent"
+ok "rpm %post with the config absent: exits 0"
+
+echo "== the .rpm: payload (rpm2cpio | cpio)"
+mkdir -p "$work/rpmroot"
+(cd "$work/rpmroot" && rpm2cpio "$top/$rpm" | cpio -idm --quiet)
+r=$work/rpmroot
+expect "rpm payload: module mode" "$(stat -c '%a' "$r/usr/lib64/zabbix/modules/libexalate_zabbix.so")" 755
+expect "rpm payload: .so.0 symlink" "$(readlink "$r/usr/lib64/zabbix/modules/libexalate_zabbix.so.0")" libexalate_zabbix.so
+expect "rpm payload: config mode" "$(stat -c '%a' "$r/etc/zabbix/exalate_zabbix.toml")" 640
+for d in zabbix_agentd.d zabbix_agentd.conf.d; do
+  expect "rpm payload: $d snippet" "$(cat "$r/etc/zabbix/$d/exalate_zabbix.conf")" "LoadModule=/usr/lib64/zabbix/modules/libexalate_zabbix.so"
+done
+expect "rpm payload: pkg-config libdir" "$(sed -n 's/^libdir=//p' "$r/usr/lib64/pkgconfig/exalate_zabbix.pc")" /usr/lib64/zabbix/modules
+cmp -s "$r/usr/share/exalate-zabbix/template_exalate_zabbix.yaml" packaging/template/template_exalate_zabbix.yaml &&
+  ok "rpm payload: the template" || fail "rpm payload: template differs"
+if [ -f include/exalate_zabbix.h ]; then
+  cmp -s "$r/usr/include/exalate_zabbix.h" include/exalate_zabbix.h && ok "rpm payload: the header" || fail "rpm payload: header differs"
+else
+  echo "note: include/exalate_zabbix.h is not in this tree: the packages carry a placeholder header"
+fi
+
+echo "== the demo Exalate node (fake, on 127.0.0.1)"
+# Files the agent (user zabbix) reads: root:zabbix 0640 in a directory it can traverse.
+chgrp zabbix "$work" && chmod 0750 "$work"
+printf '%s\n' "$secret" > "$work/demo.secret"
+chgrp zabbix "$work/demo.secret" && chmod 0640 "$work/demo.secret"
+coproc NODE { exec "$node_bin" --demo --base-path /jira --secret-file "$work/demo.secret" --exit-on-stdin-eof 2>/dev/null; }
+node_pid=$NODE_PID
+read -r -t 30 -u "${NODE[0]}" line || fail "the fake node printed no URL"
+url=${line#listening on }
+expect_match "fake node listening" "$url" "http://*/jira"
+cat > "$work/exalate_zabbix.toml" <<TOML
+[defaults]
+timeout = 3
+
+[nodes.demo]
+url = "$url"
+relations = ["AllContent", "Service Desk", "Jira Cloud/EU"]
+jwt_secret_file = "$work/demo.secret"
+TOML
+chgrp zabbix "$work/exalate_zabbix.toml" && chmod 0640 "$work/exalate_zabbix.toml"
+
+echo "== the .rpm's module in the agent"
+cat > "$work/rpm-agent.conf" <<CONF
+LogType=console
+AllowRoot=1
+Timeout=5
+LoadModule=$r/usr/lib64/zabbix/modules/libexalate_zabbix.so.0
+CONF
+out=$(record "$(EXALATE_ZABBIX_CONFIG=$work/exalate_zabbix.toml "$agentd" -c "$work/rpm-agent.conf" -t exalate.module.version 2>&1)")
+expect_match "rpm module (through .so.0) loads: exalate.module.version" "$out" "exalate.module.version*\[s|$version\]"
+out=$(record "$(EXALATE_ZABBIX_CONFIG=$work/exalate_zabbix.toml "$agentd" -c "$work/rpm-agent.conf" -t 'exalate.queue.count[demo,AllContent,syncrequests]' 2>&1)")
+expect_match "rpm module answers against the node" "$out" "*\[u|3\]"
+
+echo "== dpkg -i"
+had_zabbix_agentd_d=no
+[ -d /etc/zabbix/zabbix_agentd.d ] && had_zabbix_agentd_d=yes
+record "$(dpkg -i "$deb" 2>&1)" > /dev/null || fail "dpkg -i: $(tail -n 5 "$all_output")"
+expect "dpkg: installed" "$(dpkg-query -W -f='${db:Status-Abbrev}' exalate-zabbix)" "ii "
+expect "module: root:root 0644" "$(stat -c '%a %U:%G' /usr/lib/zabbix/modules/libexalate_zabbix.so)" "644 root:root"
+expect "module: .so.0 symlink" "$(readlink /usr/lib/zabbix/modules/libexalate_zabbix.so.0)" libexalate_zabbix.so
+for d in zabbix_agentd.conf.d zabbix_agentd.d; do
+  expect "agent snippet in $d" "$(cat "/etc/zabbix/$d/exalate_zabbix.conf")" "LoadModule=/usr/lib/zabbix/modules/libexalate_zabbix.so"
+done
+expect "config: root:zabbix 0640 (postinst)" "$(stat -c '%a %U:%G' /etc/zabbix/exalate_zabbix.toml)" "640 root:zabbix"
+expect_match "config: the one conffile" "$(dpkg-query -W -f='${Conffiles}' exalate-zabbix)" " /etc/zabbix/exalate_zabbix.toml [0-9a-f]*"
+expect "pkg-config: libdir is the module dir" "$(sed -n 's/^libdir=//p' "/usr/lib/$multiarch/pkgconfig/exalate_zabbix.pc")" /usr/lib/zabbix/modules
+for f in /usr/include/exalate_zabbix.h /usr/share/exalate-zabbix/template_exalate_zabbix.yaml \
+  /usr/share/doc/exalate-zabbix/copyright /usr/share/doc/exalate-zabbix/changelog.Debian.gz \
+  /usr/share/doc/exalate-zabbix/changelog.gz /usr/share/doc/exalate-zabbix/README.md.gz; do
+  [ -f "$f" ] || fail "missing $f"
+done
+ok "header, template, copyright, changelogs, README installed"
+# The C API side: a C program builds with the installed pkg-config file and runs
+# (-L, -rpath and the .so.0 link); the header compiles when it is the real one.
+cat > "$work/capi.c" <<'C'
+#include <stdio.h>
+int zbx_module_api_version(void);
+int main(void) { printf("%d\n", zbx_module_api_version()); return 0; }
+C
+# shellcheck disable=SC2046
+cc -o "$work/capi" "$work/capi.c" $(pkg-config --cflags --libs exalate_zabbix) || fail "cc with pkg-config exalate_zabbix"
+expect "a C program links with pkg-config's flags and runs" "$("$work/capi")" 2
+if ! grep -q placeholder /usr/include/exalate_zabbix.h; then
+  # shellcheck disable=SC2046
+  echo '#include <exalate_zabbix.h>' | cc -fsyntax-only -x c - $(pkg-config --cflags exalate_zabbix) ||
+    fail "the installed header does not compile"
+  ok "the installed header compiles"
+fi
+# The example config as installed: every item says what to do.
+out=$(record "$("$agentd" -c "$stock_conf" -t exalate.discovery 2>&1)")
+expect_match "stock agent with the example config: items ask for a node" "$out" "*ZBX_NOTSUPPORTED*/etc/zabbix/exalate_zabbix.toml*no \[nodes.NAME\] table*"
+
+echo "== Debian's stock zabbix_agentd, stock config, module config -> demo node"
+if [ ! -d /run/zabbix ]; then
+  install -d -o zabbix -g zabbix /run/zabbix
+  made_run_dir=yes
+fi
+start_agent "$work/exalate_zabbix.toml"
+expect "agent runs as user zabbix" "$(ps -o user= -p "$agent_pid" | tr -d ' ')" zabbix
+expect "exalate.module.version" "$(get exalate.module.version)" "$version"
+expect "exalate.discovery" "$(get exalate.discovery)" \
+  '[{"{#NODE}":"demo","{#RELATION}":"AllContent"},{"{#NODE}":"demo","{#RELATION}":"Service Desk"},{"{#NODE}":"demo","{#RELATION}":"Jira Cloud/EU"}]'
+expect "exalate.node.ping[demo]" "$(get 'exalate.node.ping[demo]')" 1
+expect "exalate.queue.count[demo,AllContent,syncrequests]" "$(get 'exalate.queue.count[demo,AllContent,syncrequests]')" 3
+expect "exalate.relation.stats[demo,AllContent]" "$(get 'exalate.relation.stats[demo,AllContent]')" \
+  '{"syncrequests":3,"blobrequests":1,"syncresponses":2,"blobresponses":0,"errorresponses":2,"bloberrorresponses":1,"error_reasons":{"CHECKSUM_MISMATCH":1,"ISSUE_NOT_FOUND":1,"NO_ISSUE_TO_CONNECT_TO":1}}'
+out=$(get 'exalate.queue.get[demo,AllContent,errorresponses]')
+[[ $out == '['*'"errorReason"'*']' && $out != *encodedPayload* ]] && ok "exalate.queue.get[...,errorresponses]: entries, no payload" || fail "queue.get: $out"
+expect_match "a failure is one clear line" "$(get 'exalate.queue.count[demo,Removed,syncrequests]')" \
+  "ZBX_NOTSUPPORTED: node 'demo', relation 'Removed'*relation not found on the node (HTTP 400*"
+
+# Every key the installed template polls, as discovery fills it in for the demo node.
+cat > "$work/polled-keys.php" <<'PHP'
+<?php
+require '/usr/share/php/Symfony/Component/Yaml/autoload.php';
+$t = Symfony\Component\Yaml\Yaml::parseFile($argv[1])['zabbix_export']['templates'][0];
+$all = $t['items'] ?? [];
+foreach ($t['discovery_rules'] ?? [] as $rule) { $all[] = $rule; $all = array_merge($all, $rule['item_prototypes'] ?? []); }
+foreach ($all as $item) {
+	if (in_array($item['type'] ?? 'ZABBIX_PASSIVE', ['ZABBIX_PASSIVE', 'ZABBIX_ACTIVE'])) echo $item['key'], "\n";
+}
+PHP
+polled=$(php "$work/polled-keys.php" /usr/share/exalate-zabbix/template_exalate_zabbix.yaml)
+[ -n "$polled" ] || fail "no polled key in the installed template"
+while IFS= read -r key; do
+  for relation in AllContent '"Jira Cloud/EU"'; do
+    k=${key//'{#NODE}'/demo}
+    k=${k//'{#RELATION}'/$relation}
+    v=$(get "$k")
+    [[ $v != ZBX_NOTSUPPORTED* && -n $v ]] || fail "template key $k: $v"
+  done
+done <<<"$polled"
+ok "every key the installed template polls answers ($(wc -l <<<"$polled") keys, 2 relations)"
+stop_agent
+ok "agent stopped"
+[ "$log_size" = none ] && from=1 || from=$((log_size + 1))
+tail -c +"$from" "$agent_log" >> "$all_output" 2>/dev/null || true
+grep -q "exalate" "$all_output" || fail "nothing of the module in the outputs and agent log"
+
+echo "== the installed template: Zabbix 6.0's own import validator"
+(cd "$work" && { apt-get download -qq zabbix-frontend-php >/dev/null 2>&1 ||
+  { apt-get update -qq && apt-get download -qq zabbix-frontend-php >/dev/null; }; })
+dpkg-deb -x "$work"/zabbix-frontend-php_*.deb "$work/frontend"
+frontend_version=$(dpkg-deb -f "$work"/zabbix-frontend-php_*.deb Version)
+expect "template valid for Zabbix $frontend_version's importer" \
+  "$(php packaging/template/zabbix-validate.php "$work/frontend/usr/share/zabbix" /usr/share/exalate-zabbix/template_exalate_zabbix.yaml)" valid
+
+echo "== the SELinux policy source (compiled only: no SELinux here to load or enforce it)"
+cp -r /usr/share/exalate-zabbix/selinux "$work/selinux"
+(cd "$work/selinux" && make -s -f /usr/share/selinux/devel/Makefile exalate_zabbix.pp >"$work/selinux.log" 2>&1) ||
+  fail "the policy does not compile: $(tail -n 5 "$work/selinux.log")"
+ok "exalate_zabbix.pp builds against the refpolicy headers"
+
+echo "== dpkg -r"
+record "$(dpkg -r exalate-zabbix 2>&1)" > /dev/null || fail "dpkg -r"
+expect "dpkg: removed, config-files left" "$(dpkg-query -W -f='${db:Status-Abbrev}' exalate-zabbix)" "rc "
+[ ! -e /usr/lib/zabbix/modules/libexalate_zabbix.so ] && [ ! -L /usr/lib/zabbix/modules/libexalate_zabbix.so.0 ] &&
+  ok "module gone" || fail "module left after dpkg -r"
+[ ! -e /etc/zabbix/zabbix_agentd.conf.d/exalate_zabbix.conf ] && [ ! -e /etc/zabbix/zabbix_agentd.d/exalate_zabbix.conf ] &&
+  ok "agent snippets gone with the module" || fail "agent snippet left after dpkg -r"
+expect "the conffile stays until purge (policy)" "$(stat -c '%a %U:%G' /etc/zabbix/exalate_zabbix.toml)" "640 root:zabbix"
+start_agent
+expect_match "the stock agent still starts; the module's keys are gone" "$(get exalate.module.version)" "ZBX_NOTSUPPORTED*"
+stop_agent
+
+echo "== dpkg -P"
+record "$(dpkg -P exalate-zabbix 2>&1)" > /dev/null || fail "dpkg -P"
+dpkg-query -W -f='${db:Status-Abbrev}' exalate-zabbix 2>/dev/null | grep -q '^[ir]' && fail "still known to dpkg after purge"
+ok "dpkg: purged"
+left=""
+while read -r path; do
+  path=/${path#./}
+  { [ -e "$path" ] || [ -L "$path" ]; } && left="$left $path"
+done < <(dpkg-deb --fsys-tarfile "$deb" | tar -t | grep -v '/$')
+for path in /etc/zabbix/zabbix_agentd.conf.d/exalate_zabbix.conf /etc/zabbix/zabbix_agentd.d/exalate_zabbix.conf \
+  /usr/lib/zabbix/modules /usr/share/exalate-zabbix /usr/share/doc/exalate-zabbix; do
+  [ -e "$path" ] && left="$left $path"
+done
+[ "$had_zabbix_agentd_d" = yes ] || { [ -e /etc/zabbix/zabbix_agentd.d ] && left="$left /etc/zabbix/zabbix_agentd.d"; }
+expect "nothing of the package remains" "$left" ""
+[ -f "$stock_conf" ] && ok "the agent's own config untouched" || fail "$stock_conf gone"
+
+if grep -qF "$secret" "$all_output"; then fail "the secret appears in an output or the agent log"; fi
+ok "the secret appears in no output, value or agent log"
+
+echo "package-test took $(( $(date +%s) - started )) s"
+echo "package-test: $passed passed, 0 failed"

@@ -1,0 +1,900 @@
+//! The Zabbix template (packaging/template/template_exalate_zabbix.yaml)
+//! against the module itself: every key Zabbix polls is one the module's
+//! item table serves and answers against the fake node, every JSONPath names
+//! a field `exalate.relation.stats` really returns, every reference inside
+//! the template resolves, and the file is a well-formed 6.0 export.
+//! (`make package-test` also runs Zabbix 6.0's own import validator on it.)
+
+mod common;
+
+use common::TestEnv;
+use exalate_zabbix::zabbix::items::{self, Item};
+use exalate_zabbix::zabbix::{zbx_module_item_list, CF_HAVEPARAMS};
+use exalate_zabbix::Monitor;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::CStr;
+use yaml_rust2::{Yaml, YamlLoader};
+
+const TEMPLATE_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/packaging/template/template_exalate_zabbix.yaml"
+);
+const TEMPLATE_NAME: &str = "Exalate by Zabbix agent module";
+/// Item types whose key the agent (and so the module) answers.
+const POLLED_TYPES: [&str; 2] = ["ZABBIX_PASSIVE", "ZABBIX_ACTIVE"];
+
+/// The template as JSON, every scalar a string as Zabbix's importer requires.
+fn template_export() -> Value {
+    let text = std::fs::read_to_string(TEMPLATE_PATH).unwrap();
+    let docs = YamlLoader::load_from_str(&text).expect("the template is valid YAML");
+    assert_eq!(docs.len(), 1, "one YAML document");
+    let mut non_strings = Vec::new();
+    let value = to_json(&docs[0], "", &mut non_strings);
+    assert!(
+        non_strings.is_empty(),
+        "Zabbix's importer wants every value a string; quote these: {non_strings:#?}"
+    );
+    value
+}
+
+fn to_json(yaml: &Yaml, path: &str, non_strings: &mut Vec<String>) -> Value {
+    match yaml {
+        Yaml::String(s) => Value::String(s.clone()),
+        Yaml::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, y)| to_json(y, &format!("{path}[{i}]"), non_strings))
+                .collect(),
+        ),
+        Yaml::Hash(hash) => {
+            let mut map = Map::new();
+            for (k, v) in hash {
+                let key = k.as_str().expect("string keys").to_string();
+                let child = to_json(v, &format!("{path}/{key}"), non_strings);
+                assert!(map.insert(key, child).is_none(), "duplicate key in {path}");
+            }
+            Value::Object(map)
+        }
+        other => {
+            non_strings.push(format!("{path}: {other:?}"));
+            Value::Null
+        }
+    }
+}
+
+fn the_template(export: &Value) -> &Value {
+    let templates = export["zabbix_export"]["templates"].as_array().unwrap();
+    assert_eq!(templates.len(), 1);
+    &templates[0]
+}
+
+fn list<'a>(object: &'a Value, key: &str) -> &'a [Value] {
+    object
+        .get(key)
+        .map(|v| {
+            v.as_array()
+                .unwrap_or_else(|| panic!("{key} is a list"))
+                .as_slice()
+        })
+        .unwrap_or_default()
+}
+
+fn text<'a>(object: &'a Value, key: &str) -> &'a str {
+    object
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no {key} in {object}"))
+}
+
+fn item_type(item: &Value) -> &str {
+    item.get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ZABBIX_PASSIVE")
+}
+
+/// A Zabbix item key `name[p1,"p 2",...]`: its name and unquoted parameters
+/// (None when it has no brackets).
+fn parse_key(key: &str) -> (String, Option<Vec<String>>) {
+    let Some(open) = key.find('[') else {
+        return (key.to_string(), None);
+    };
+    assert!(key.ends_with(']'), "key {key} does not end with ]");
+    let inner = &key[open + 1..key.len() - 1];
+    let mut params = Vec::new();
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek() == Some(&' ') {
+            chars.next();
+        }
+        let mut param = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('\\') if chars.peek() == Some(&'"') => param.push(chars.next().unwrap()),
+                    Some('"') => break,
+                    Some(c) => param.push(c),
+                    None => panic!("unterminated quote in {key}"),
+                }
+            }
+            while chars.peek() == Some(&' ') {
+                chars.next();
+            }
+            assert!(
+                matches!(chars.peek(), None | Some(',')),
+                "text after a quoted parameter in {key}"
+            );
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                assert!(
+                    c != ']' && c != '"',
+                    "unquoted {c:?} in a parameter of {key}"
+                );
+                param.push(c);
+                chars.next();
+            }
+        }
+        params.push(param);
+        if chars.next().is_none() {
+            break;
+        }
+    }
+    (key[..open].to_string(), Some(params))
+}
+
+/// The module's own item table, as the agent reads it: key and CF_HAVEPARAMS.
+fn module_item_table() -> BTreeMap<String, bool> {
+    let mut table = BTreeMap::new();
+    let mut entry = zbx_module_item_list();
+    // SAFETY: the table is static and ends with a NULL key; read only.
+    unsafe {
+        while !(*entry).key.is_null() {
+            let key = CStr::from_ptr((*entry).key).to_str().unwrap().to_string();
+            table.insert(key, (*entry).flags & CF_HAVEPARAMS != 0);
+            entry = entry.add(1);
+        }
+    }
+    table
+}
+
+/// Every item, item prototype and discovery rule, with the discovery rule
+/// each belongs to (None: a template item).
+fn all_items(template: &Value) -> Vec<(Option<&Value>, &Value)> {
+    let mut all: Vec<(Option<&Value>, &Value)> =
+        list(template, "items").iter().map(|i| (None, i)).collect();
+    for rule in list(template, "discovery_rules") {
+        all.push((None, rule));
+        all.extend(
+            list(rule, "item_prototypes")
+                .iter()
+                .map(|i| (Some(rule), i)),
+        );
+    }
+    all
+}
+
+fn with_macros(key: &str) -> String {
+    key.replace("{#NODE}", "demo")
+        .replace("{#RELATION}", "AllContent")
+}
+
+#[test]
+fn the_module_item_table_matches_the_item_enum() {
+    let table = module_item_table();
+    let keys: BTreeSet<&str> = Item::ALL.iter().map(|i| i.key()).collect();
+    assert_eq!(
+        table.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        keys
+    );
+}
+
+#[test]
+fn every_polled_key_is_served_by_the_module() {
+    let export = template_export();
+    let template = the_template(&export);
+    let table = module_item_table();
+    let env = TestEnv::new("template-keys");
+    let monitor = Monitor::new_lazy(env.config_path.clone());
+    let mut served = BTreeSet::new();
+    for (rule, item) in all_items(template) {
+        if !POLLED_TYPES.contains(&item_type(item)) {
+            continue;
+        }
+        let key = text(item, "key");
+        let (name, params) = parse_key(key);
+        let has_params = *table.get(&name).unwrap_or_else(|| {
+            panic!(
+                "{key}: the module serves no {name}; it serves {:?}",
+                table.keys()
+            )
+        });
+        assert!(
+            has_params || params.is_none(),
+            "{key}: the module's {name} takes no parameters (no CF_HAVEPARAMS)"
+        );
+        // Inside a discovery rule, parameters are LLD macros of that rule.
+        if let Some(params) = &params {
+            for p in params {
+                assert!(
+                    !p.contains("{#") || rule.is_some(),
+                    "{key}: LLD macro outside a discovery rule"
+                );
+            }
+        }
+        // The key as discovery fills it in, answered by the module against the fake node.
+        let item_enum = Item::ALL.into_iter().find(|i| i.key() == name).unwrap();
+        let (_, params) = parse_key(&with_macros(key));
+        let params = params.unwrap_or_default();
+        let params: Vec<&str> = params.iter().map(String::as_str).collect();
+        let value = items::serve(&monitor, item_enum, &params)
+            .unwrap_or_else(|e| panic!("{key}: the module fails: {}", e.message()));
+        env.assert_no_secrets(&format!("{value:?}"));
+        served.insert(name);
+    }
+    // Every key of the module is used, but queue.count: the six counts come
+    // from the one relation.stats master, not from six polled items.
+    let mut expected: BTreeSet<String> = table.keys().cloned().collect();
+    expected.remove(Item::QueueCount.key());
+    assert_eq!(served, expected, "keys of the module the template uses");
+}
+
+#[test]
+fn every_jsonpath_names_a_field_of_relation_stats() {
+    let export = template_export();
+    let template = the_template(&export);
+    let env = TestEnv::new("template-jsonpath");
+    let monitor = Monitor::new_lazy(env.config_path.clone());
+    let stats: Value =
+        serde_json::from_str(&monitor.relation_stats("demo", "AllContent").unwrap()).unwrap();
+    let fields = stats.as_object().unwrap();
+    let mut used = BTreeSet::new();
+    for (_, item) in all_items(template) {
+        let Some(master) = item.get("master_item") else {
+            continue;
+        };
+        let (master_name, _) = parse_key(text(master, "key"));
+        if master_name != "exalate.relation.stats" {
+            continue;
+        }
+        let key = text(item, "key");
+        let steps = list(item, "preprocessing");
+        let jsonpaths: Vec<&str> = steps
+            .iter()
+            .filter(|s| text(s, "type") == "JSONPATH")
+            .map(|s| list(s, "parameters")[0].as_str().unwrap())
+            .collect();
+        assert_eq!(jsonpaths.len(), 1, "{key}: one JSONPath step");
+        assert_eq!(text(&steps[0], "type"), "JSONPATH", "{key}: JSONPath first");
+        let field = jsonpaths[0]
+            .strip_prefix("$.")
+            .unwrap_or_else(|| panic!("{key}: JSONPath {} is not $.field", jsonpaths[0]));
+        let value = fields.get(field).unwrap_or_else(|| {
+            panic!(
+                "{key}: exalate.relation.stats has no {field}; it has {:?}",
+                fields.keys()
+            )
+        });
+        // Numbers go to numeric items, the reasons object to a text item.
+        let value_type = item
+            .get("value_type")
+            .and_then(Value::as_str)
+            .unwrap_or("UNSIGNED");
+        match value {
+            Value::Number(_) => assert_eq!(value_type, "UNSIGNED", "{key}"),
+            _ => assert_eq!(value_type, "TEXT", "{key}"),
+        }
+        used.insert(field.to_string());
+    }
+    assert_eq!(
+        used,
+        fields.keys().cloned().collect::<BTreeSet<_>>(),
+        "every field of exalate.relation.stats has its dependent item"
+    );
+}
+
+#[test]
+fn every_reference_inside_the_template_resolves() {
+    let export = template_export();
+    let template = the_template(&export);
+    let template_value = template;
+    assert_eq!(text(template_value, "template"), TEMPLATE_NAME);
+
+    let macros: BTreeSet<String> = list(template_value, "macros")
+        .iter()
+        .map(|m| text(m, "macro").to_string())
+        .collect();
+    let valuemaps: BTreeSet<&str> = list(template_value, "valuemaps")
+        .iter()
+        .map(|m| text(m, "name"))
+        .collect();
+    let template_keys: BTreeSet<&str> = list(template_value, "items")
+        .iter()
+        .map(|i| text(i, "key"))
+        .collect();
+
+    // Item keys are unique across items, prototypes and rules.
+    let mut seen = BTreeSet::new();
+    for (_, item) in all_items(template) {
+        assert!(
+            seen.insert(text(item, "key").to_string()),
+            "duplicate key {}",
+            text(item, "key")
+        );
+    }
+
+    let mut scopes: Vec<(Option<&Value>, Vec<&Value>)> =
+        vec![(None, list(template_value, "items").iter().collect())];
+    for rule in list(template_value, "discovery_rules") {
+        scopes.push((Some(rule), list(rule, "item_prototypes").iter().collect()));
+        if let Some(master) = rule.get("master_item") {
+            assert!(
+                template_keys.contains(text(master, "key")),
+                "rule master {master}"
+            );
+        }
+    }
+    for (rule, items) in &scopes {
+        let rule_name = rule.map_or("template", |r| text(r, "name"));
+        let lld_macros: BTreeSet<&str> = match rule.map(|r| text(r, "key")) {
+            Some("exalate.nodes.discovery") => ["{#NODE}"].into(),
+            Some(_) => ["{#NODE}", "{#RELATION}"].into(),
+            None => BTreeSet::new(),
+        };
+        let keys: BTreeSet<&str> = items.iter().map(|i| text(i, "key")).collect();
+        let visible = |key: &str| keys.contains(key) || template_keys.contains(key);
+        let mut triggers: Vec<&Value> = Vec::new();
+        for item in items {
+            let key = text(item, "key");
+            for lld in lld_macro_names(key) {
+                assert!(
+                    lld_macros.contains(lld.as_str()),
+                    "{key}: {lld} is not a macro of {rule_name}"
+                );
+            }
+            if item_type(item) == "DEPENDENT" {
+                let master = text(&item["master_item"], "key");
+                assert!(visible(master), "{key}: master {master} not in {rule_name}");
+            }
+            if let Some(map) = item.get("valuemap") {
+                assert!(valuemaps.contains(text(map, "name")), "{key}: valuemap");
+            }
+            for trigger in list(item, "triggers")
+                .iter()
+                .chain(list(item, "trigger_prototypes"))
+            {
+                let refs = expression_keys(text(trigger, "expression"));
+                assert!(refs.contains(key), "{key}: a trigger under it must use it");
+                triggers.push(trigger);
+            }
+        }
+        if let Some(rule) = rule {
+            triggers.extend(list(rule, "trigger_prototypes"));
+            for graph in list(rule, "graph_prototypes") {
+                for gi in list(graph, "graph_items") {
+                    assert_eq!(text(&gi["item"], "host"), TEMPLATE_NAME);
+                    assert!(keys.contains(text(&gi["item"], "key")), "graph item {gi}");
+                }
+            }
+        }
+        let names: BTreeSet<(&str, &str)> = triggers
+            .iter()
+            .map(|t| (text(t, "name"), text(t, "expression")))
+            .collect();
+        for trigger in &triggers {
+            let expression = text(trigger, "expression");
+            for key in expression_keys(expression) {
+                assert!(
+                    visible(&key),
+                    "{expression}: {key} is not an item of {rule_name}"
+                );
+            }
+            for field in ["name", "event_name", "expression", "opdata", "description"] {
+                if let Some(s) = trigger.get(field).and_then(Value::as_str) {
+                    for m in user_macro_names(s) {
+                        assert!(macros.contains(&m), "{field} {s}: undefined macro {m}");
+                    }
+                }
+            }
+            assert!(
+                trigger.get("event_name").is_some(),
+                "{expression}: event_name"
+            );
+            for dep in list(trigger, "dependencies") {
+                let target = (text(dep, "name"), text(dep, "expression"));
+                assert!(
+                    names.contains(&target),
+                    "dependency {dep} not in {rule_name}"
+                );
+            }
+        }
+        for item in items {
+            for field in ["delay", "name", "description"] {
+                if let Some(s) = item.get(field).and_then(Value::as_str) {
+                    for m in user_macro_names(s) {
+                        assert!(
+                            macros.contains(&m),
+                            "{}: undefined macro {m}",
+                            text(item, "key")
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `/Template/key` references of a trigger expression.
+fn expression_keys(expression: &str) -> BTreeSet<String> {
+    let prefix = format!("/{TEMPLATE_NAME}/");
+    let mut keys = BTreeSet::new();
+    let mut rest = expression;
+    while let Some(at) = rest.find(&prefix) {
+        let after = &rest[at + prefix.len()..];
+        // The key ends at the `,` or `)` outside its brackets.
+        let mut depth = 0;
+        let mut quoted = false;
+        let mut end = after.len();
+        for (i, c) in after.char_indices() {
+            match c {
+                '"' => quoted = !quoted,
+                '[' if !quoted => depth += 1,
+                ']' if !quoted => depth -= 1,
+                ',' | ')' if !quoted && depth == 0 => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        keys.insert(after[..end].to_string());
+        rest = &after[end..];
+    }
+    assert!(
+        !keys.is_empty(),
+        "{expression} references no item of the template"
+    );
+    keys
+}
+
+/// `{$NAME}` or `{$NAME:context}` user macros, by name.
+fn user_macro_names(s: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = s;
+    while let Some(at) = rest.find("{$") {
+        let after = &rest[at..];
+        let end = after.find(['}', ':']).expect("macro end");
+        names.push(format!("{}}}", &after[..end]));
+        rest = &after[end..];
+    }
+    names
+}
+
+fn lld_macro_names(s: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = s;
+    while let Some(at) = rest.find("{#") {
+        let after = &rest[at..];
+        let end = after.find('}').expect("macro end") + 1;
+        names.push(after[..end].to_string());
+        rest = &after[end..];
+    }
+    names
+}
+
+#[test]
+fn the_template_is_a_zabbix_6_0_export() {
+    let export = template_export();
+    let root = export.as_object().unwrap();
+    assert_eq!(root.keys().collect::<Vec<_>>(), ["zabbix_export"]);
+    let zx = &export["zabbix_export"];
+    assert_eq!(zx["version"], "6.0");
+    let groups = list(zx, "groups");
+    assert!(!groups.is_empty(), "groups");
+    let group_names: BTreeSet<&str> = groups.iter().map(|g| text(g, "name")).collect();
+    for g in list(the_template(&export), "groups") {
+        assert!(
+            group_names.contains(text(g, "name")),
+            "template group {g} not exported"
+        );
+    }
+    check(&schema::export(), zx, "/zabbix_export");
+
+    // uuids: 32 lowercase hex digits, unique.
+    let mut uuids = Vec::new();
+    collect_uuids(zx, &mut uuids);
+    let unique: BTreeSet<&String> = uuids.iter().collect();
+    assert_eq!(unique.len(), uuids.len(), "duplicate uuid");
+    for uuid in &uuids {
+        assert!(
+            uuid.len() == 32
+                && uuid
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+            "uuid {uuid} is not 32 lowercase hex digits"
+        );
+    }
+}
+
+fn collect_uuids(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if k == "uuid" {
+                    out.push(v.as_str().unwrap().to_string());
+                } else {
+                    collect_uuids(v, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_uuids(v, out)),
+        _ => {}
+    }
+}
+
+/// The part of Zabbix 6.0's import schema (C60XmlValidator) this template
+/// uses: which tags each object may hold, which are required, and the
+/// constants the enumerated ones accept.
+mod schema {
+    pub enum Node {
+        Str,
+        OneOf(&'static [&'static str]),
+        List(Box<Node>),
+        Obj(Vec<(&'static str, bool, Node)>),
+    }
+    use Node::*;
+
+    const ITEM_TYPES: &[&str] = &[
+        "ZABBIX_PASSIVE",
+        "TRAP",
+        "SIMPLE",
+        "INTERNAL",
+        "ZABBIX_ACTIVE",
+        "EXTERNAL",
+        "ODBC",
+        "IPMI",
+        "SSH",
+        "TELNET",
+        "CALCULATED",
+        "JMX",
+        "SNMP_TRAP",
+        "DEPENDENT",
+        "HTTP_AGENT",
+        "SNMP_AGENT",
+        "SCRIPT",
+    ];
+    const VALUE_TYPES: &[&str] = &["FLOAT", "CHAR", "LOG", "UNSIGNED", "TEXT"];
+    const PRIORITIES: &[&str] = &[
+        "NOT_CLASSIFIED",
+        "INFO",
+        "WARNING",
+        "AVERAGE",
+        "HIGH",
+        "DISASTER",
+    ];
+    const STEP_TYPES: &[&str] = &[
+        "MULTIPLIER",
+        "RTRIM",
+        "LTRIM",
+        "TRIM",
+        "REGEX",
+        "BOOL_TO_DECIMAL",
+        "OCTAL_TO_DECIMAL",
+        "HEX_TO_DECIMAL",
+        "SIMPLE_CHANGE",
+        "CHANGE_PER_SECOND",
+        "XMLPATH",
+        "JSONPATH",
+        "IN_RANGE",
+        "MATCHES_REGEX",
+        "NOT_MATCHES_REGEX",
+        "CHECK_JSON_ERROR",
+        "CHECK_XML_ERROR",
+        "CHECK_REGEX_ERROR",
+        "CHECK_NOT_SUPPORTED",
+        "DISCARD_UNCHANGED",
+        "DISCARD_UNCHANGED_HEARTBEAT",
+        "JAVASCRIPT",
+        "PROMETHEUS_PATTERN",
+        "PROMETHEUS_TO_JSON",
+        "CSV_TO_JSON",
+        "STR_REPLACE",
+        "XML_TO_JSON",
+    ];
+    const YES_NO: &[&str] = &["NO", "YES"];
+
+    fn tags() -> Node {
+        List(Box::new(Obj(vec![
+            ("tag", true, Str),
+            ("value", false, Str),
+        ])))
+    }
+    fn steps() -> Node {
+        List(Box::new(Obj(vec![
+            ("type", true, OneOf(STEP_TYPES)),
+            ("parameters", true, List(Box::new(Str))),
+            (
+                "error_handler",
+                false,
+                OneOf(&[
+                    "ORIGINAL_ERROR",
+                    "DISCARD_VALUE",
+                    "CUSTOM_VALUE",
+                    "CUSTOM_ERROR",
+                ]),
+            ),
+            ("error_handler_params", false, Str),
+        ])))
+    }
+    fn key_ref() -> Node {
+        Obj(vec![("key", true, Str)])
+    }
+    fn triggers() -> Node {
+        List(Box::new(Obj(vec![
+            ("uuid", true, Str),
+            ("expression", true, Str),
+            (
+                "recovery_mode",
+                false,
+                OneOf(&["EXPRESSION", "RECOVERY_EXPRESSION", "NONE"]),
+            ),
+            ("recovery_expression", false, Str),
+            ("name", true, Str),
+            ("event_name", false, Str),
+            ("opdata", false, Str),
+            ("url", false, Str),
+            ("status", false, OneOf(&["ENABLED", "DISABLED"])),
+            ("discover", false, OneOf(&["DISCOVER", "NO_DISCOVER"])),
+            ("priority", false, OneOf(PRIORITIES)),
+            ("description", false, Str),
+            ("manual_close", false, OneOf(YES_NO)),
+            (
+                "dependencies",
+                false,
+                List(Box::new(Obj(vec![
+                    ("name", true, Str),
+                    ("expression", true, Str),
+                    ("recovery_expression", false, Str),
+                ]))),
+            ),
+            ("tags", false, tags()),
+        ])))
+    }
+    fn item(prototype: bool) -> Node {
+        let mut fields = vec![
+            ("uuid", true, Str),
+            ("name", true, Str),
+            ("type", false, OneOf(ITEM_TYPES)),
+            ("key", true, Str),
+            ("delay", false, Str),
+            ("history", false, Str),
+            ("trends", false, Str),
+            ("status", false, OneOf(&["ENABLED", "DISABLED"])),
+            ("value_type", false, OneOf(VALUE_TYPES)),
+            ("units", false, Str),
+            ("description", false, Str),
+            ("valuemap", false, Obj(vec![("name", true, Str)])),
+            ("preprocessing", false, steps()),
+            ("master_item", false, key_ref()),
+            ("tags", false, tags()),
+        ];
+        if prototype {
+            fields.push(("discover", false, OneOf(&["DISCOVER", "NO_DISCOVER"])));
+            fields.push(("trigger_prototypes", false, triggers()));
+        } else {
+            fields.push(("triggers", false, triggers()));
+        }
+        Obj(fields)
+    }
+    fn discovery_rule() -> Node {
+        Obj(vec![
+            ("uuid", true, Str),
+            ("name", true, Str),
+            ("type", false, OneOf(ITEM_TYPES)),
+            ("key", true, Str),
+            ("delay", false, Str),
+            ("status", false, OneOf(&["ENABLED", "DISABLED"])),
+            (
+                "filter",
+                false,
+                Obj(vec![
+                    (
+                        "evaltype",
+                        false,
+                        OneOf(&["AND_OR", "AND", "OR", "FORMULA"]),
+                    ),
+                    ("formula", false, Str),
+                    (
+                        "conditions",
+                        false,
+                        List(Box::new(Obj(vec![
+                            ("macro", true, Str),
+                            ("value", false, Str),
+                            (
+                                "operator",
+                                false,
+                                OneOf(&["MATCHES_REGEX", "NOT_MATCHES_REGEX"]),
+                            ),
+                            ("formulaid", true, Str),
+                        ]))),
+                    ),
+                ]),
+            ),
+            ("lifetime", false, Str),
+            ("description", false, Str),
+            ("item_prototypes", false, List(Box::new(item(true)))),
+            ("trigger_prototypes", false, triggers()),
+            (
+                "graph_prototypes",
+                false,
+                List(Box::new(Obj(vec![
+                    ("uuid", true, Str),
+                    ("name", true, Str),
+                    ("width", false, Str),
+                    ("height", false, Str),
+                    (
+                        "type",
+                        false,
+                        OneOf(&["NORMAL", "STACKED", "PIE", "EXPLODED"]),
+                    ),
+                    (
+                        "graph_items",
+                        true,
+                        List(Box::new(Obj(vec![
+                            ("sortorder", false, Str),
+                            (
+                                "drawtype",
+                                false,
+                                OneOf(&[
+                                    "SINGLE_LINE",
+                                    "FILLED_REGION",
+                                    "BOLD_LINE",
+                                    "DOTTED_LINE",
+                                    "DASHED_LINE",
+                                    "GRADIENT_LINE",
+                                ]),
+                            ),
+                            ("color", false, Str),
+                            ("yaxisside", false, OneOf(&["LEFT", "RIGHT"])),
+                            (
+                                "calc_fnc",
+                                false,
+                                OneOf(&["MIN", "AVG", "MAX", "ALL", "LAST"]),
+                            ),
+                            (
+                                "item",
+                                true,
+                                Obj(vec![("host", true, Str), ("key", true, Str)]),
+                            ),
+                        ]))),
+                    ),
+                ]))),
+            ),
+            ("preprocessing", false, steps()),
+            ("master_item", false, key_ref()),
+        ])
+    }
+    pub fn export() -> Node {
+        Obj(vec![
+            ("version", true, Str),
+            ("date", false, Str),
+            (
+                "groups",
+                false,
+                List(Box::new(Obj(vec![
+                    ("uuid", true, Str),
+                    ("name", true, Str),
+                ]))),
+            ),
+            (
+                "templates",
+                false,
+                List(Box::new(Obj(vec![
+                    ("uuid", true, Str),
+                    ("template", true, Str),
+                    ("name", false, Str),
+                    ("description", false, Str),
+                    (
+                        "groups",
+                        true,
+                        List(Box::new(Obj(vec![("name", true, Str)]))),
+                    ),
+                    ("items", false, List(Box::new(item(false)))),
+                    ("discovery_rules", false, List(Box::new(discovery_rule()))),
+                    ("tags", false, tags()),
+                    (
+                        "macros",
+                        false,
+                        List(Box::new(Obj(vec![
+                            ("macro", true, Str),
+                            ("type", false, OneOf(&["TEXT", "SECRET_TEXT", "VAULT"])),
+                            ("value", false, Str),
+                            ("description", false, Str),
+                        ]))),
+                    ),
+                    (
+                        "valuemaps",
+                        false,
+                        List(Box::new(Obj(vec![
+                            ("uuid", true, Str),
+                            ("name", true, Str),
+                            (
+                                "mappings",
+                                true,
+                                List(Box::new(Obj(vec![
+                                    ("type", false, Str),
+                                    ("value", false, Str),
+                                    ("newvalue", true, Str),
+                                ]))),
+                            ),
+                        ]))),
+                    ),
+                ]))),
+            ),
+        ])
+    }
+}
+
+fn check(node: &schema::Node, value: &Value, path: &str) {
+    use schema::Node::*;
+    match node {
+        Str => assert!(value.is_string(), "{path}: a string is expected"),
+        OneOf(allowed) => {
+            let s = value
+                .as_str()
+                .unwrap_or_else(|| panic!("{path}: a string is expected"));
+            assert!(
+                allowed.contains(&s),
+                "{path}: unexpected constant {s:?}, not one of {allowed:?}"
+            );
+        }
+        List(inner) => {
+            let items = value
+                .as_array()
+                .unwrap_or_else(|| panic!("{path}: a list is expected"));
+            for (i, v) in items.iter().enumerate() {
+                check(inner, v, &format!("{path}[{}]", i + 1));
+            }
+        }
+        Obj(fields) => {
+            let map = value
+                .as_object()
+                .unwrap_or_else(|| panic!("{path}: a mapping is expected"));
+            for key in map.keys() {
+                assert!(
+                    fields.iter().any(|(name, _, _)| name == key),
+                    "{path}: unexpected tag {key:?}"
+                );
+            }
+            for (name, required, inner) in fields {
+                match map.get(*name) {
+                    Some(v) => check(inner, v, &format!("{path}/{name}")),
+                    None => assert!(!required, "{path}: the tag {name:?} is missing"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn key_parser_reads_zabbix_keys() {
+    assert_eq!(parse_key("a.b"), ("a.b".into(), None));
+    assert_eq!(
+        parse_key(r#"a[x, "y,z" ,"q\"r",]"#),
+        (
+            "a".into(),
+            Some(vec!["x".into(), "y,z".into(), "q\"r".into(), String::new()])
+        )
+    );
+    assert_eq!(
+        expression_keys(&format!(
+            "min(/{TEMPLATE_NAME}/k[\"a,)\",b],5m)>1 and last(/{TEMPLATE_NAME}/v)=0"
+        )),
+        [r#"k["a,)",b]"#.to_string(), "v".into()].into()
+    );
+    assert_eq!(user_macro_names(r#"x {$A} {$B:"c"}"#), ["{$A}", "{$B}"]);
+}
