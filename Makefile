@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 
 TEST_DEPS := zabbix-agent:/usr/sbin/zabbix_agentd valgrind:valgrind gcc:cc g++:c++ pkg-config:pkg-config
 
-.PHONY: all build release demo test deps-demo deps-test header install
+.PHONY: all build release demo test stress fuzz deps-demo deps-test header install
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 # What `make install` installs; tests point it at their own build.
@@ -32,6 +32,24 @@ demo: deps-demo release
 
 test: deps-test
 	$(CARGO) test --workspace --features exalate_zabbix/fault-injection
+
+# The long tests (ignored by `make test`): a soak of the running agent, 16
+# clients for EXALATE_SOAK_SECONDS (default 60), printing each agent
+# process's RSS. CI runs it after `make test`.
+stress: deps-test
+	$(CARGO) test --workspace --features exalate_zabbix/fault-injection --test robustness -- --ignored --nocapture
+
+# Fuzzing, FUZZ_SECONDS per target (minutes: not in CI). cargo-fuzz needs
+# nightly features: RUSTC_BOOTSTRAP=1 lets stable Rust provide them.
+# New inputs go to fuzz/corpus/ (not committed); seeds are in fuzz/seeds/.
+FUZZ_SECONDS ?= 180
+FUZZ_TARGETS ?= item_params queue_response config_parse
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  mkdir -p corpus/$$t && \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 # Regenerates the committed C header from src/capi.rs.
 header:
