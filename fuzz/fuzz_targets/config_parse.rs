@@ -14,8 +14,18 @@ fuzz_target!(|text: &str| {
             assert!(!config.nodes.is_empty());
             for (name, node) in &config.nodes {
                 assert_eq!(name, &node.name);
-                assert!(node.url.starts_with("http://") || node.url.starts_with("https://"));
-                assert!(!node.url.contains('@'));
+                let rest = node
+                    .url
+                    .strip_prefix("http://")
+                    .or_else(|| node.url.strip_prefix("https://"))
+                    .expect("http or https");
+                // No credentials in the authority (an '@' in the path is fine).
+                let authority = rest.split(['/', '?', '#']).next().unwrap();
+                assert!(
+                    !authority.is_empty() && !authority.contains('@'),
+                    "{}",
+                    node.url
+                );
                 assert!(node.max_response_bytes >= 2);
                 if let Some(t) = node.timeout {
                     assert!((1..=30).contains(&t.as_secs()));

@@ -49,15 +49,22 @@ fuzz_target!(|data: &[u8]| {
     let got = read_queue(queue, body, max, keep);
 
     // What serde_json makes of the body: an array of objects, or not.
-    let reference = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| match v {
-            Value::Array(a) if a.iter().all(Value::is_object) => Some(a),
-            _ => None,
-        });
+    let parsed = serde_json::from_slice::<Value>(body);
+    // Counting skips entries without building them, so a number beyond f64
+    // (valid JSON, which serde_json refuses to build) is fine there.
+    let out_of_range = parsed
+        .as_ref()
+        .is_err_and(|e| e.to_string().starts_with("number out of range"));
+    let reference = parsed.ok().and_then(|v| match v {
+        Value::Array(a) if a.iter().all(Value::is_object) => Some(a),
+        _ => None,
+    });
     match got {
         Ok(snapshot) => {
             assert!(body.len() as u64 <= max, "read past max_bytes");
+            if out_of_range && snapshot.entries.is_none() {
+                return;
+            }
             let entries =
                 reference.expect("accepted what serde_json does not read as an array of objects");
             assert_eq!(snapshot.count, entries.len() as u64);
