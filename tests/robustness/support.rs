@@ -273,6 +273,17 @@ impl Agent {
             // a copy of the module from here (the build tree may be private).
             let (uid, gid) = zabbix_ids();
             chown(dir, uid, gid);
+            // Whatever the umask, user zabbix may pass through the test dirs.
+            let top = std::env::temp_dir();
+            for parent in dir
+                .ancestors()
+                .skip(1)
+                .take_while(|p| p.starts_with(&top) && *p != top)
+            {
+                let mode = std::fs::metadata(parent).unwrap().permissions().mode();
+                std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o011))
+                    .unwrap();
+            }
             let copy = dir.join("libexalate_zabbix.so");
             std::fs::copy(module_path(), &copy).unwrap();
             std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
