@@ -11,6 +11,7 @@ mod support;
 
 mod config;
 mod faults;
+mod heap;
 mod leaks;
 mod params;
 mod reload;
