@@ -110,7 +110,8 @@ pub fn body_excerpt(body: &[u8]) -> String {
     if line.chars().count() > MAX_CHARS {
         shown.push('…');
     }
-    one_line(&shown)
+    // Control characters become spaces: trim those too.
+    one_line(&shown).trim().to_string()
 }
 
 /// The title of an HTML page, or its text without tags, on one line.
