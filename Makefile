@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 
 TEST_DEPS := zabbix-agent:/usr/sbin/zabbix_agentd valgrind:valgrind gcc:cc g++:c++ pkg-config:pkg-config
 
-.PHONY: all build release demo test bench deps-demo deps-test deps-bench header install
+.PHONY: all build release demo test stress fuzz bench deps-demo deps-test deps-bench header install
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 # What `make install` installs; tests point it at their own build.
@@ -39,6 +39,26 @@ deps-bench:
 # Benchmarks print tables: in-process calls and scale, then through the real agent.
 bench: deps-bench
 	$(CARGO) bench --bench inprocess --bench agent
+
+# The long tests (ignored by `make test`), one at a time: a soak of the
+# running agent, 16 clients for EXALATE_SOAK_SECONDS (default 60), printing
+# each agent process's RSS; the heap in use over 20,000 item calls.
+# CI runs it after `make test`.
+stress: deps-test
+	$(CARGO) test --workspace --features exalate_zabbix/fault-injection --test robustness -- --ignored --nocapture --test-threads=1
+
+# Fuzzing, FUZZ_SECONDS per target (minutes: not in CI). cargo-fuzz needs
+# nightly features: RUSTC_BOOTSTRAP=1 lets stable Rust provide them.
+# New inputs go to fuzz/corpus/ (not committed); seeds are in fuzz/seeds/.
+FUZZ_SECONDS ?= 180
+FUZZ_TARGETS ?= item_params queue_response config_parse
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  mkdir -p corpus/$$t && \
+	  RUSTC_BOOTSTRAP=1 LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp \
+	    $(CARGO) fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 # Regenerates the committed C header from src/capi.rs.
 header:

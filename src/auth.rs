@@ -211,6 +211,9 @@ pub fn read_secret_file(what: &str, path: &Path) -> Result<String> {
     };
     let meta =
         std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {}", io_reason(&e))))?;
+    if !meta.is_file() {
+        return Err(fail("is not a regular file".into()));
+    }
     let mode = meta.permissions().mode();
     if mode & 0o004 != 0 {
         return Err(fail(format!(
@@ -219,7 +222,7 @@ pub fn read_secret_file(what: &str, path: &Path) -> Result<String> {
             path.display()
         )));
     }
-    let content = std::fs::read(path).map_err(|e| {
+    let content = crate::config::read_file(path).map_err(|e| {
         let mut msg = format!("cannot read: {}", io_reason(&e));
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             msg.push_str(" (the agent runs as user zabbix: chown root:zabbix and chmod 0640)");

@@ -113,14 +113,26 @@ struct RawNode {
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::new(
-                ErrorKind::Config,
-                format!(
-                    "config {}: cannot read: {} (create it, or set {PATH_ENV})",
-                    path.display(),
+        let text = read_file(path).and_then(|bytes| {
+            String::from_utf8(bytes)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        });
+        let text = text.map_err(|e| {
+            let why = match e.kind() {
+                std::io::ErrorKind::InvalidData => "is not UTF-8 text".to_string(),
+                std::io::ErrorKind::PermissionDenied => format!(
+                    "cannot read: {} (the agent runs as user zabbix: chown root:zabbix and chmod 0640)",
                     io_reason(&e)
                 ),
+                std::io::ErrorKind::NotFound => format!(
+                    "cannot read: {} (create it, or set {PATH_ENV})",
+                    io_reason(&e)
+                ),
+                _ => format!("cannot read: {}", io_reason(&e)),
+            };
+            Error::new(
+                ErrorKind::Config,
+                format!("config {}: {why}", path.display()),
             )
         })?;
         Config::parse(path, &text)
@@ -364,6 +376,28 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+/// Reads a whole file the module was pointed at (config, secret, token, CA),
+/// refusing anything but a regular file: a FIFO or a device would block the
+/// agent process or never end. Opened without blocking, checked on the open
+/// file itself.
+pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// An io::Error's reason without the "(os error N)" noise.

@@ -91,16 +91,53 @@ pub fn quoted(name: &str) -> String {
     format!("'{}'", one_line(&shown))
 }
 
-/// The first line of a response body, shortened, for a message.
+/// The first line of a response body, shortened, for a message. An HTML
+/// page (a proxy's 502, a servlet's 404) gives its title, or else its text:
+/// its first line would only be `<html>`.
 pub fn body_excerpt(body: &[u8]) -> String {
     const MAX_CHARS: usize = 160;
     let text = String::from_utf8_lossy(body);
-    let line = text.trim().lines().next().unwrap_or("").trim();
+    let text = text.trim();
+    let html;
+    let text = if text.starts_with('<') {
+        html = html_text(text);
+        html.as_str()
+    } else {
+        text
+    };
+    let line = text.lines().next().unwrap_or("").trim();
     let mut shown: String = line.chars().take(MAX_CHARS).collect();
     if line.chars().count() > MAX_CHARS {
         shown.push('…');
     }
-    one_line(&shown)
+    // Control characters become spaces: trim those too.
+    one_line(&shown).trim().to_string()
+}
+
+/// The title of an HTML page, or its text without tags, on one line.
+fn html_text(html: &str) -> String {
+    // ASCII lowercasing keeps byte offsets, and the tags found are ASCII.
+    let lower = html.to_ascii_lowercase();
+    let text = match (lower.find("<title>"), lower.find("</title>")) {
+        (Some(start), Some(end)) if start + 7 <= end => html[start + 7..end].to_string(),
+        _ => {
+            let mut text = String::with_capacity(html.len());
+            let mut in_tag = false;
+            for c in html.chars() {
+                match c {
+                    '<' => {
+                        in_tag = true;
+                        text.push(' ');
+                    }
+                    '>' => in_tag = false,
+                    c if !in_tag => text.push(c),
+                    _ => {}
+                }
+            }
+            text
+        }
+    };
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -130,5 +167,16 @@ mod tests {
             "Connection `X` not found."
         );
         assert_eq!(body_excerpt(&[0xff, b'a']), "\u{fffd}a");
+    }
+
+    #[test]
+    fn html_pages_give_their_title_or_text() {
+        let nginx = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n";
+        assert_eq!(body_excerpt(nginx), "502 Bad Gateway");
+        assert_eq!(
+            body_excerpt(b"<HTML><BODY>Moved <a href=\"x\">here</a>\n</BODY></HTML>"),
+            "Moved here"
+        );
+        assert_eq!(body_excerpt(b"<title></title>"), "");
     }
 }

@@ -242,7 +242,8 @@ fn root_certs(ca_file: Option<&Path>) -> Result<RootCerts> {
 }
 
 fn read_pem_certs(path: &Path) -> std::result::Result<Vec<Certificate<'static>>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read: {}", io_reason(&e)))?;
+    let pem =
+        crate::config::read_file(path).map_err(|e| format!("cannot read: {}", io_reason(&e)))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {

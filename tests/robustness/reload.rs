@@ -1,0 +1,182 @@
+//! Config changes without a restart: every agent process picks up a changed
+//! config file on its next item, checking at most once a second.
+
+use crate::support::*;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The module checks the file at most once a second; a process that checked
+/// just before the change sees it on its first item after that second.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// Slack for scheduling on a busy machine.
+const SLACK: Duration = Duration::from_millis(300);
+
+/// Asks `key` from three clients (every 20 ms each) for two seconds after
+/// the change. Once the change is due everywhere, a marker request goes to
+/// the agent; the agent's debug log then tells which process sent back what.
+/// Returns, per agent process, the values it sent for `key` after the marker,
+/// and every reply the clients got after the change was due.
+fn after_change(
+    agent: &Agent,
+    key: &str,
+    changed: Instant,
+) -> (BTreeMap<u32, Vec<String>>, Vec<Reply>) {
+    let due = changed + CHECK_INTERVAL + SLACK;
+    let until = due + Duration::from_millis(700);
+    let late = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            let late = &late;
+            s.spawn(move || {
+                while Instant::now() < until {
+                    let asked = Instant::now();
+                    let reply = agent.get(key);
+                    if asked > due {
+                        late.lock().unwrap().push(reply);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+        }
+        while Instant::now() < due {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        agent.get(MARKER);
+    });
+    (
+        sent_after_marker(&agent.log(), key),
+        late.into_inner().unwrap(),
+    )
+}
+
+const MARKER: &str = "exalate.module.version";
+
+/// From the agent's DebugLevel=4 log: "PID:DATE:TIME Requested [KEY]" then
+/// "PID:DATE:TIME Sending back [VALUE]". Only lines after the last marker.
+fn sent_after_marker(log: &str, key: &str) -> BTreeMap<u32, Vec<String>> {
+    let marker = format!("Requested [{MARKER}]");
+    let start = log.rfind(&marker).expect("marker in the log");
+    let mut asked: BTreeMap<u32, String> = BTreeMap::new();
+    let mut sent: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for line in log[start..].lines() {
+        let Some((pid, rest)) = line.trim_start().split_once(':') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        // Skip "DATE:TIME ".
+        let Some((_, text)) = rest.split_once(' ') else {
+            continue;
+        };
+        if let Some(k) = text.strip_prefix("Requested [") {
+            asked.insert(pid, k.strip_suffix(']').unwrap_or(k).to_string());
+        } else if let Some(v) = text.strip_prefix("Sending back [") {
+            if asked.get(&pid).map(String::as_str) == Some(key) {
+                let v = v.strip_suffix(']').unwrap_or(v);
+                sent.entry(pid).or_default().push(v.to_string());
+            }
+        }
+    }
+    sent
+}
+
+/// Every listener answered `key` after the marker, and only with `expected`.
+fn check_every_process(
+    sent: &BTreeMap<u32, Vec<String>>,
+    late: &[Reply],
+    listeners: usize,
+    expected: impl Fn(&str) -> bool,
+) {
+    assert_eq!(
+        sent.len(),
+        listeners,
+        "not every listener answered after the change: {sent:?}"
+    );
+    for (pid, values) in sent {
+        for v in values {
+            assert!(expected(v), "process {pid} still sent {v:?}");
+        }
+    }
+    assert!(
+        late.len() >= 6,
+        "only {} replies after the change",
+        late.len()
+    );
+    for reply in late {
+        let text = match reply {
+            Reply::Value(v) => v.clone(),
+            Reply::NotSupported(m) => format!("ZBX_NOTSUPPORTED: {m}"),
+        };
+        assert!(expected(&text), "a client got {text:?}");
+    }
+}
+
+#[test]
+fn a_changed_config_is_picked_up_by_every_agent_process_without_restart() {
+    let env = Env::new("reload");
+    env.write_config(&format!(
+        "[defaults]\ncache_ttl = 0\n[nodes.demo]\nurl = \"{}\"\nrelations = [\"AllContent\"]\njwt_secret_file = \"{}\"\n",
+        env.node.url(),
+        env.dir.join("demo.secret").display()
+    ));
+    let mut agent = env.start_agent(AgentOptions {
+        start_agents: 3,
+        debug_level: 4,
+        ..AgentOptions::default()
+    });
+    let pids = agent.process_ids();
+    let one = r#"[{"{#NODE}":"demo","{#RELATION}":"AllContent"}]"#;
+    for _ in 0..6 {
+        assert_eq!(agent.get("exalate.discovery"), Reply::Value(one.into()));
+    }
+    let second_node = "exalate.queue.count[second,\"Service Desk\",syncresponses]";
+    assert_eq!(
+        agent.get(second_node).error(),
+        "unknown node 'second'; configured nodes: demo."
+    );
+
+    // 1. A relation and a node are added.
+    let added = format!(
+        "[defaults]\ncache_ttl = 0\n\
+         [nodes.demo]\nurl = \"{url}\"\nrelations = [\"AllContent\", \"Service Desk\"]\njwt_secret_file = \"{secret}\"\n\
+         [nodes.second]\nurl = \"{url}\"\nrelations = [\"Jira Cloud/EU\"]\njwt_secret_file = \"{secret}\"\n",
+        url = env.node.url(),
+        secret = env.dir.join("demo.secret").display()
+    );
+    env.write_config(&added);
+    let changed = Instant::now();
+    let three = r#"[{"{#NODE}":"demo","{#RELATION}":"AllContent"},{"{#NODE}":"demo","{#RELATION}":"Service Desk"},{"{#NODE}":"second","{#RELATION}":"Jira Cloud/EU"}]"#;
+    let (sent, late) = after_change(&agent, "exalate.discovery", changed);
+    check_every_process(&sent, &late, 3, |v| v == three);
+    assert_eq!(agent.get(second_node), Reply::Value("1".into()));
+
+    // 2. A broken edit: every process reports it, with the line.
+    let broken = added.replace("cache_ttl = 0", "cache_ttl = 0\ncache_tll = 5");
+    env.write_config(&broken);
+    let changed = Instant::now();
+    let expected = format!(
+        "config {} line 3: unknown field `cache_tll`",
+        env.config_path.display()
+    );
+    let (sent, late) = after_change(
+        &agent,
+        "exalate.queue.count[demo,AllContent,syncrequests]",
+        changed,
+    );
+    check_every_process(&sent, &late, 3, |v| {
+        v.starts_with(&format!("ZBX_NOTSUPPORTED: {expected}"))
+    });
+
+    // 3. Fixed again: back to values, still the same processes.
+    env.write_config(&added);
+    let changed = Instant::now();
+    let (sent, late) = after_change(
+        &agent,
+        "exalate.queue.count[demo,AllContent,syncrequests]",
+        changed,
+    );
+    check_every_process(&sent, &late, 3, |v| v == "3");
+    assert!(agent.is_running());
+    assert_eq!(agent.process_ids(), pids, "the agent was not restarted");
+}
