@@ -9,7 +9,6 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// How the C host is built: the request layout and whether it exports the
@@ -25,7 +24,6 @@ enum Host {
 }
 
 fn build_host(dir: &Path, host: Host) -> PathBuf {
-    let exe = dir.join(format!("module_host_{host:?}"));
     let defines: &[&str] = match host {
         Host::Agent60 => &[],
         Host::Agent70 => &[
@@ -35,20 +33,7 @@ fn build_host(dir: &Path, host: Host) -> PathBuf {
         ],
         Host::Mismatch => &["-DEXPORT_ITEM_TIMEOUT_MARKER", "-rdynamic"],
     };
-    let out = Command::new("cc")
-        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-g"])
-        .args(defines)
-        .arg("-o")
-        .arg(&exe)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/c/module_host.c"
-        ))
-        .arg("-ldl")
-        .output()
-        .expect("run cc");
-    assert!(out.status.success(), "cc failed: {}", describe(&out));
-    exe
+    build_module_host(dir, &format!("module_host_{host:?}"), defines)
 }
 
 struct Run {

@@ -353,17 +353,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        // SIGTERM: the agent stops its children and runs zbx_module_uninit.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_agent(&mut self.child);
         for pid in &self.children {
             if Path::new(&format!("/proc/{pid}")).exists() {
                 unsafe { libc::kill(*pid as i32, libc::SIGKILL) };

@@ -5,27 +5,9 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn build_host(dir: &Path) -> PathBuf {
-    let exe = dir.join("module_host");
-    let out = Command::new("cc")
-        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-g", "-o"])
-        .arg(&exe)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/c/module_host.c"
-        ))
-        .arg("-ldl")
-        .output()
-        .expect("run cc");
-    assert!(out.status.success(), "cc failed: {}", describe(&out));
-    exe
-}
 
 fn run_host(env: &TestEnv, wrapper: &[&str], calls: &[&str]) -> (String, String) {
-    let exe = build_host(&env.dir);
+    let exe = build_module_host(&env.dir, "module_host", &[]);
     let out = wrapped(wrapper, &exe)
         .arg(module_path())
         .args(calls)

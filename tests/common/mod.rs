@@ -39,6 +39,26 @@ pub const VALGRIND: [&str; 6] = [
     "--errors-for-leak-kinds=definite,indirect,possible",
 ];
 
+/// Builds tests/c/module_host.c (the agent's module loader, in small) into
+/// `dir`/`name`, with extra compiler flags (e.g. the 7.0 request layout).
+pub fn build_module_host(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    let exe = dir.join(name);
+    let out = Command::new("cc")
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-g"])
+        .args(flags)
+        .arg("-o")
+        .arg(&exe)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/c/module_host.c"
+        ))
+        .arg("-ldl")
+        .output()
+        .expect("run cc");
+    assert!(out.status.success(), "cc failed: {}", describe(&out));
+    exe
+}
+
 /// `exe`, run under `wrapper` (e.g. VALGRIND) when one is given.
 pub fn wrapped(wrapper: &[&str], exe: &Path) -> Command {
     match wrapper.split_first() {
@@ -329,15 +349,7 @@ impl AgentDaemon {
 
     /// The agent's processes: the parent and its forked children.
     pub fn process_ids(&self) -> Vec<u32> {
-        let mut pids = vec![self.pid()];
-        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid()))
-            .unwrap_or_default();
-        pids.extend(
-            children
-                .split_whitespace()
-                .filter_map(|p| p.parse::<u32>().ok()),
-        );
-        pids
+        process_and_children(self.pid())
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -347,18 +359,36 @@ impl AgentDaemon {
 
 impl Drop for AgentDaemon {
     fn drop(&mut self) {
-        // SIGTERM: the agent stops its children and runs zbx_module_uninit.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_agent(&mut self.child);
     }
+}
+
+/// A process and its children (an agent's parent and its forks).
+pub fn process_and_children(pid: u32) -> Vec<u32> {
+    let mut pids = vec![pid];
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    pids.extend(
+        children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok()),
+    );
+    pids
+}
+
+/// SIGTERM (the agent stops its children and runs zbx_module_uninit), then
+/// SIGKILL if it has not ended within 10 s.
+pub fn stop_agent(child: &mut Child) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// A passive check's answer.

@@ -373,15 +373,7 @@ impl Agent {
 
     /// The parent and its forked children (collector, listeners).
     pub fn process_ids(&self) -> Vec<u32> {
-        let mut pids = vec![self.pid()];
-        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid()))
-            .unwrap_or_default();
-        pids.extend(
-            children
-                .split_whitespace()
-                .filter_map(|p| p.parse::<u32>().ok()),
-        );
-        pids
+        process_and_children(self.pid())
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -391,18 +383,7 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        stop_agent(&mut self.child);
         collect(&format!("{}: agent log", self.name), &self.log());
     }
 }
