@@ -27,14 +27,6 @@ const WORK_IN_ROOT: &str = "/var/tmp/exalate-compat";
 /// The agents' global Timeout; the 7.0 checks use item timeouts on both sides of it.
 const AGENT_TIMEOUT: u64 = 3;
 const WRONG_SECRET: &str = "compat-wrong-secret-0b7e44d1";
-const QUEUES: [&str; 6] = [
-    "syncrequests",
-    "blobrequests",
-    "syncresponses",
-    "blobresponses",
-    "errorresponses",
-    "bloberrorresponses",
-];
 
 fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {

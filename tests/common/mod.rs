@@ -296,23 +296,31 @@ impl AgentDaemon {
     pub fn start_with(dir: &Path, config: &Path, start_agents: u32, extra: &str) -> AgentDaemon {
         let port = free_port();
         let conf = agent_config_with(dir, port, start_agents, extra);
+        AgentDaemon::spawn(dir, &conf, port, config)
+    }
+
+    /// Runs `zabbix_agentd -f -c CONF` (listening on `port`, logging in
+    /// `dir`) with the module config `config`, and waits until agent.ping
+    /// answers over the protocol.
+    pub fn spawn(dir: &Path, conf: &Path, port: u16, config: &Path) -> AgentDaemon {
         let child = Command::new(AGENTD)
             .arg("-f")
             .arg("-c")
-            .arg(&conf)
+            .arg(conf)
             .env("EXALATE_ZABBIX_CONFIG", config)
+            // As installed: a panic's report stays short in the agent log.
+            .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start zabbix_agentd");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut daemon = AgentDaemon {
             child,
             addr,
             dir: dir.to_path_buf(),
         };
-        // Ready when agent.ping answers over the protocol.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(reply) = zabbix_get(addr, "agent.ping") {
@@ -330,7 +338,7 @@ impl AgentDaemon {
                 "zabbix_agentd not ready; log:\n{}",
                 daemon.log()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
         daemon
     }
@@ -357,9 +365,16 @@ impl AgentDaemon {
     }
 }
 
+impl AgentDaemon {
+    /// Stops the agent now (dropping it does the same).
+    pub fn stop(&mut self) {
+        stop_agent(&mut self.child);
+    }
+}
+
 impl Drop for AgentDaemon {
     fn drop(&mut self) {
-        stop_agent(&mut self.child);
+        self.stop();
     }
 }
 
@@ -379,6 +394,10 @@ pub fn process_and_children(pid: u32) -> Vec<u32> {
 /// SIGTERM (the agent stops its children and runs zbx_module_uninit), then
 /// SIGKILL if it has not ended within 10 s.
 pub fn stop_agent(child: &mut Child) {
+    // Already reaped: its pid may belong to another process by now.
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {

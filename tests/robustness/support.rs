@@ -8,8 +8,7 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -233,9 +232,8 @@ impl Default for AgentOptions {
 
 /// A running `zabbix_agentd -f`; stopped on drop, its log collected.
 pub struct Agent {
-    child: Child,
+    daemon: AgentDaemon,
     pub addr: SocketAddr,
-    pub dir: PathBuf,
     name: String,
 }
 
@@ -288,43 +286,11 @@ impl Agent {
             std::fs::copy(module_path(), &copy).unwrap();
             std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        let child = Command::new(AGENTD)
-            .arg("-f")
-            .arg("-c")
-            .arg(&conf)
-            .env("EXALATE_ZABBIX_CONFIG", config)
-            // As installed: a panic's report stays short in the agent log.
-            .env_remove("RUST_BACKTRACE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start zabbix_agentd");
-        let mut agent = Agent {
-            child,
+        let agent = Agent {
+            daemon: AgentDaemon::spawn(dir, &conf, port, config),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            dir: dir.to_path_buf(),
             name: name.to_string(),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(reply) = zabbix_get(agent.addr, "agent.ping") {
-                assert_eq!(reply, Reply::Value("1".into()));
-                break;
-            }
-            if let Ok(Some(status)) = agent.child.try_wait() {
-                panic!(
-                    "zabbix_agentd exited at start ({status}); log:\n{}",
-                    agent.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "zabbix_agentd not ready; log:\n{}",
-                agent.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
         // Every listener is up once the parent lists all its children.
         let expected = 2 + options.start_agents as usize;
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -364,26 +330,22 @@ impl Agent {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("zabbix_agentd.log")).unwrap_or_default()
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.daemon.log()
     }
 
     /// The parent and its forked children (collector, listeners).
     pub fn process_ids(&self) -> Vec<u32> {
-        process_and_children(self.pid())
+        self.daemon.process_ids()
     }
 
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.daemon.is_running()
     }
 }
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        stop_agent(&mut self.child);
+        self.daemon.stop();
         collect(&format!("{}: agent log", self.name), &self.log());
     }
 }
