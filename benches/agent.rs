@@ -10,7 +10,6 @@
 mod common;
 
 use common::*;
-use fake_exalate_node::RelationData;
 use std::io::BufReader;
 use std::path::Path;
 use std::process::Command;
@@ -105,17 +104,7 @@ fn main() {
     let conf = agent_config(dir, free_port(), 1);
     let (_, ping_rss) = timed(&["-c", conf.to_str().unwrap(), "-t", "agent.ping"], config);
     for n in [1_000u64, 10_000, 100_000, 200_000] {
-        node.add_relation(
-            "Bulk",
-            RelationData::with_counts([n, n / 10, n / 10, 0, n, n / 10]),
-        );
-        let mb = fake_exalate_node::queue_body(
-            "Bulk",
-            &RelationData::with_counts([n, 0, 0, 0, 0, 0]),
-            fake_exalate_node::Queue::SyncRequests,
-        )
-        .len() as f64
-            / 1e6;
+        let mb = env.load_bulk(n);
         let (count_time, count_rss) = timed(
             &[
                 "-c",

@@ -14,7 +14,6 @@ mod common;
 use common::{BenchEnv, BENCH_TOKEN};
 use exalate_zabbix::zabbix::{self, AgentRequest, AgentResult};
 use exalate_zabbix::Monitor;
-use fake_exalate_node::RelationData;
 use serde::de::IgnoredAny;
 use std::ffi::{c_char, CStr, CString};
 use std::io::BufReader;
@@ -76,16 +75,7 @@ fn main() {
     println!("|---|---|---|---|---|---|---|");
     let monitor = Monitor::open(config.clone()).unwrap();
     for n in [1_000u64, 10_000, 100_000, 200_000] {
-        node.add_relation(
-            "Bulk",
-            RelationData::with_counts([n, n / 10, n / 10, 0, n, n / 10]),
-        );
-        let body_bytes = fake_exalate_node::queue_body(
-            "Bulk",
-            &RelationData::with_counts([n, 0, 0, 0, 0, 0]),
-            fake_exalate_node::Queue::SyncRequests,
-        )
-        .len() as f64;
+        let mb = env.load_bulk(n);
         let rounds = if n >= 100_000 { 3 } else { 7 };
         let count = median_per_call(rounds, 1, || {
             assert_eq!(
@@ -111,7 +101,6 @@ fn main() {
             let v: serde_json::Value = serde_json::from_reader(reader).unwrap();
             assert_eq!(v.as_array().unwrap().len() as u64, n);
         });
-        let mb = body_bytes / 1e6;
         println!(
             "| {n} | {mb:.1} | {} | {:.0} | {} | {} | {:.0} |",
             fmt(count),

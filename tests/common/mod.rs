@@ -3,7 +3,7 @@
 //! client speaking the agent's ZBXD protocol (Debian ships no zabbix_get).
 #![allow(dead_code)]
 
-use fake_exalate_node::{Auth, AuthHeader, ExpUnit, FakeNode, NodeConfig};
+use fake_exalate_node::{Auth, AuthHeader, ExpUnit, FakeNode, NodeConfig, RelationData};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -106,6 +106,21 @@ impl BenchEnv {
             0o600,
         );
         BenchEnv { node, dir, config }
+    }
+
+    /// Gives relation "Bulk" `n` sync requests and error responses (a tenth
+    /// of that in three other queues); returns its syncrequests answer in MB.
+    pub fn load_bulk(&self, n: u64) -> f64 {
+        self.node.add_relation(
+            "Bulk",
+            RelationData::with_counts([n, n / 10, n / 10, 0, n, n / 10]),
+        );
+        let body = fake_exalate_node::queue_body(
+            "Bulk",
+            &RelationData::with_counts([n, 0, 0, 0, 0, 0]),
+            fake_exalate_node::Queue::SyncRequests,
+        );
+        body.len() as f64 / 1e6
     }
 
     /// The URL of a queue on the fake node.

@@ -182,6 +182,19 @@ fn sixteen_clients_for_a_minute_nothing_crashes_or_grows() {
     let unexpected: Mutex<Vec<String>> = Mutex::new(Vec::new());
     // pid -> (seconds since start, VmRSS KiB)
     let samples: Mutex<BTreeMap<u32, Vec<(u64, u64)>>> = Mutex::new(BTreeMap::new());
+    // One RSS sample (KiB) of every agent process, `at` seconds in.
+    let sample_all = |at: u64| {
+        for &pid in &pids {
+            if let Some(kib) = rss_kib(pid) {
+                samples
+                    .lock()
+                    .unwrap()
+                    .entry(pid)
+                    .or_default()
+                    .push((at, kib));
+            }
+        }
+    };
     let mut per_key = vec![0u64; keys.len()];
     std::thread::scope(|s| {
         let mut clients = Vec::new();
@@ -212,21 +225,10 @@ fn sixteen_clients_for_a_minute_nothing_crashes_or_grows() {
             }));
         }
         // RSS of every agent process every second.
-        let samples = &samples;
-        let pids = &pids;
+        let sample_all = &sample_all;
         s.spawn(move || {
             while Instant::now() < end {
-                let at = started.elapsed().as_secs();
-                for &pid in pids {
-                    if let Some(kib) = rss_kib(pid) {
-                        samples
-                            .lock()
-                            .unwrap()
-                            .entry(pid)
-                            .or_default()
-                            .push((at, kib));
-                    }
-                }
+                sample_all(started.elapsed().as_secs());
                 let next = Instant::now() + Duration::from_secs(1);
                 while Instant::now() < next.min(end) {
                     std::thread::sleep(Duration::from_millis(100));
@@ -241,16 +243,7 @@ fn sixteen_clients_for_a_minute_nothing_crashes_or_grows() {
     });
     let elapsed = started.elapsed();
     // The last sample, after the load.
-    for &pid in &pids {
-        if let Some(kib) = rss_kib(pid) {
-            samples
-                .lock()
-                .unwrap()
-                .entry(pid)
-                .or_default()
-                .push((elapsed.as_secs(), kib));
-        }
-    }
+    sample_all(elapsed.as_secs());
     let answered = answered.into_inner();
     eprintln!(
         "soak: {CLIENTS} clients, {} s, {answered} answers ({:.0}/s), {} keys",
