@@ -10,6 +10,7 @@ pub mod capi;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod items;
 pub mod monitor;
 pub mod queue;
 pub mod zabbix;

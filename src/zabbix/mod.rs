@@ -9,11 +9,10 @@
 //! first item call, in the process that uses it.
 
 pub mod compat;
-pub mod items;
 
 use crate::config;
+use crate::items::{self, Item, ItemValue};
 use crate::monitor::Monitor;
-use items::{Item, ItemValue};
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,5 +1,6 @@
-//! The item keys of the contract, mapped onto the monitor. Safe Rust: the
-//! ABI glue in `super` hands over parameters as strings.
+//! The item keys of the contract, mapped onto the monitor: shared word for
+//! word by every agent front end (`zabbix`, the module ABI; `agent2`, the
+//! plugin protocol), which hand over parameters as strings.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::monitor::Monitor;
