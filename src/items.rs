@@ -4,6 +4,8 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::monitor::Monitor;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Item {
@@ -98,6 +100,46 @@ pub fn serve(monitor: &Monitor, item: Item, params: &[&str]) -> Result<ItemValue
     })
 }
 
+/// What an agent shows for `item`: its value, or why it failed as one
+/// sentence (the message and a full stop, as the module reports it). Bound
+/// by `call_timeout` where the agent gives one; a panic becomes a failure.
+pub fn answer(
+    monitor: &Monitor,
+    item: Item,
+    params: &[&str],
+    call_timeout: Option<Duration>,
+) -> std::result::Result<ItemValue, String> {
+    catch_unwind(AssertUnwindSafe(|| {
+        monitor
+            .with_call_timeout(call_timeout, || serve(monitor, item, params))
+            .map_err(|e| format!("{}.", e.message()))
+    }))
+    .unwrap_or_else(|panic| {
+        let text = if let Some(s) = panic.downcast_ref::<&str>() {
+            s.to_string()
+        } else if let Some(s) = panic.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "panic".to_string()
+        };
+        let text = Error::new(ErrorKind::Internal, text);
+        Err(format!(
+            "internal error in the exalate module ({}); the agent goes on.",
+            text.message()
+        ))
+    })
+}
+
+impl ItemValue {
+    /// The value as text, for hosts that take every value as a string.
+    pub fn to_text(&self) -> String {
+        match self {
+            ItemValue::Uint(v) => v.to_string(),
+            ItemValue::Str(s) | ItemValue::Text(s) => s.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +155,19 @@ mod tests {
             ItemValue::Str(crate::VERSION.into())
         );
         assert!(serve(&monitor(), Item::ModuleVersion, &[""]).is_ok());
+    }
+
+    #[test]
+    fn answer_is_a_value_or_one_sentence() {
+        assert_eq!(
+            answer(&monitor(), Item::ModuleVersion, &[], None),
+            Ok(ItemValue::Str(crate::VERSION.into()))
+        );
+        assert_eq!(
+            answer(&monitor(), Item::NodePing, &["a", "b"], None),
+            Err("wrong number of parameters: exalate.node.ping takes 1, got 2: use exalate.node.ping[<node>].".into())
+        );
+        assert_eq!(ItemValue::Uint(7).to_text(), "7");
     }
 
     #[test]

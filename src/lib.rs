@@ -1,10 +1,13 @@
 //! exalate_zabbix: monitors Exalate sync queues over the issuehub 2.4 REST API.
 //!
 //! The safe core (`config`, `auth`, `http`, `queue`, `monitor`) knows nothing
-//! of Zabbix or C. Two thin layers adapt it: `zabbix`, the loadable-module
-//! ABI of `zabbix_agentd`, and `capi`, the C API declared in
-//! `include/exalate_zabbix.h`.
+//! of Zabbix or C. `items` maps the item keys onto it, shared by both
+//! agents. Three thin front ends adapt it: `zabbix`, the loadable-module
+//! ABI of `zabbix_agentd`; `agent2`, the plugin protocol of `zabbix_agent2`
+//! (the `zabbix-agent2-plugin-exalate` executable); and `capi`, the C API
+//! declared in `include/exalate_zabbix.h`.
 
+pub mod agent2;
 pub mod auth;
 pub mod capi;
 pub mod config;
