@@ -59,7 +59,7 @@ impl Item {
     }
 
     /// How many parameters the key takes (an empty `[]` counts as none).
-    fn arity(self) -> usize {
+    pub fn arity(self) -> usize {
         match self {
             Item::QueueCount | Item::QueueGet => 3,
             Item::RelationStats => 2,

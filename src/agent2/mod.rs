@@ -216,8 +216,12 @@ impl Plugin {
             }
             kind::CONFIGURE_REQUEST => self.configure(&request),
             kind::START_REQUEST => {}
-            // At once: a 6.0 agent may panic if its registration run exits late.
-            kind::TERMINATE_REQUEST => std::process::exit(0),
+            // At once, skipping even atexit handlers: a 6.0 agent reaps the
+            // registration run from two places once its start-up moves on,
+            // and panics if the wrong one wins (reference §7.1).
+            // SAFETY: _exit ends the process; nothing is left half-written
+            // (frames go out with one write under the writer's lock).
+            kind::TERMINATE_REQUEST => unsafe { libc::_exit(0) },
             kind::EXPORT_REQUEST => self.export(request),
             other => self.writer.log(
                 Severity::Debug,
@@ -304,14 +308,16 @@ impl Plugin {
             self.writer.send(&message::export_response(id, Err(error)));
             return;
         };
-        // 7.0 gives each item's timeout; 6.0 only its global Timeout.
-        let timeout = request
-            .item_timeout()
-            .or(match self.agent_timeout_secs.load(Ordering::Relaxed) {
-                0 => None,
-                seconds => Some(seconds),
-            })
-            .map(Duration::from_secs);
+        // As zabbix_agentd answers for the module's keys without parameters.
+        if item.arity() == 0 && request.parameters.is_some() {
+            let error = "Item does not allow parameters.".to_string();
+            self.writer.send(&message::export_response(id, Err(error)));
+            return;
+        }
+        let timeout = answer_within(
+            request.item_timeout(),
+            self.agent_timeout_secs.load(Ordering::Relaxed),
+        );
         let params = request.parameters.unwrap_or_default();
         let monitor = self.monitor();
         let writer = self.writer.clone();
@@ -329,9 +335,31 @@ impl Plugin {
     }
 }
 
+/// The timeout an export is answered within, so that the answer arrives
+/// before the agent gives up: a 7.0 agent gives the item's timeout and waits
+/// half a second more; a 6.0 agent gives none and waits exactly its
+/// PluginTimeout (by default its Timeout, the only one the plugin learns),
+/// so a second less. Whole seconds, as the monitor reports them.
+fn answer_within(item_timeout: Option<u64>, agent_timeout: u64) -> Option<Duration> {
+    match (item_timeout, agent_timeout) {
+        (Some(seconds), _) => Some(Duration::from_secs(seconds)),
+        (None, 0) => None,
+        (None, seconds) => Some(Duration::from_secs(seconds.saturating_sub(1).max(1))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_come_before_the_agent_gives_up() {
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(answer_within(Some(4), 3), secs(4), "7.0: the item's own");
+        assert_eq!(answer_within(None, 3), secs(2), "6.0: inside its Timeout");
+        assert_eq!(answer_within(None, 1), secs(1));
+        assert_eq!(answer_within(None, 0), None, "no configure yet");
+    }
 
     /// The agent's rules for the key list (reference §5.3); a 6.0 agent
     /// panics at start-up on a violation, so they are checked here.
