@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PREFIX ?= /usr/local
 
-TEST_DEPS := zabbix-agent:/usr/sbin/zabbix_agentd valgrind:valgrind gcc:cc g++:c++ pkg-config:pkg-config
+TEST_DEPS := zabbix-agent:/usr/sbin/zabbix_agentd zabbix-agent2:/usr/sbin/zabbix_agent2 valgrind:valgrind gcc:cc g++:c++ pkg-config:pkg-config
 
 .PHONY: all build release demo test stress fuzz bench deps-demo deps-test deps-bench header install
 
@@ -22,7 +22,7 @@ release:
 	$(CARGO) build --release --workspace
 
 deps-demo:
-	scripts/deps.sh zabbix-agent:/usr/sbin/zabbix_agentd
+	scripts/deps.sh zabbix-agent:/usr/sbin/zabbix_agentd zabbix-agent2:/usr/sbin/zabbix_agent2
 
 deps-test:
 	scripts/deps.sh $(TEST_DEPS)
@@ -34,7 +34,7 @@ test: deps-test
 	$(CARGO) test --workspace --features exalate_zabbix/fault-injection
 
 deps-bench:
-	scripts/deps.sh zabbix-agent:/usr/sbin/zabbix_agentd curl:curl jq:jq time:/usr/bin/time
+	scripts/deps.sh zabbix-agent:/usr/sbin/zabbix_agentd zabbix-agent2:/usr/sbin/zabbix_agent2 curl:curl jq:jq time:/usr/bin/time
 
 # Benchmarks print tables: in-process calls and scale, then through the real agent.
 bench: deps-bench
@@ -42,10 +42,11 @@ bench: deps-bench
 
 # The long tests (ignored by `make test`), one at a time: a soak of the
 # running agent, 16 clients for EXALATE_SOAK_SECONDS (default 60), printing
-# each agent process's RSS; the heap in use over 20,000 item calls.
+# each agent process's RSS; the heap in use over 20,000 item calls; the same
+# soak through agent 2, printing the plugin's RSS.
 # CI runs it after `make test`.
 stress: deps-test
-	$(CARGO) test --workspace --features exalate_zabbix/fault-injection --test robustness -- --ignored --nocapture --test-threads=1
+	$(CARGO) test --workspace --features exalate_zabbix/fault-injection --test robustness --test agent2 -- --ignored --nocapture --test-threads=1
 
 # Fuzzing, FUZZ_SECONDS per target (minutes: not in CI). cargo-fuzz needs
 # nightly features: RUSTC_BOOTSTRAP=1 lets stable Rust provide them.
@@ -81,6 +82,7 @@ install:
 GLIBC_FLOOR := 2.28
 COMPAT_TARGET := x86_64-unknown-linux-gnu
 COMPAT_SO := target/$(COMPAT_TARGET)/release/libexalate_zabbix.so
+COMPAT_PLUGIN := target/$(COMPAT_TARGET)/release/zabbix-agent2-plugin-exalate
 ZIG_VENV := target/compat/zig-venv
 CARGO_ZIGBUILD_VERSION := 0.24.1
 ZIGLANG_VERSION := 0.17.1
@@ -88,27 +90,33 @@ ZIGLANG_VERSION := 0.17.1
 COMPAT_SUITES ?= bullseye bookworm trixie
 COMPAT_ROOTS := target/compat/roots
 
-.PHONY: release-compat compat-test compat-roots compat-clean print-compat-so
+.PHONY: release-compat compat-test compat-roots compat-clean print-compat-so print-compat-plugin
 
 release-compat:
 	scripts/deps.sh binutils:objdump
 	scripts/zig-tools.sh $(ZIG_VENV) $(CARGO_ZIGBUILD_VERSION) $(ZIGLANG_VERSION)
-	PATH="$(CURDIR)/$(ZIG_VENV)/bin:$$PATH" $(CARGO) zigbuild --release --target $(COMPAT_TARGET).$(GLIBC_FLOOR) -p exalate_zabbix --lib
+	PATH="$(CURDIR)/$(ZIG_VENV)/bin:$$PATH" $(CARGO) zigbuild --release --target $(COMPAT_TARGET).$(GLIBC_FLOOR) -p exalate_zabbix --lib --bin zabbix-agent2-plugin-exalate
 	scripts/max-glibc.sh $(COMPAT_SO) $(GLIBC_FLOOR)
-	@echo "module for glibc $(GLIBC_FLOOR)+: $(COMPAT_SO)"
+	scripts/max-glibc.sh $(COMPAT_PLUGIN) $(GLIBC_FLOOR)
+	@echo "module and agent 2 plugin for glibc $(GLIBC_FLOOR)+: $(COMPAT_SO) $(COMPAT_PLUGIN)"
 
 print-compat-so:
 	@echo $(COMPAT_SO)
+
+print-compat-plugin:
+	@echo $(COMPAT_PLUGIN)
 
 compat-roots:
 	scripts/deps.sh debootstrap:debootstrap
 	scripts/compat-roots.sh $(COMPAT_ROOTS) $(COMPAT_SUITES)
 
-# Each suite's real agent loads $(COMPAT_SO) and answers every item over TCP, -t and -p.
+# Each suite's real agent loads $(COMPAT_SO) and answers every item over TCP, -t and -p;
+# trixie's agent 2 (7.0) runs $(COMPAT_PLUGIN) the same way.
 # The build (CPU) and the chroots (network) run side by side.
 compat-test:
 	$(MAKE) --no-print-directory -j2 release-compat compat-roots
-	EXALATE_COMPAT_SO="$(CURDIR)/$(COMPAT_SO)" EXALATE_COMPAT_ROOTS="$(CURDIR)/$(COMPAT_ROOTS)" \
+	EXALATE_COMPAT_SO="$(CURDIR)/$(COMPAT_SO)" EXALATE_COMPAT_PLUGIN="$(CURDIR)/$(COMPAT_PLUGIN)" \
+	EXALATE_COMPAT_ROOTS="$(CURDIR)/$(COMPAT_ROOTS)" \
 	EXALATE_COMPAT_SUITES="$(COMPAT_SUITES)" GLIBC_FLOOR=$(GLIBC_FLOOR) \
 	$(CARGO) test --test compat -- --ignored --nocapture --test-threads=1
 
@@ -116,10 +124,11 @@ compat-clean:
 	rm -rf --one-file-system $(COMPAT_ROOTS)
 
 # Packages: a .deb and an .rpm in target/packages/ (README "Packages").
-# They carry the glibc-2.28 build (release-compat); MODULE_SO may name another.
+# They carry the glibc-2.28 build (release-compat); MODULE_SO and PLUGIN_BIN may name others.
 MODULE_SO ?= $(COMPAT_SO)
+PLUGIN_BIN ?= $(COMPAT_PLUGIN)
 PACKAGE_DEPS := dpkg-dev:dpkg-shlibdeps rpm:rpmbuild binutils:strip
-PACKAGE_TEST_DEPS := $(PACKAGE_DEPS) zabbix-agent:/usr/sbin/zabbix_agentd lintian:lintian \
+PACKAGE_TEST_DEPS := $(PACKAGE_DEPS) zabbix-agent:/usr/sbin/zabbix_agentd zabbix-agent2:/usr/sbin/zabbix_agent2 lintian:lintian \
 	rpm2cpio:rpm2cpio cpio:cpio php-cli:php php-symfony-yaml:/usr/share/php/Symfony/Component/Yaml/Yaml.php \
 	selinux-policy-dev:/usr/share/selinux/devel/Makefile gcc:cc pkg-config:pkg-config
 
@@ -135,7 +144,7 @@ packages: deps-packages
 ifeq ($(MODULE_SO),$(COMPAT_SO))
 	$(MAKE) --no-print-directory release-compat
 endif
-	packaging/build-packages.sh $(MODULE_SO)
+	packaging/build-packages.sh $(MODULE_SO) $(PLUGIN_BIN)
 
 # Installs the .deb on this machine (root), runs Debian's stock agent with it, purges it.
 package-test: deps-package-test packages

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Builds the .deb and the .rpm from an already built module, into target/packages/.
-# usage: packaging/build-packages.sh MODULE_SO
+# Builds the .deb and the .rpm from an already built module and agent 2
+# plugin, into target/packages/.
+# usage: packaging/build-packages.sh MODULE_SO PLUGIN
 # The .deb is assembled with dpkg-deb (Depends computed by dpkg-shlibdeps from
 # the module itself), the .rpm with rpmbuild from packaging/rpm/ (Requires from
 # rpm's own ELF dependency generator), both from one staged file tree.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-module_so=${1:?usage: $0 MODULE_SO}
+module_so=${1:?usage: $0 MODULE_SO PLUGIN}
+plugin=${2:?usage: $0 MODULE_SO PLUGIN}
 [ -f "$module_so" ] || { echo "no module at $module_so (build it first: cargo build --release)" >&2; exit 1; }
+[ -f "$plugin" ] || { echo "no agent 2 plugin at $plugin (build it first: cargo build --release)" >&2; exit 1; }
+# Where Zabbix's own packages put agent 2's loadable plugins, and the snippet
+# that enables it (agent 2's config includes zabbix_agent2.d/plugins.d/*.conf).
+plugin_path=/usr/sbin/zabbix-agent2-plugin/zabbix-agent2-plugin-exalate
+agent2_snippet=/etc/zabbix/zabbix_agent2.d/plugins.d/exalate.conf
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 deb_version="$version-1"
@@ -42,6 +49,9 @@ stage() {
   install -m 0644 packaging/selinux/exalate_zabbix.te packaging/selinux/exalate_zabbix.fc \
     packaging/selinux/exalate_zabbix.if "$root/usr/share/exalate-zabbix/selinux/"
   install -m 0640 packaging/exalate_zabbix.toml "$root/etc/zabbix/exalate_zabbix.toml"
+  install -d "$root${plugin_path%/*}"
+  strip --strip-unneeded --remove-section=.comment --remove-section=.note -o "$root$plugin_path" "$plugin"
+  chmod 0755 "$root$plugin_path"
 }
 
 # ---- .deb -------------------------------------------------------------------
@@ -59,13 +69,14 @@ install -m 0644 packaging/debian/lintian-overrides "$deb_root/usr/share/lintian/
 
 # Depends from the module itself: the libc (and libgcc) versions it was linked for.
 printf 'Source: exalate-zabbix\n\nPackage: exalate-zabbix\nArchitecture: any\n' > "$build/deb/debian/control"
-depends=$(cd "$build/deb" && dpkg-shlibdeps -O -e"debian/exalate-zabbix$deb_moduledir/libexalate_zabbix.so" 2>/dev/null |
+depends=$(cd "$build/deb" && dpkg-shlibdeps -O -e"debian/exalate-zabbix$deb_moduledir/libexalate_zabbix.so" \
+  -e"debian/exalate-zabbix$plugin_path" 2>/dev/null |
   sed -n 's/^shlibs:Depends=//p')
 [ -n "$depends" ] || { echo "dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 # Bookworm's symbols files date every symbol of the libpthread/libdl stubs to
 # 2.34 (their merge into libc); the module's real floor is its highest GLIBC
 # symbol version, so libc6 takes that.
-glibc_floor=$(scripts/max-glibc.sh "$module_so" | sed -n 's/.*needed: //p')
+glibc_floor=$(for f in "$module_so" "$plugin"; do scripts/max-glibc.sh "$f" | sed -n 's/.*needed: //p'; done | sort -V | tail -n 1)
 depends=$(printf '%s' "$depends" | sed -E "s/libc6 \(>= [^)]*\)/libc6 (>= $glibc_floor)/")
 rm -r "$build/deb/debian/control"
 
@@ -90,6 +101,8 @@ for dir in zabbix_agentd.d zabbix_agentd.conf.d; do
   install -d "$rpm_root/etc/zabbix/$dir"
   echo "LoadModule=/usr/lib64/zabbix/modules/libexalate_zabbix.so" > "$rpm_root/etc/zabbix/$dir/exalate_zabbix.conf"
 done
+install -d "$rpm_root${agent2_snippet%/*}"
+echo "Plugins.Exalate.System.Path=$plugin_path" > "$rpm_root$agent2_snippet"
 install -D -m 0644 README.md "$rpm_root/usr/share/doc/exalate-zabbix/README.md"
 install -D -m 0644 CHANGELOG.md "$rpm_root/usr/share/doc/exalate-zabbix/CHANGELOG.md"
 install -D -m 0644 LICENSE "$rpm_root/usr/share/licenses/exalate-zabbix/LICENSE"
@@ -106,9 +119,9 @@ rpmbuild -bb --quiet \
 rpm=$out/exalate-zabbix-$version-1.$rpm_arch.rpm
 mv "$build/rpm/top/RPMS/$rpm_arch/exalate-zabbix-$version-1.$rpm_arch.rpm" "$rpm"
 
-echo "built from $module_so:"
+echo "built from $module_so and $plugin:"
 for f in "$deb" "$rpm"; do
   printf '  %-52s %6s KiB\n' "$f" "$(( ($(stat -c %s "$f") + 1023) / 1024 ))"
 done
-echo "  .deb Depends: $depends; Recommends: zabbix-agent"
+echo "  .deb Depends: $depends; Recommends: zabbix-agent | zabbix-agent2"
 echo "  .rpm Requires: $(rpm -qp --requires "$rpm" 2>/dev/null | grep -v '^rpmlib(' | paste -sd, | sed 's/,/, /g'); Recommends: $(rpm -qp --recommends "$rpm" 2>/dev/null | paste -sd,)"

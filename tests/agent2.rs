@@ -4,7 +4,8 @@
 //! module. Also: daemon starts and stops in a row (the 6.0 exit race), no
 //! head-of-line blocking behind a hung node, configs that are missing,
 //! broken or hold a world-readable secret, and the plugin's lifecycle
-//! driven directly over its socket.
+//! driven directly over its socket. Ignored (run by `make stress`): the
+//! plugin's RSS over a one-minute soak.
 
 mod common;
 
@@ -489,4 +490,116 @@ fn operational_run_answers_by_id_ignores_garbage_and_exits_on_close() {
     let (_, code) = plugin.wait_exit();
     assert_eq!(code, Some(0));
     plugin.assert_silent();
+}
+
+/// 16 clients ask every key for EXALATE_SOAK_SECONDS (default 60): every
+/// answer as at the start, one plugin process throughout, its RSS flat
+/// after the warm-up (medians of the two halves, and the end, within 1 MiB).
+#[test]
+#[ignore = "soak: a minute long; run by `make stress`"]
+fn plugin_rss_stays_flat_over_a_minute_of_load() {
+    let _alone = AGENT2_STARTS.write().unwrap_or_else(|p| p.into_inner());
+    let duration = Duration::from_secs(
+        std::env::var("EXALATE_SOAK_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
+    );
+    let warm_up = duration / 4;
+    // Thousands of entries (3.5 MB answers): large parses are exercised too.
+    let env = TestEnv::with_node(
+        "agent2-soak",
+        fake_exalate_node::NodeConfig::demo().with_relation("Big", [5_000, 100, 0, 0, 500, 300]),
+    );
+    env.write_config(&format!(
+        "[defaults]\ntimeout = 2\ncache_ttl = 1\n{}",
+        env.node_section("demo", &[])
+    ));
+    let mut agent2 = AgentDaemon::start_agent2(&env.dir, &env.config_path, "");
+    let mut keys: Vec<&str> = KEYS.to_vec();
+    keys.extend([
+        "exalate.queue.count[demo,Big,syncrequests]",
+        "exalate.relation.stats[demo,Big]",
+        "exalate.queue.get[demo,Big,errorresponses]",
+    ]);
+    let expected: Vec<Reply> = keys.iter().map(|k| agent2.get(k)).collect();
+    let plugins = children_of(agent2.pid());
+    assert_eq!(plugins.len(), 1, "one plugin process: {plugins:?}");
+    let plugin = plugins[0];
+
+    let started = Instant::now();
+    let samples = std::sync::Mutex::new(Vec::new());
+    let answers = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while started.elapsed() < duration {
+                if let Some(kib) = rss_kib(plugin) {
+                    samples
+                        .lock()
+                        .unwrap()
+                        .push((started.elapsed().as_secs(), kib));
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        for client in 0..16 {
+            let (agent2, keys, expected, answers) = (&agent2, &keys, &expected, &answers);
+            s.spawn(move || {
+                let mut i = client;
+                while started.elapsed() < duration {
+                    let k = i % keys.len();
+                    // The node's data does not change: every answer as the
+                    // first, save that a big relation may time out when 16
+                    // clients parse 3.5 MB answers at once on a busy machine
+                    // (the plugin's timeout, or the agent's own).
+                    let reply = agent2.get(keys[k]);
+                    let timed_out = keys[k].contains("Big")
+                        && matches!(&reply, Reply::NotSupported(m)
+                            if m.ends_with("timeout after 2 s.") || m == "timeout occurred");
+                    if !timed_out {
+                        assert_eq!(reply, expected[k], "{}", keys[k]);
+                    }
+                    answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    i += 1;
+                }
+            });
+        }
+    });
+    assert!(
+        agent2.is_running(),
+        "agent 2 stopped; log:\n{}",
+        agent2.log()
+    );
+    assert_eq!(
+        children_of(agent2.pid()),
+        [plugin],
+        "the plugin process changed"
+    );
+    let samples = samples.into_inner().unwrap();
+    let median = |from: u64, to: u64| {
+        let mut v: Vec<u64> = samples
+            .iter()
+            .filter(|(t, _)| (from..to).contains(t))
+            .map(|(_, k)| *k)
+            .collect();
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let half = warm_up.as_secs() + (duration - warm_up).as_secs() / 2;
+    let (first, end) = (samples[0].1, samples.last().unwrap().1);
+    let warm = median(warm_up.as_secs(), half);
+    let late = median(half, u64::MAX);
+    let max = samples.iter().map(|(_, k)| *k).max().unwrap();
+    let total = answers.into_inner();
+    println!(
+        "plugin RSS (KiB) over {} s, 16 clients, {total} answers ({:.0}/s): start {first}, median {}-{half} s {warm}, median {half}-{} s {late}, end {end}, max {max}",
+        duration.as_secs(),
+        total as f64 / duration.as_secs_f64(),
+        warm_up.as_secs(),
+        duration.as_secs()
+    );
+    assert!(
+        late <= warm + 1024 && end <= warm + 1024,
+        "plugin RSS grew after warm-up: {warm} -> {late} (median), {end} (end) KiB"
+    );
 }

@@ -535,6 +535,13 @@ pub fn agent2_test_line(stdout: &str, key: &str) -> String {
     format!("{key} {}", line[key.len()..].trim())
 }
 
+/// VmRSS of a process in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Processes whose command line has `arg` (e.g. a plugin's socket path).
 pub fn processes_with_arg(arg: &str) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -556,17 +563,30 @@ impl Drop for AgentDaemon {
     }
 }
 
-/// A process and its children (an agent's parent and its forks).
+/// A process and its children (an agent's parent and its forks, or agent
+/// 2 and its plugin processes).
 pub fn process_and_children(pid: u32) -> Vec<u32> {
     let mut pids = vec![pid];
-    let children =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    pids.extend(
-        children
-            .split_whitespace()
-            .filter_map(|p| p.parse::<u32>().ok()),
-    );
+    pids.extend(children_of(pid));
     pids
+}
+
+/// The children of a process, whichever of its threads started them (agent
+/// 2 is a Go program: any thread may).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut children: Vec<u32> = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    children.sort_unstable();
+    children
 }
 
 /// SIGTERM (the agent stops its children and runs zbx_module_uninit), then
