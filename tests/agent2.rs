@@ -440,6 +440,47 @@ fn registration_run_answers_and_exits_at_once_on_terminate() {
     plugin.assert_silent();
 }
 
+/// A 6.0 agent's registration run leaves a reap guard behind: a sibling
+/// (here the test's own child, as it is the agent's), gone soon after the
+/// plugin has been reaped.
+#[test]
+fn registration_run_for_6_0_leaves_a_short_lived_reap_guard() {
+    let mut plugin = Driven::start("agent2-proto-guard", true);
+    plugin.send(r#"{"id":1,"type":2,"version":"6.0.13"}"#);
+    assert_eq!(plugin.receive()["type"], 3);
+    plugin.send(r#"{"id":0,"type":5}"#);
+    let pid = plugin.child.id();
+    assert_eq!(plugin.wait_exit().1, Some(0));
+    let guard_arg = pid.to_string();
+    let guards: Vec<u32> = children_of(std::process::id())
+        .into_iter()
+        .filter(|child| {
+            std::fs::read(format!("/proc/{child}/cmdline"))
+                .map(|c| c.split(|&b| b == 0).any(|a| a == guard_arg.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect();
+    assert_eq!(guards.len(), 1, "one guard for {pid}: {guards:?}");
+    let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", guards[0])).unwrap();
+    assert!(cmdline.contains("--reap-guard"), "{cmdline:?}");
+    // The plugin is reaped (wait_exit): the guard ends within a second.
+    let started = Instant::now();
+    let mut status = 0;
+    // SAFETY: waitpid on our own child.
+    let reaped = unsafe { libc::waitpid(guards[0] as i32, &mut status, 0) };
+    assert_eq!(reaped, guards[0] as i32);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{status}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    plugin.assert_silent();
+}
+
 #[test]
 fn operational_run_answers_by_id_ignores_garbage_and_exits_on_close() {
     let mut plugin = Driven::start("agent2-proto-export", false);

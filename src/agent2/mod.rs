@@ -17,6 +17,7 @@ pub mod frame;
 pub mod message;
 pub mod options;
 pub mod pool;
+pub mod reap_guard;
 
 use crate::config;
 use crate::items::{self, Item};
@@ -29,7 +30,7 @@ use std::io::{ErrorKind as IoErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -90,6 +91,9 @@ pub fn main() -> ! {
 }
 
 fn run(args: &[OsString]) -> i32 {
+    if args.get(1).is_some_and(|a| a == reap_guard::FLAG) {
+        return reap_guard::run(args.get(2).map(|a| a.as_os_str()));
+    }
     let Some(socket) = args
         .get(1)
         .filter(|a| !a.as_encoded_bytes().starts_with(b"-"))
@@ -121,7 +125,17 @@ fn run(args: &[OsString]) -> i32 {
         agent_timeout_secs: AtomicU64::new(0),
         monitor: OnceLock::new(),
         pool: pool::Pool::new(MAX_THREADS, MAX_QUEUED),
+        registration,
+        guard_on_exit: AtomicBool::new(false),
     };
+    if !registration {
+        // Up to MAX_THREADS threads would each get a malloc arena of their
+        // own, each keeping what a large answer's parse freed: the process
+        // would grow with the threads. Two arenas keep memory as bounded as
+        // in the module's agent processes.
+        // SAFETY: mallopt before any thread is started.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+    }
     plugin.serve(stream)
 }
 
@@ -167,6 +181,11 @@ struct Plugin {
     /// Created on configure or the first export, never in the registration run.
     monitor: OnceLock<Arc<Monitor>>,
     pool: pool::Pool,
+    /// Started with `true`: answer register (and validate), then exit.
+    registration: bool,
+    /// Whether terminate leaves a reap guard: a registration run for a 6.0
+    /// agent (see `reap_guard`).
+    guard_on_exit: AtomicBool,
 }
 
 impl Plugin {
@@ -218,10 +237,16 @@ impl Plugin {
             kind::START_REQUEST => {}
             // At once, skipping even atexit handlers: a 6.0 agent reaps the
             // registration run from two places once its start-up moves on,
-            // and panics if the wrong one wins (reference §7.1).
-            // SAFETY: _exit ends the process; nothing is left half-written
-            // (frames go out with one write under the writer's lock).
-            kind::TERMINATE_REQUEST => unsafe { libc::_exit(0) },
+            // and panics if the wrong one wins (`reap_guard`).
+            kind::TERMINATE_REQUEST => {
+                if self.guard_on_exit.load(Ordering::Relaxed) {
+                    reap_guard::spawn();
+                }
+                // SAFETY: _exit ends the process; nothing is left
+                // half-written (a frame goes out in one write under the
+                // writer's lock).
+                unsafe { libc::_exit(0) }
+            }
             kind::EXPORT_REQUEST => self.export(request),
             other => self.writer.log(
                 Severity::Debug,
@@ -232,6 +257,12 @@ impl Plugin {
 
     /// Static data only: registration never fails because of our config.
     fn register(&self, request: &Request) {
+        if self.registration {
+            self.guard_on_exit.store(
+                reap_guard::RACY_VERSIONS.contains(&request.version.as_str()),
+                Ordering::Relaxed,
+            );
+        }
         self.writer.send(&message::register_response(
             request.id,
             PLUGIN_NAME,

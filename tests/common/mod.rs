@@ -15,8 +15,6 @@ use std::time::{Duration, Instant};
 pub const SECRET: &str = "test-shared-secret-6f1d2a9c";
 pub const AGENTD: &str = "/usr/sbin/zabbix_agentd";
 pub const AGENT2: &str = "/usr/sbin/zabbix_agent2";
-/// What a 6.0 agent 2 says when it panics over its own child-reaping race.
-pub const AGENT2_START_RACE: &str = "failed to obtain PID of dead child process";
 
 /// The six queue names, in the contract's order.
 pub const QUEUES: [&str; 6] = [
@@ -336,23 +334,10 @@ impl AgentDaemon {
     /// `zabbix_agent2` with the plugin, its own ports and sockets in `dir`,
     /// the plugin's config `config` (through the environment, as the
     /// module's) and the `extra` lines in its config.
-    /// A 6.0 agent 2 can panic at start-up whatever its plugins do, when it
-    /// reaps their registration run in the wrong order (reference §7.1);
-    /// that start is retried (twice at most) and said so. Only
-    /// `agent2.rs`'s starts-in-a-row test counts such panics.
     pub fn start_agent2(dir: &Path, config: &Path, extra: &str) -> AgentDaemon {
-        for attempt in 1.. {
-            let port = free_port();
-            let conf = Agent2Conf::new(dir, port, extra);
-            match AgentDaemon::try_spawn_program(AGENT2, &conf.path, port, config, conf.log) {
-                Ok(daemon) => return daemon,
-                Err(log) if attempt < 3 && log.contains(AGENT2_START_RACE) => {
-                    eprintln!("zabbix_agent2 lost its start-up race (attempt {attempt}); again");
-                }
-                Err(log) => panic!("{AGENT2} failed to start; log:\n{log}"),
-            }
-        }
-        unreachable!()
+        let port = free_port();
+        let conf = Agent2Conf::new(dir, port, extra);
+        AgentDaemon::spawn_program(AGENT2, &conf.path, port, config, conf.log)
     }
 
     /// Runs `PROGRAM -f -c CONF` and waits until agent.ping answers on `port`.
