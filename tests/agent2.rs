@@ -547,6 +547,10 @@ fn plugin_rss_stays_flat_over_a_minute_of_load() {
             .unwrap_or(60),
     );
     let warm_up = duration / 4;
+    let clients: usize = std::env::var("EXALATE_SOAK_CLIENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16);
     // Thousands of entries (3.5 MB answers): large parses are exercised too.
     let env = TestEnv::with_node(
         "agent2-soak",
@@ -575,15 +579,18 @@ fn plugin_rss_stays_flat_over_a_minute_of_load() {
         s.spawn(|| {
             while started.elapsed() < duration {
                 if let Some(kib) = rss_kib(plugin) {
+                    let threads = std::fs::read_dir(format!("/proc/{plugin}/task"))
+                        .map(|d| d.count())
+                        .unwrap_or(0);
                     samples
                         .lock()
                         .unwrap()
-                        .push((started.elapsed().as_secs(), kib));
+                        .push((started.elapsed().as_secs(), kib, threads));
                 }
                 std::thread::sleep(Duration::from_millis(500));
             }
         });
-        for client in 0..16 {
+        for client in 0..clients {
             let (agent2, keys, expected, answers) = (&agent2, &keys, &expected, &answers);
             s.spawn(move || {
                 let mut i = client;
@@ -616,7 +623,13 @@ fn plugin_rss_stays_flat_over_a_minute_of_load() {
         [plugin],
         "the plugin process changed"
     );
-    let samples = samples.into_inner().unwrap();
+    let samples: Vec<(u64, u64, usize)> = samples.into_inner().unwrap();
+    let trend: Vec<String> = samples
+        .iter()
+        .filter(|(t, ..)| t % 5 == 0)
+        .map(|(t, k, n)| format!("{t}s:{k}/{n}"))
+        .collect();
+    let samples: Vec<(u64, u64)> = samples.iter().map(|(t, k, _)| (*t, *k)).collect();
     let median = |from: u64, to: u64| {
         let mut v: Vec<u64> = samples
             .iter()
@@ -632,8 +645,9 @@ fn plugin_rss_stays_flat_over_a_minute_of_load() {
     let late = median(half, u64::MAX);
     let max = samples.iter().map(|(_, k)| *k).max().unwrap();
     let total = answers.into_inner();
+    println!("plugin RSS KiB/threads every 5 s: {}", trend.join(" "));
     println!(
-        "plugin RSS (KiB) over {} s, 16 clients, {total} answers ({:.0}/s): start {first}, median {}-{half} s {warm}, median {half}-{} s {late}, end {end}, max {max}",
+        "plugin RSS (KiB) over {} s, {clients} clients, {total} answers ({:.0}/s): start {first}, median {}-{half} s {warm}, median {half}-{} s {late}, end {end}, max {max}",
         duration.as_secs(),
         total as f64 / duration.as_secs_f64(),
         warm_up.as_secs(),

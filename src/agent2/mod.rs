@@ -129,12 +129,17 @@ fn run(args: &[OsString]) -> i32 {
         guard_on_exit: AtomicBool::new(false),
     };
     if !registration {
-        // Up to MAX_THREADS threads would each get a malloc arena of their
-        // own, each keeping what a large answer's parse freed: the process
-        // would grow with the threads. Two arenas keep memory as bounded as
-        // in the module's agent processes.
+        // One process answers many exports at once, where the module's agent
+        // processes answer one at a time: glibc would give each thread an
+        // arena of its own and keep what large answers' parses freed, so the
+        // process would settle at the worst overlap it ever saw. Two arenas,
+        // and large blocks (answer buffers, entry lists) mapped on their own
+        // and returned when freed, keep its size to what is in use.
         // SAFETY: mallopt before any thread is started.
-        unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        }
     }
     plugin.serve(stream)
 }
@@ -352,10 +357,10 @@ impl Plugin {
         let params = request.parameters.unwrap_or_default();
         let monitor = self.monitor();
         let writer = self.writer.clone();
-        let job = move || {
+        let job = move || -> pool::Finish {
             let params: Vec<&str> = params.iter().map(String::as_str).collect();
             let answer = items::answer(&monitor, item, &params, timeout).map(|v| v.to_text());
-            writer.send(&message::export_response(id, answer));
+            Box::new(move || writer.send(&message::export_response(id, answer)))
         };
         if self.pool.submit(job).is_err() {
             let error = format!(
