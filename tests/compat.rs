@@ -99,6 +99,24 @@ fn release_module_needs_at_most_the_glibc_floor() {
         floor.0,
         floor.1
     );
+    // The agent 2 plugin, built alongside.
+    if let Some(plugin) = std::env::var_os("EXALATE_COMPAT_PLUGIN").map(PathBuf::from) {
+        let max = max_glibc(&plugin);
+        println!(
+            "{}: highest GLIBC symbol version needed: {}.{}",
+            plugin.display(),
+            max.0,
+            max.1
+        );
+        assert!(
+            max <= floor,
+            "the release plugin needs GLIBC {}.{}, above the floor {}.{}",
+            max.0,
+            max.1,
+            floor.0,
+            floor.1
+        );
+    }
 }
 
 /// One agent: a suite's chroot and the version of its zabbix_agentd.
