@@ -136,6 +136,28 @@ fn main() {
         miss2 / ping2,
         hit2 / hit
     );
+    // Where a plugin value's time goes: CPU of agent 2 and of the plugin
+    // process per value, against agent 2's own agent.ping.
+    let plugin = children_of(agent2.pid())[0];
+    let cpu_per_value = |key: &str, expected: &str| {
+        let before = (cpu_ticks(agent2.pid()), cpu_ticks(plugin));
+        let start = Instant::now();
+        let values = rate(&agent2, key, expected) * start.elapsed().as_secs_f64();
+        let per = |ticks: u64| ticks as f64 / ticks_per_second() * 1e6 / values;
+        (
+            per(cpu_ticks(agent2.pid()) - before.0),
+            per(cpu_ticks(plugin) - before.1),
+        )
+    };
+    let (ping_agent, _) = cpu_per_value("agent.ping", "1");
+    let (hit_agent, hit_plugin) =
+        cpu_per_value("exalate.queue.count[hit,AllContent,syncrequests]", "3");
+    println!(
+        "CPU per value through agent 2: agent.ping {ping_agent:.0} µs (agent 2); plugin cache hit {hit_agent:.0} µs (agent 2) + {hit_plugin:.0} µs (plugin)\n\
+         (agent 2's own relaying to any loadable plugin costs {:.1}x its agent.ping: the ceiling for a plugin is {:.2}x)\n",
+        hit_agent / ping_agent,
+        ping_agent / hit_agent
+    );
     drop(agent2);
     drop(agent);
 
@@ -251,6 +273,20 @@ fn time_command(cmd: &mut Command) -> (Duration, i64) {
         .and_then(|v| v.parse().ok())
         .expect("time -v reports the peak RSS");
     (took, rss)
+}
+
+/// User and system CPU time of a process so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
 
 fn agent_version(program: &str) -> String {

@@ -348,18 +348,6 @@ impl AgentDaemon {
         config: &Path,
         log_file: PathBuf,
     ) -> AgentDaemon {
-        AgentDaemon::try_spawn_program(program, conf, port, config, log_file)
-            .unwrap_or_else(|log| panic!("{program} failed to start; log:\n{log}"))
-    }
-
-    /// The same; an agent that exits at start gives its log.
-    pub fn try_spawn_program(
-        program: &str,
-        conf: &Path,
-        port: u16,
-        config: &Path,
-        log_file: PathBuf,
-    ) -> Result<AgentDaemon, String> {
         let dir = log_file.parent().unwrap().to_path_buf();
         // Agent 2 reports its own panics (Go) on stderr, not in its log.
         let stderr = std::fs::File::create(log_file.with_extension("stderr")).unwrap();
@@ -389,7 +377,10 @@ impl AgentDaemon {
                 break;
             }
             if let Ok(Some(status)) = daemon.child.try_wait() {
-                return Err(format!("exited at start ({status}); {}", daemon.log()));
+                panic!(
+                    "{program} exited at start ({status}); log:\n{}",
+                    daemon.log()
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -398,7 +389,7 @@ impl AgentDaemon {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(daemon)
+        daemon
     }
 
     pub fn get(&self, key: &str) -> Reply {
@@ -457,12 +448,6 @@ pub struct Agent2Conf {
 
 impl Agent2Conf {
     pub fn new(dir: &Path, port: u16, extra: &str) -> Agent2Conf {
-        Agent2Conf::with_plugin(dir, port, &plugin_path(), extra)
-    }
-
-    /// The same with the plugin at `plugin` and paths as the agent sees them
-    /// (`dir` may be inside a chroot: see `compat`).
-    pub fn with_plugin(dir: &Path, port: u16, plugin: &Path, extra: &str) -> Agent2Conf {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -480,7 +465,7 @@ impl Agent2Conf {
             log = conf.log.display(),
             dir = dir.display(),
             socket = conf.plugin_socket.display(),
-            plugin = plugin.display(),
+            plugin = plugin_path().display(),
         );
         std::fs::write(&conf.path, text).unwrap();
         conf
