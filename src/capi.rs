@@ -293,7 +293,7 @@ pub unsafe extern "C" fn exalate_queue_get(
         arg_out!(out_json, "out_json");
         match client.monitor.queue_get(node, relation, queue) {
             // SAFETY: checked non-NULL above.
-            Ok(json) => unsafe { give_string(out_json, json) },
+            Ok(json) => unsafe { give_string(out_json, json.to_string()) },
             Err(e) => fail(e),
         }
     })

@@ -12,6 +12,7 @@ pub const DEFAULT_PATH: &str = "/etc/zabbix/exalate_zabbix.toml";
 pub const PATH_ENV: &str = "EXALATE_ZABBIX_CONFIG";
 pub const DEFAULT_CACHE_TTL: u64 = 10;
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 32 * 1024 * 1024;
 const DEFAULT_JWT_TTL: u64 = 60;
 const DEFAULT_ISSUER: &str = "EXALATE";
 /// The agent's own Timeout range; a longer request would block an agent process.
@@ -42,6 +43,8 @@ pub struct NodeConfig {
     /// None: the host's timeout (the agent's Timeout).
     pub timeout: Option<Duration>,
     pub cache_ttl: Duration,
+    /// What the node's cache may hold in one process; 0 keeps nothing.
+    pub cache_max_bytes: u64,
     pub max_response_bytes: u64,
     pub ca_file: Option<PathBuf>,
 }
@@ -87,6 +90,7 @@ struct RawConfig {
 struct RawLimits {
     timeout: Option<Spanned<u64>>,
     cache_ttl: Option<u64>,
+    cache_max_bytes: Option<u64>,
     max_response_bytes: Option<Spanned<u64>>,
 }
 
@@ -107,6 +111,7 @@ struct RawNode {
     // A node may override the [defaults].
     timeout: Option<Spanned<u64>>,
     cache_ttl: Option<u64>,
+    cache_max_bytes: Option<u64>,
     max_response_bytes: Option<Spanned<u64>>,
 }
 
@@ -305,6 +310,10 @@ impl Config {
                     auth_header,
                     timeout,
                     cache_ttl: Duration::from_secs(cache_ttl),
+                    cache_max_bytes: node
+                        .cache_max_bytes
+                        .or(defaults.cache_max_bytes)
+                        .unwrap_or(DEFAULT_CACHE_MAX_BYTES),
                     max_response_bytes,
                     ca_file: node.ca_file,
                 },
@@ -421,6 +430,7 @@ mod tests {
 [defaults]
 timeout = 3
 cache_ttl = 5
+cache_max_bytes = 1048576
 
 [nodes.prod]
 url = "https://jira.example.com/jira/"
@@ -434,6 +444,7 @@ auth_header = "Authorization"
 url = "http://127.0.0.1:8080"
 token_file = "/t.jwt"
 timeout = 7
+cache_max_bytes = 0
 "#;
 
     #[test]
@@ -446,6 +457,8 @@ timeout = 7
         assert_eq!(prod.timeout, Some(Duration::from_secs(3)));
         assert_eq!(prod.cache_ttl, Duration::from_secs(5));
         assert_eq!(prod.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
+        assert_eq!(prod.cache_max_bytes, 1 << 20);
+        assert_eq!(c.node("test").unwrap().cache_max_bytes, 0);
         match &prod.auth {
             AuthConfig::Secret {
                 issuer,

@@ -35,7 +35,7 @@ impl HttpClient {
             // A redirect could carry the token to another host: never follow.
             .max_redirects(0)
             .user_agent(concat!("exalate-zabbix/", env!("CARGO_PKG_VERSION")))
-            .max_idle_connections_per_host(4);
+            .max_idle_connections_per_host(8);
         if node.url.starts_with("https://") {
             config = config.tls_config(
                 TlsConfig::builder()

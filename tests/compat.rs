@@ -630,7 +630,7 @@ fn tcp_checks(c: &mut Checks, suite: &Suite, d: &mut Daemon) {
         expect_eq(
             "message",
             e,
-            "node 'demo', relation 'fault-status-500', queue syncrequests: node error (HTTP 500: {\"message\":\"NullPointerException\"}).".into(),
+            "node 'demo', relation 'fault-status-500': node error (HTTP 500: {\"message\":\"NullPointerException\"}).".into(),
         )
     });
     c.run("tcp fail: malformed JSON", |seen| {

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::monitor::Monitor;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Item {
@@ -19,7 +20,8 @@ pub enum Item {
 pub enum ItemValue {
     Uint(u64),
     Str(String),
-    Text(String),
+    /// Shared with the cache where it came from it: not copied on the way.
+    Text(Arc<String>),
 }
 
 impl Item {
@@ -90,8 +92,8 @@ pub fn serve(monitor: &Monitor, item: Item, params: &[&str]) -> Result<ItemValue
     Ok(match item {
         Item::QueueCount => ItemValue::Uint(monitor.queue_count(p(0), p(1), p(2))?),
         Item::QueueGet => ItemValue::Text(monitor.queue_get(p(0), p(1), p(2))?),
-        Item::RelationStats => ItemValue::Text(monitor.relation_stats(p(0), p(1))?),
-        Item::Discovery => ItemValue::Text(monitor.discovery()?),
+        Item::RelationStats => ItemValue::Text(monitor.relation_stats(p(0), p(1))?.into()),
+        Item::Discovery => ItemValue::Text(monitor.discovery()?.into()),
         Item::NodePing => ItemValue::Uint(monitor.node_ping(p(0))? as u64),
         Item::ModuleVersion => ItemValue::Str(crate::VERSION.to_string()),
     })
