@@ -178,7 +178,15 @@ fn cache_budget(env: &BenchEnv) {
         .unwrap()
         .len() as f64
         / 1e3;
-    println!("\nthe cache after exalate.queue.get of 100 relations of {answer_kb:.0} KB answers (cache_ttl 3600):");
+    let text_kb = Monitor::open(env.config.clone())
+        .unwrap()
+        .queue_get("miss", "R0", "syncrequests")
+        .unwrap()
+        .len() as f64
+        / 1e3;
+    println!(
+        "\nthe cache after exalate.queue.get of 100 relations, answers of {answer_kb:.0} KB ({text_kb:.0} KB of text without payloads), cache_ttl 3600:"
+    );
     println!("| cache_max_bytes | cache holds | process RSS grew |");
     println!("|---|---|---|");
     for budget in [None, Some(8u64 << 20)] {
