@@ -95,7 +95,7 @@ struct RawLimits {
 struct RawNode {
     url: Spanned<String>,
     #[serde(default)]
-    relations: Vec<String>,
+    relations: Vec<Spanned<String>>,
     token_file: Option<PathBuf>,
     jwt_secret_file: Option<PathBuf>,
     jwt_issuer: Option<Spanned<String>>,
@@ -292,8 +292,7 @@ impl Config {
                 .cache_ttl
                 .or(defaults.cache_ttl)
                 .unwrap_or(DEFAULT_CACHE_TTL);
-            let mut relations = node.relations;
-            relations.dedup();
+            let relations = validate_relations(node.relations).map_err(|(s, m)| err(Some(s), m))?;
             let name = name.into_inner();
             nodes.insert(
                 name.clone(),
@@ -370,6 +369,39 @@ fn validate_url(url: &str) -> std::result::Result<String, String> {
     Ok(url.trim_end_matches('/').to_string())
 }
 
+/// Relation names become discovery rows and item keys: each must be
+/// unique within its node (Zabbix rejects an LLD with duplicate rows),
+/// non-empty and free of control characters. An error gives the name's span.
+fn validate_relations(
+    relations: Vec<Spanned<String>>,
+) -> std::result::Result<Vec<String>, (std::ops::Range<usize>, String)> {
+    let mut names: Vec<String> = Vec::with_capacity(relations.len());
+    for relation in relations {
+        let span = relation.span();
+        let name = relation.into_inner();
+        if name.is_empty() {
+            return Err((span, "relations: a relation name is empty".into()));
+        }
+        if name.chars().any(char::is_control) {
+            return Err((
+                span,
+                format!(
+                    "relations: {} holds a control character",
+                    quoted(&name.escape_default().to_string())
+                ),
+            ));
+        }
+        if names.contains(&name) {
+            return Err((
+                span,
+                format!("relations: {} is listed twice", quoted(&name)),
+            ));
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
@@ -384,12 +416,8 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// file itself.
 pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
+    let (mut file, meta) = open_file(path)?;
+    if !meta.is_file() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "not a regular file",
@@ -398,6 +426,19 @@ pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     Ok(bytes)
+}
+
+/// Opens `path` for reading without blocking (a FIFO's open would wait for
+/// a writer) and gives the open file's own metadata (fstat): checks on it
+/// hold for what is read, unlike a check of the path before opening.
+pub fn open_file(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    Ok((file, meta))
 }
 
 /// An io::Error's reason without the "(os error N)" noise.
@@ -531,6 +572,31 @@ timeout = 7
         )
         .contains("auth_header 'Cookie'"));
         assert!(err("").contains("no [nodes.NAME]"));
+    }
+
+    #[test]
+    fn relation_names_are_unique_non_empty_and_printable() {
+        let node = |relations: &str| {
+            format!(
+                "[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\nrelations = [\n{relations}]\n"
+            )
+        };
+        assert_eq!(
+            err(&node("  \"A\",\n  \"B\",\n  \"A\",\n")),
+            "config /etc/x.toml line 7: node 'a': relations: 'A' is listed twice"
+        );
+        assert_eq!(
+            err(&node("\"A\", \"\"\n")),
+            "config /etc/x.toml line 5: node 'a': relations: a relation name is empty"
+        );
+        assert_eq!(
+            err(&node("\"A\",\n\"x\\u0000y\"\n")),
+            "config /etc/x.toml line 6: node 'a': relations: 'x\\u{0}y' holds a control character"
+        );
+        assert!(err(&node("\"tab\\there\"")).contains("holds a control character"));
+        // Names differing only in case or spaces are distinct relations.
+        let ok = parse(&node("\"A\", \"a\", \"A \", \"Jira Cloud/EU\"")).unwrap();
+        assert_eq!(ok.nodes["a"].relations, ["A", "a", "A ", "Jira Cloud/EU"]);
     }
 
     #[test]
