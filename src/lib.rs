@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod monitor;
 pub mod queue;
+pub mod secret;
 pub mod zabbix;
 
 pub use error::{Error, ErrorKind, Result};

@@ -8,6 +8,7 @@ use crate::config::{Config, NodeConfig};
 use crate::error::{body_excerpt, quoted, Error, ErrorKind, Result};
 use crate::http::{encode_segment, HttpClient};
 use crate::queue::{read_queue, Keep, Queue, QueueSnapshot};
+use crate::secret::Secret;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -398,7 +399,7 @@ impl NodeSession {
                 };
                 let secrets = self.credentials.known_secrets();
                 e.context(&place)
-                    .redact(&secrets.iter().map(String::as_str).collect::<Vec<_>>())
+                    .redact(&secrets.iter().map(Secret::as_str).collect::<Vec<_>>())
             })
     }
 
@@ -440,7 +441,7 @@ impl NodeSession {
             }
             400 => Err(Error::new(
                 ErrorKind::RelationNotFound,
-                format!("relation not found on the node (HTTP 400: {})", excerpt(&mut response.body)),
+                format!("relation not found on the node (HTTP 400: {})", excerpt(&mut response.body, &self.credentials.known_secrets())),
             )),
             401 if may_retry && self.credentials.can_mint() => {
                 // The node may have restarted or its clock moved: one fresh token.
@@ -459,7 +460,7 @@ impl NodeSession {
             )),
             status @ 500..=599 => Err(Error::new(
                 ErrorKind::NodeError,
-                format!("node error (HTTP {status}: {})", excerpt(&mut response.body)),
+                format!("node error (HTTP {status}: {})", excerpt(&mut response.body, &self.credentials.known_secrets())),
             )),
             status @ 300..=399 => Err(Error::new(
                 ErrorKind::BadResponse,
@@ -467,7 +468,7 @@ impl NodeSession {
             )),
             status => Err(Error::new(
                 ErrorKind::BadResponse,
-                format!("unexpected HTTP status {status}: {}", excerpt(&mut response.body)),
+                format!("unexpected HTTP status {status}: {}", excerpt(&mut response.body, &self.credentials.known_secrets())),
             )),
         }
     }
@@ -476,19 +477,21 @@ impl NodeSession {
     /// even if a hostile node echoes it back.
     fn scrub_value(&self, mut value: String) -> String {
         for secret in self.credentials.known_secrets() {
-            if secret.len() >= 4 && value.contains(&secret) {
-                value = value.replace(&secret, "***");
+            let secret = secret.as_str();
+            if secret.len() >= 4 && value.contains(secret) {
+                value = value.replace(secret, "***");
             }
         }
         value
     }
 }
 
-/// The start of an error body, read with a small cap.
-fn excerpt(body: &mut impl Read) -> String {
+/// The start of an error body, read with a small cap, scrubbed of `secrets`.
+fn excerpt(body: &mut impl Read, secrets: &[Secret]) -> String {
     let mut start = Vec::new();
     let _ = body.take(4096).read_to_end(&mut start);
-    match body_excerpt(&start) {
+    let secrets: Vec<&str> = secrets.iter().map(Secret::as_str).collect();
+    match body_excerpt(&start, &secrets) {
         e if e.is_empty() => "empty body".to_string(),
         e => e,
     }
@@ -531,6 +534,22 @@ impl Monitor {
         }
         let _restore = Restore(CALL_TIMEOUT.with(|t| t.replace(timeout)));
         f()
+    }
+}
+
+impl Monitor {
+    /// The secret and the tokens sent of every node loaded now, to scrub
+    /// text that did not come through a node's fetch (a panic's message).
+    pub fn known_secrets(&self) -> Vec<Secret> {
+        let current = lock(&self.loaded).current.clone();
+        match current {
+            Some(Ok(setup)) => setup
+                .sessions
+                .values()
+                .flat_map(|s| s.credentials.known_secrets())
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 }
 
