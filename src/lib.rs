@@ -5,7 +5,12 @@
 //! ABI of `zabbix_agentd`, and `capi`, the C API declared in
 //! `include/exalate_zabbix.h`.
 
+// Unsafe code only where it is marked (`#[allow(unsafe_code)]`), and
+// `#[no_mangle]` (which this lint also refuses) only through `ffi_fn!`.
+#![deny(unsafe_code)]
+
 pub mod auth;
+mod boundary;
 pub mod capi;
 pub mod config;
 pub mod error;
