@@ -11,6 +11,7 @@ mod common;
 mod support;
 
 mod config;
+mod echo;
 mod faults;
 mod heap;
 mod leaks;
