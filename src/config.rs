@@ -44,6 +44,9 @@ pub struct NodeConfig {
     pub cache_ttl: Duration,
     pub max_response_bytes: u64,
     pub ca_file: Option<PathBuf>,
+    /// An HTTP proxy, `http://host:port` (the `proxy` key); the
+    /// environment's proxy variables are never used.
+    pub proxy: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +91,7 @@ struct RawLimits {
     timeout: Option<Spanned<u64>>,
     cache_ttl: Option<u64>,
     max_response_bytes: Option<Spanned<u64>>,
+    proxy: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +112,7 @@ struct RawNode {
     timeout: Option<Spanned<u64>>,
     cache_ttl: Option<u64>,
     max_response_bytes: Option<Spanned<u64>>,
+    proxy: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -288,6 +293,10 @@ impl Config {
                     ))
                 }
             };
+            let proxy = match node.proxy.as_ref().or(defaults.proxy.as_ref()) {
+                None => None,
+                Some(p) => Some(validate_proxy(p.get_ref()).map_err(|m| err(Some(p.span()), m))?),
+            };
             let cache_ttl = node
                 .cache_ttl
                 .or(defaults.cache_ttl)
@@ -306,6 +315,7 @@ impl Config {
                     cache_ttl: Duration::from_secs(cache_ttl),
                     max_response_bytes,
                     ca_file: node.ca_file,
+                    proxy,
                 },
             );
         }
@@ -367,6 +377,40 @@ fn validate_url(url: &str) -> std::result::Result<String, String> {
         return Err("url must be a plain base URL, without query, fragment or spaces".into());
     }
     Ok(url.trim_end_matches('/').to_string())
+}
+
+/// A proxy is `http://host[:port]` (default port 80), nothing more: no
+/// credentials (secrets stay out of the config), no path. An https:// proxy
+/// would need its own TLS settings; none is offered.
+fn validate_proxy(proxy: &str) -> std::result::Result<String, String> {
+    let authority = proxy
+        .strip_prefix("http://")
+        .ok_or_else(|| {
+            "proxy must start with http:// (e.g. \"http://proxy.example.com:3128\")".to_string()
+        })?
+        .trim_end_matches('/');
+    if authority.contains('@') {
+        // Never echo it: the part before '@' is a credential.
+        return Err("proxy must not contain credentials (user:password@)".into());
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
+            (host, Some(port))
+        }
+        _ => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'[' | b']' | b':')
+        });
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    if !host_ok || !port_ok {
+        return Err(format!(
+            "proxy {} is not http://host or http://host:port",
+            quoted(proxy)
+        ));
+    }
+    Ok(format!("http://{authority}"))
 }
 
 /// Relation names become discovery rows and item keys: each must be
@@ -597,6 +641,38 @@ timeout = 7
         // Names differing only in case or spaces are distinct relations.
         let ok = parse(&node("\"A\", \"a\", \"A \", \"Jira Cloud/EU\"")).unwrap();
         assert_eq!(ok.nodes["a"].relations, ["A", "a", "A ", "Jira Cloud/EU"]);
+    }
+
+    #[test]
+    fn proxy_from_defaults_or_the_node() {
+        let c = parse(
+            "[defaults]\nproxy = \"http://proxy.example.com:3128/\"\n\
+             [nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\n\
+             [nodes.b]\nurl = \"https://y\"\ntoken_file = \"/t\"\nproxy = \"http://10.0.0.1:8080\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.nodes["a"].proxy.as_deref(),
+            Some("http://proxy.example.com:3128")
+        );
+        assert_eq!(c.nodes["b"].proxy.as_deref(), Some("http://10.0.0.1:8080"));
+        assert_eq!(parse(GOOD).unwrap().nodes["prod"].proxy, None);
+        let bad = |proxy: &str| {
+            err(&format!(
+                "[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\nproxy = \"{proxy}\"\n"
+            ))
+        };
+        assert!(bad("proxy.example.com:3128")
+            .contains("line 4: node 'a': proxy must start with http://"));
+        assert!(bad("socks5://p:1080").contains("must start with http://"));
+        let m = bad("http://bob:hunter2@p:3128");
+        assert!(
+            m.contains("must not contain credentials") && !m.contains("hunter2"),
+            "{m}"
+        );
+        assert!(bad("http://p:99999").contains("is not http://host or http://host:port"));
+        assert!(bad("http://p/path").contains("is not http://host"));
+        assert!(bad("http://").contains("is not http://host"));
     }
 
     #[test]

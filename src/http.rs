@@ -4,6 +4,7 @@
 
 use crate::config::{io_reason, NodeConfig};
 use crate::error::{Error, ErrorKind, Result};
+use crate::proxy::{AbsoluteForm, Route};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -39,7 +40,16 @@ impl HttpClient {
 
     /// A client whose host names are looked up by `lookup`.
     pub fn with_lookup(node: &NodeConfig, lookup: Arc<dyn Lookup>) -> Result<HttpClient> {
+        let route = Route::new(&node.url, node.proxy.as_deref());
+        let connect_proxy = match &route {
+            Route::Connect(proxy) => Some(ureq::Proxy::new(proxy).map_err(|_| {
+                Error::new(ErrorKind::Config, "proxy: not a usable http:// proxy URL")
+            })?),
+            // Set even when None: ureq's default reads HTTP_PROXY & co.
+            _ => None,
+        };
         let mut config = ureq::Agent::config_builder()
+            .proxy(connect_proxy)
             .http_status_as_error(false)
             // A redirect could carry the token to another host: never follow.
             .max_redirects(0)
@@ -52,13 +62,19 @@ impl HttpClient {
                     .build(),
             );
         }
-        Ok(HttpClient {
-            agent: ureq::Agent::with_parts(
+        let agent = match route {
+            Route::AbsoluteForm { host, port } => ureq::Agent::with_parts(
+                config.build(),
+                AbsoluteForm::default(),
+                CachingResolver::new(lookup, Some((host, port))),
+            ),
+            Route::Direct | Route::Connect(_) => ureq::Agent::with_parts(
                 config.build(),
                 DefaultConnector::new(),
-                CachingResolver::new(lookup),
+                CachingResolver::new(lookup, None),
             ),
-        })
+        };
+        Ok(HttpClient { agent })
     }
 
     /// GETs `url` with one extra header, the whole exchange bounded by `timeout`.
@@ -113,6 +129,9 @@ impl Lookup for SystemLookup {
 struct CachingResolver {
     lookup: Arc<dyn Lookup>,
     hosts: Arc<Mutex<HashMap<String, HostEntry>>>,
+    /// Resolve this (host, port) whatever the URI says: the proxy that
+    /// takes absolute-form requests for the node.
+    via: Option<(String, u16)>,
 }
 
 impl std::fmt::Debug for CachingResolver {
@@ -136,10 +155,11 @@ struct Flight {
 }
 
 impl CachingResolver {
-    fn new(lookup: Arc<dyn Lookup>) -> CachingResolver {
+    fn new(lookup: Arc<dyn Lookup>, via: Option<(String, u16)>) -> CachingResolver {
         CachingResolver {
             lookup,
             hosts: Arc::new(Mutex::new(HashMap::new())),
+            via,
         }
     }
 
@@ -197,18 +217,19 @@ impl Resolver for CachingResolver {
         timeout: NextTimeout,
     ) -> std::result::Result<ResolvedSocketAddrs, ureq::Error> {
         let _ = config;
-        let port = uri
-            .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("https") {
-                443
-            } else {
-                80
-            });
-        let host = uri
-            .host()
-            .unwrap_or("")
-            .trim_start_matches('[')
-            .trim_end_matches(']');
+        let (host, port) = match &self.via {
+            Some((host, port)) => (host.as_str(), *port),
+            None => (
+                uri.host().unwrap_or(""),
+                uri.port_u16()
+                    .unwrap_or(if uri.scheme_str() == Some("https") {
+                        443
+                    } else {
+                        80
+                    }),
+            ),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
         let found = if let Ok(ip) = host.parse::<IpAddr>() {
             vec![SocketAddr::new(ip, port)]
         } else {

@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod monitor;
+pub mod proxy;
 pub mod queue;
 pub mod secret;
 pub mod zabbix;

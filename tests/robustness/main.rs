@@ -16,6 +16,7 @@ mod faults;
 mod heap;
 mod leaks;
 mod params;
+mod proxy;
 mod reload;
 mod soak;
 mod tls;
