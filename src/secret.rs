@@ -23,9 +23,25 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Test builds: a secret with this text panics when dropped once
+/// `zbx_module_uninit` has begun, to prove that the monitor is dropped
+/// inside the module's panic boundary.
+#[cfg(feature = "fault-injection")]
+pub const PANIC_ON_DROP_IN_UNINIT: &str = "exalate-test-panic-on-drop";
+#[cfg(feature = "fault-injection")]
+pub static UNINIT_STARTED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 impl Drop for Secret {
     fn drop(&mut self) {
+        #[cfg(feature = "fault-injection")]
+        let injected = self.0 == PANIC_ON_DROP_IN_UNINIT
+            && UNINIT_STARTED.load(std::sync::atomic::Ordering::SeqCst);
         zero(&mut std::mem::take(&mut self.0).into_bytes());
+        #[cfg(feature = "fault-injection")]
+        if injected {
+            panic!("injected panic in a drop during zbx_module_uninit");
+        }
     }
 }
 

@@ -220,6 +220,8 @@ ffi_fn! {
     /// must not reach the agent. Another Arc (an item call in flight on a
     /// thread of a C host) keeps it alive until that call ends.
     pub fn zbx_module_uninit() -> ModuleRet {
+        #[cfg(feature = "fault-injection")]
+        crate::secret::UNINIT_STARTED.store(true, Ordering::SeqCst);
         let monitor = MONITOR.lock().unwrap_or_else(|p| p.into_inner()).take();
         drop(monitor);
         ModuleRet(ZBX_MODULE_OK)
