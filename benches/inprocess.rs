@@ -259,7 +259,7 @@ fn item_count(params: &[&str]) -> u64 {
         libc::free(result.text.cast());
         libc::free(result.str_.cast());
     }
-    assert_eq!(rc, zabbix::SYSINFO_RET_OK);
+    assert_eq!(rc.0, zabbix::SYSINFO_RET_OK);
     result.ui64
 }
 

@@ -1,17 +1,25 @@
 //! exalate_zabbix: monitors Exalate sync queues over the issuehub 2.4 REST API.
 //!
-//! The safe core (`config`, `auth`, `http`, `queue`, `monitor`) knows nothing
-//! of Zabbix or C. Two thin layers adapt it: `zabbix`, the loadable-module
-//! ABI of `zabbix_agentd`, and `capi`, the C API declared in
-//! `include/exalate_zabbix.h`.
+//! The safe core (`config`, `auth`, `secret`, `http`, `proxy`, `queue`,
+//! `monitor`, `error`) knows nothing of Zabbix or C. Two thin layers adapt
+//! it: `zabbix`, the loadable-module ABI of `zabbix_agentd`, and `capi`, the
+//! C API declared in `include/exalate_zabbix.h`; every function C calls goes
+//! through `boundary` (`ffi_fn!`).
+
+// Unsafe code only where it is marked (`#[allow(unsafe_code)]`), and
+// `#[no_mangle]` (which this lint also refuses) only through `ffi_fn!`.
+#![deny(unsafe_code)]
 
 pub mod auth;
+mod boundary;
 pub mod capi;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod monitor;
+pub mod proxy;
 pub mod queue;
+pub mod secret;
 pub mod zabbix;
 
 pub use error::{Error, ErrorKind, Result};

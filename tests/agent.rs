@@ -251,6 +251,47 @@ fn broken_config_never_stops_the_agent() {
 }
 
 #[test]
+fn discovery_refuses_duplicate_empty_or_control_character_names() {
+    let env = TestEnv::new("agent-t-names");
+    let config = |relations: &str| {
+        format!(
+            "[nodes.demo]\nurl = \"{}\"\njwt_secret_file = \"{}\"\nrelations = [\n{relations}]\n",
+            env.node.url(),
+            env.dir.join("demo.secret").display()
+        )
+    };
+    let path = env.config_path.display();
+    // Issue 11: ["A","B","A","","x\u0000y"] gave five discovery rows.
+    let cases = [
+        (
+            "  \"A\",\n  \"B\",\n  \"A\",\n  \"\",\n  \"x\\u0000y\",\n",
+            format!("config {path} line 7: node 'demo': relations: 'A' is listed twice."),
+        ),
+        (
+            "  \"A\",\n  \"\",\n",
+            format!("config {path} line 6: node 'demo': relations: a relation name is empty."),
+        ),
+        (
+            "  \"A\",\n  \"x\\u0000y\",\n",
+            format!(
+                "config {path} line 6: node 'demo': relations: 'x\\u{{0}}y' holds a control character."
+            ),
+        ),
+    ];
+    for (relations, expected) in cases {
+        env.write_config(&config(relations));
+        assert_eq!(agent_error(&env, "exalate.discovery"), expected);
+    }
+    env.write_config(&config("\"A\", \"a\", \"B\""));
+    let (kind, rows) = test_value(&env.agent_test("exalate.discovery"));
+    assert_eq!(kind, 't');
+    assert_eq!(
+        rows,
+        r#"[{"{#NODE}":"demo","{#RELATION}":"A"},{"{#NODE}":"demo","{#RELATION}":"a"},{"{#NODE}":"demo","{#RELATION}":"B"}]"#
+    );
+}
+
+#[test]
 fn print_all_items_shows_real_values() {
     let env = TestEnv::new("agent-p");
     let conf = agent_config(&env.dir, free_port(), 1);

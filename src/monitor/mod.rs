@@ -10,6 +10,7 @@ mod session;
 
 use crate::error::{quoted, Error, ErrorKind, Result};
 use crate::queue::{Queue, QueueSnapshot};
+use crate::secret::Secret;
 use reload::{ConfigWatch, Setup};
 use session::{Deadline, Need, NodeSession};
 use std::collections::BTreeMap;
@@ -172,6 +173,18 @@ impl Monitor {
     pub fn cache_bytes(&self) -> usize {
         self.setup().map_or(0, |setup| {
             setup.sessions.values().map(|s| s.cache.bytes()).sum()
+        })
+    }
+
+    /// The secret and the tokens sent of every node loaded now, to scrub
+    /// text that did not come through a node's fetch (a panic's message).
+    pub fn known_secrets(&self) -> Vec<Secret> {
+        self.config.loaded().map_or_else(Vec::new, |setup| {
+            setup
+                .sessions
+                .values()
+                .flat_map(|s| s.known_secrets())
+                .collect()
         })
     }
 

@@ -85,6 +85,12 @@ impl ConfigWatch {
         }
         loaded.current.clone().expect("loaded above")
     }
+
+    /// The setup loaded now, if it loaded, without looking at the file.
+    pub fn loaded(&self) -> Option<Arc<Setup>> {
+        let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        loaded.current.clone().and_then(|r| r.ok())
+    }
 }
 
 impl Setup {

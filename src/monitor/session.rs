@@ -5,9 +5,10 @@ use super::cache::Cache;
 use super::reload::{FileStamp, RELOAD_CHECK};
 use crate::auth::Credentials;
 use crate::config::NodeConfig;
-use crate::error::{body_excerpt, Error, ErrorKind, Result};
+use crate::error::{body_excerpt, written_forms, Error, ErrorKind, Result};
 use crate::http::{encode_segment, HttpClient};
 use crate::queue::{read_queue, Keep, Queue, QueueSnapshot};
+use crate::secret::Secret;
 use std::io::Read;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -155,7 +156,7 @@ impl NodeSession {
                     e
                 };
                 let secrets = self.credentials.known_secrets();
-                e.redact(&secrets.iter().map(String::as_str).collect::<Vec<_>>())
+                e.redact(&secrets.iter().map(Secret::as_str).collect::<Vec<_>>())
             })
     }
 
@@ -193,7 +194,7 @@ impl NodeSession {
             }
             400 => Err(Error::new(
                 ErrorKind::RelationNotFound,
-                format!("relation not found on the node (HTTP 400: {})", excerpt(&mut response.body)),
+                format!("relation not found on the node (HTTP 400: {})", self.excerpt(&mut response.body)),
             )),
             401 if may_retry && self.credentials.can_mint() => {
                 // The node may have restarted or its clock moved: one fresh token.
@@ -212,7 +213,7 @@ impl NodeSession {
             )),
             status @ 500..=599 => Err(Error::new(
                 ErrorKind::NodeError,
-                format!("node error (HTTP {status}: {})", excerpt(&mut response.body)),
+                format!("node error (HTTP {status}: {})", self.excerpt(&mut response.body)),
             )),
             status @ 300..=399 => Err(Error::new(
                 ErrorKind::BadResponse,
@@ -220,9 +221,26 @@ impl NodeSession {
             )),
             status => Err(Error::new(
                 ErrorKind::BadResponse,
-                format!("unexpected HTTP status {status}: {}", excerpt(&mut response.body)),
+                format!("unexpected HTTP status {status}: {}", self.excerpt(&mut response.body)),
             )),
         }
+    }
+
+    /// The start of an error body, read with a small cap, without our secrets.
+    fn excerpt(&self, body: &mut impl Read) -> String {
+        let mut start = Vec::new();
+        let _ = body.take(4096).read_to_end(&mut start);
+        let secrets = self.credentials.known_secrets();
+        let secrets: Vec<&str> = secrets.iter().map(Secret::as_str).collect();
+        match body_excerpt(&start, &secrets) {
+            e if e.is_empty() => "empty body".to_string(),
+            e => e,
+        }
+    }
+
+    /// The secret and the tokens this node's credentials sent.
+    pub fn known_secrets(&self) -> Vec<Secret> {
+        self.credentials.known_secrets()
     }
 
     /// The node's client; a `ca_file` that changed (checked at most once a
@@ -256,11 +274,9 @@ impl NodeSession {
         let secrets = self.credentials.known_secrets();
         let forms: Vec<String> = secrets
             .iter()
+            .map(Secret::as_str)
             .filter(|s| s.len() >= 4)
-            .flat_map(|s| {
-                let escaped = serde_json::to_string(s).expect("strings serialize");
-                [s.clone(), escaped[1..escaped.len() - 1].to_string()]
-            })
+            .flat_map(written_forms)
             .collect();
         let scrub = |text: &str| -> Option<String> {
             forms.iter().any(|f| text.contains(f.as_str())).then(|| {
@@ -280,16 +296,6 @@ impl NodeSession {
             }
         }
         snapshot
-    }
-}
-
-/// The start of an error body, read with a small cap.
-fn excerpt(body: &mut impl Read) -> String {
-    let mut start = Vec::new();
-    let _ = body.take(4096).read_to_end(&mut start);
-    match body_excerpt(&start) {
-        e if e.is_empty() => "empty body".to_string(),
-        e => e,
     }
 }
 

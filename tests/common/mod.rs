@@ -318,10 +318,22 @@ impl AgentDaemon {
     /// `dir`) with the module config `config`, and waits until agent.ping
     /// answers over the protocol.
     pub fn spawn(dir: &Path, conf: &Path, port: u16, config: &Path) -> AgentDaemon {
+        AgentDaemon::spawn_with_env(dir, conf, port, config, &[])
+    }
+
+    /// The same, with extra environment variables for the agent.
+    pub fn spawn_with_env(
+        dir: &Path,
+        conf: &Path,
+        port: u16,
+        config: &Path,
+        env: &[(String, String)],
+    ) -> AgentDaemon {
         let child = Command::new(AGENTD)
             .arg("-f")
             .arg("-c")
             .arg(conf)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("EXALATE_ZABBIX_CONFIG", config)
             // As installed: a panic's report stays short in the agent log.
             .env_remove("RUST_BACKTRACE")
