@@ -72,7 +72,7 @@ foreign_shlibs() {
 # ---- .deb -------------------------------------------------------------------
 build_deb() {
   local deb_root=$build/deb/debian/exalate-zabbix deb_moduledir=/usr/lib/zabbix/modules
-  local doc shlibs_opts=() depends glibc_floor installed_size
+  local doc shlibs_opts=() elf_files=() file depends glibc_floor installed_size
   stage "$deb_root" "$deb_moduledir" "/usr/lib/$multiarch/pkgconfig"
   chmod 0644 "$deb_root$deb_moduledir/libexalate_zabbix.so"
   doc=$deb_root/usr/share/doc/exalate-zabbix
@@ -83,18 +83,23 @@ build_deb() {
   gzip -9n < README.md > "$doc/README.md.gz"
   install -m 0644 packaging/debian/lintian-overrides "$deb_root/usr/share/lintian/overrides/exalate-zabbix"
 
-  # Depends from the module itself: the libc (and libgcc) versions it was linked for.
+  # Depends from the built files themselves: the libc (and libgcc) versions
+  # they were linked for; every ELF file staged is one.
   [ "$deb_arch" = "$host_deb_arch" ] || mapfile -t shlibs_opts < <(foreign_shlibs "$deb_arch")
   [ "$deb_arch" = "$host_deb_arch" ] || [ ${#shlibs_opts[@]} -gt 0 ] || return 1
+  while IFS= read -r -d '' file; do
+    readelf -h "$build/deb/$file" >/dev/null 2>&1 && elf_files+=(-e"$file")
+  done < <(cd "$build/deb" && find debian/exalate-zabbix -type f -print0)
   printf 'Source: exalate-zabbix\n\nPackage: exalate-zabbix\nArchitecture: any\n' > "$build/deb/debian/control"
-  depends=$(cd "$build/deb" && dpkg-shlibdeps -O "${shlibs_opts[@]}" \
-    -e"debian/exalate-zabbix$deb_moduledir/libexalate_zabbix.so" 2>"$top/$build/dpkg-shlibdeps.log" |
+  depends=$(cd "$build/deb" && dpkg-shlibdeps -O "${shlibs_opts[@]}" "${elf_files[@]}" 2>"$top/$build/dpkg-shlibdeps.log" |
     sed -n 's/^shlibs:Depends=//p')
   [ -n "$depends" ] || { echo "dpkg-shlibdeps found no dependencies:" >&2; cat "$build/dpkg-shlibdeps.log" >&2; return 1; }
   # Bookworm's symbols files date every symbol of the libpthread/libdl stubs to
-  # 2.34 (their merge into libc); the module's real floor is its highest GLIBC
-  # symbol version, so libc6 takes that.
-  glibc_floor=$(scripts/max-glibc.sh "$from/libexalate_zabbix.so" | sed -n 's/.*needed: //p')
+  # 2.34 (their merge into libc); the real floor is the highest GLIBC symbol
+  # version the built files need, so libc6 takes that.
+  glibc_floor=$(for file in "${built_files[@]}"; do
+    scripts/max-glibc.sh "$from/$file" | sed -n 's/.*needed: //p'
+  done | sort -V | tail -n 1)
   depends=$(printf '%s' "$depends" | sed -E "s/libc6 \(>= [^)]*\)/libc6 (>= $glibc_floor)/")
   rm -r "$build/deb/debian/control"
 
