@@ -4,7 +4,7 @@
 # usage: packaging/build-packages.sh ARCH=DIR...   ARCH: x86_64 or aarch64;
 #   DIR holds that architecture's built files (target/<rust target>/release)
 # The .deb is assembled with dpkg-deb (Depends computed by dpkg-shlibdeps from
-# the module itself), the .rpm with rpmbuild from packaging/rpm/ (Requires from
+# the built files themselves), the .rpm with rpmbuild from packaging/rpm/ (Requires from
 # rpm's own ELF dependency generator), both from one staged file tree.
 # For a foreign architecture (aarch64 here), dpkg-shlibdeps reads that
 # architecture's libc6 and libgcc-s1 from the arm64 bookworm sysroot that
@@ -62,7 +62,7 @@ foreign_shlibs() {
     }
     tree=$top/$build/shlibs/$pkg
     mkdir -p "$tree"
-    dpkg-deb -R "$deb" "$tree"
+    dpkg-deb -R "$deb" "$tree" || return 1
     printf -- '-S%s\n' "$tree"
   done
   # Where that architecture's libraries are (dpkg-shlibdeps knows this machine's).
@@ -85,8 +85,10 @@ build_deb() {
 
   # Depends from the built files themselves: the libc (and libgcc) versions
   # they were linked for; every ELF file staged is one.
-  [ "$deb_arch" = "$host_deb_arch" ] || mapfile -t shlibs_opts < <(foreign_shlibs "$deb_arch")
-  [ "$deb_arch" = "$host_deb_arch" ] || [ ${#shlibs_opts[@]} -gt 0 ] || return 1
+  if [ "$deb_arch" != "$host_deb_arch" ]; then
+    foreign_shlibs "$deb_arch" > "$build/shlibs-options" || return 1
+    mapfile -t shlibs_opts < "$build/shlibs-options"
+  fi
   while IFS= read -r -d '' file; do
     readelf -h "$build/deb/$file" >/dev/null 2>&1 && elf_files+=(-e"$file")
   done < <(cd "$build/deb" && find debian/exalate-zabbix -type f -print0)
