@@ -106,7 +106,9 @@ function until(int $seconds, string $what, callable $check): void {
 
 function hosts(): array {
 	global $cfg;
-	$hosts = ['Exalate agentd' => MODULE_TEMPLATE, 'Exalate via proxy' => MODULE_TEMPLATE, 'Exalate active' => ACTIVE_TEMPLATE];
+	// The active host first: the server's configuration cache knows it by the
+	// time its agent starts and asks for its checks.
+	$hosts = ['Exalate active' => ACTIVE_TEMPLATE, 'Exalate agentd' => MODULE_TEMPLATE, 'Exalate via proxy' => MODULE_TEMPLATE];
 	if ($cfg['agent2_port'] !== '') {
 		$hosts['Exalate agent2'] = MODULE_TEMPLATE;
 	}

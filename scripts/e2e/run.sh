@@ -108,21 +108,37 @@ if [ ! -f "$locale_dir/en_US.UTF-8/LC_CTYPE" ]; then
 fi
 
 # ---- PostgreSQL (as user postgres, lesson 4) ----------------------------------
+# One cluster kept in target/e2e/pg with the loaded schema as a template
+# database: each run starts from a fresh copy of it ("create database ...
+# template"), and only the first run (or a new Zabbix) pays for the load.
 pg_bin=$(dirname "$(printf '%s\n' /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
-pg_data=$run/pg
-mkdir -p "$pg_data"
-chown postgres: "$pg_data"
+pg_data=$e2e/pg
+schema=$root/usr/share/zabbix-server-pgsql
+schema_id="$pg_bin $(cat "$root/.versions")"
+if [ "$(cat "$e2e/pg.schema" 2>/dev/null)" != "$schema_id" ]; then
+  rm -rf "$pg_data" "$e2e/pg.schema"
+fi
 as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
-as_postgres "$pg_bin/initdb" -D "$pg_data" -U postgres --auth=trust -E UTF8 --locale=C >"$run/initdb.log" 2>&1
+if [ ! -f "$pg_data/PG_VERSION" ]; then
+  rm -rf "$pg_data"
+  mkdir -p "$pg_data"
+  chown postgres: "$pg_data"
+  as_postgres "$pg_bin/initdb" -D "$pg_data" -U postgres --auth=trust -E UTF8 --locale=C >"$run/initdb.log" 2>&1
+fi
 start postgres setpriv --reuid=postgres --regid=postgres --init-groups "$pg_bin/postgres" -D "$pg_data" \
   -c listen_addresses=127.0.0.1 -c port="$pg_port" -c unix_socket_directories="$pg_data" \
   -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60
-psql_zabbix() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres "$@"; }
+psql_zabbix() { PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres "$@"; }
 wait_for "PostgreSQL on $pg_port" 30 psql_zabbix -c 'select 1' postgres
-psql_zabbix -c 'create database zabbix' postgres
-schema=$root/usr/share/zabbix-server-pgsql
-zcat "$schema/schema.sql.gz" "$schema/images.sql.gz" "$schema/data.sql.gz" | psql_zabbix zabbix >"$run/schema.log"
-log "PostgreSQL on $pg_port: Zabbix schema loaded"
+if [ ! -f "$e2e/pg.schema" ]; then
+  psql_zabbix -c 'drop database if exists zabbix_schema' -c 'create database zabbix_schema' postgres
+  zcat "$schema/schema.sql.gz" "$schema/images.sql.gz" "$schema/data.sql.gz" |
+    psql_zabbix zabbix_schema >"$run/schema.log"
+  echo "$schema_id" >"$e2e/pg.schema"
+  log "PostgreSQL: Zabbix schema loaded"
+fi
+psql_zabbix -c 'drop database if exists zabbix' -c 'create database zabbix template zabbix_schema' postgres
+log "PostgreSQL on $pg_port: database zabbix created"
 
 # ---- zabbix_server and zabbix_proxy (lesson 3: ListenPort, SocketDir) ---------
 cat >"$run/zabbix_server.conf" <<EOF
