@@ -72,6 +72,20 @@ function api(string $method, array $params = []): mixed {
 	return $reply['result'];
 }
 
+// One request of Zabbix's own protocol (ZBXD header, little-endian length).
+function zabbix_request(string $port, array $request): ?array {
+	$socket = @fsockopen('127.0.0.1', (int) $port, $errno, $error, 5);
+	if ($socket === false) {
+		return null;
+	}
+	stream_set_timeout($socket, 10);
+	$json = json_encode($request);
+	fwrite($socket, "ZBXD\x01".pack('P', strlen($json)).$json);
+	$reply = stream_get_contents($socket);
+	fclose($socket);
+	return (strlen($reply) > 13 && str_starts_with($reply, 'ZBXD')) ? json_decode(substr($reply, 13), true) : null;
+}
+
 // An item key as discovery fills {#RELATION} in (lesson 8: quoted only when needed).
 function zkey(string $name, array $params): string {
 	$quoted = array_map(function ($p) {
@@ -426,6 +440,33 @@ switch ($phase) {
 			'Exalate node demo: unreachable or credentials rejected',
 			'Exalate node down: unreachable or credentials rejected',
 		]));
+		break;
+
+	case 'active-ready':
+		// The active agent asks for its checks once at start, then every
+		// RefreshActiveChecks (60 s at least): start it once the server's
+		// configuration cache has the host, asking as the agent will.
+		until(60, 'the server has the active host\'s checks', function () use ($cfg) {
+			$reply = zabbix_request($cfg['server_port'], ['request' => 'active checks', 'host' => 'Exalate active']);
+			$keys = array_column($reply['data'] ?? [], 'key');
+			return in_array('exalate.discovery', $keys, true) ? [] : ['answer: '.json_encode($reply)];
+		});
+		break;
+
+	case 'guest-url':
+		// For the README's picture only (E2E_SCREENSHOT): guests may read the
+		// hosts, and this URL signs in as guest and opens a host's dashboard.
+		// (the template's group too: the widgets name its graph prototypes)
+		$groups = api('hostgroup.get', ['filter' => ['name' => ['Exalate e2e', 'Templates/Applications']], 'output' => ['groupid']]);
+		$guests = api('usergroup.get', ['filter' => ['name' => 'Guests'], 'output' => ['usrgrpid']])[0]['usrgrpid'];
+		api('usergroup.update', ['usrgrpid' => $guests, 'users_status' => 0,
+			'rights' => array_map(fn($g) => ['id' => $g['groupid'], 'permission' => 2], $groups)]);
+		// A guest login ignores ?request=; it goes to the user's own start page.
+		$guest = api('user.get', ['filter' => ['username' => 'guest'], 'output' => ['userid']])[0]['userid'];
+		api('user.update', ['userid' => $guest, 'usrgrps' => [['usrgrpid' => $guests]], 'url' => 'zabbix.php?'
+			.http_build_query(['action' => 'host.dashboard.view', 'hostid' => $state['hostids']['Exalate agentd'],
+				'from' => 'now-1m', 'to' => 'now', 'kiosk' => 1])]);
+		echo $cfg['api']."index.php?enter=guest\n";
 		break;
 
 	default:

@@ -11,20 +11,12 @@ root=${1:?usage: $0 ROOT}
 zabbix_debs=(zabbix-server-pgsql zabbix-proxy-sqlite3 zabbix-frontend-php)
 
 initdb=$(printf '%s\n' /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)
-# locales: the en_US source the frontend's private locale is built from (lesson 2).
+# locales: the en_US source the frontend's private locale is built from
+# (lesson 2); php-*: the extensions the frontend needs (its own Depends).
 scripts/deps.sh "postgresql:${initdb:-/usr/lib/postgresql/none/bin/initdb}" php-cli:php \
+  php-pgsql php-gd php-bcmath php-mbstring php-xml \
   locales:/usr/share/i18n/locales/en_US fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
   zabbix-agent:/usr/sbin/zabbix_agentd
-
-# The frontend's PHP extensions, found where this PHP loads them from.
-extdir=$(php -r 'echo ini_get("extension_dir");')
-php_exts=()
-for ext in pgsql gd bcmath mbstring xml; do
-  so=$ext
-  [ "$ext" = xml ] && so=dom
-  php_exts+=("php-$ext:$extdir/$so.so")
-done
-scripts/deps.sh "${php_exts[@]}"
 
 # Unpacked once per version: ROOT/.versions lists what is there.
 versions=$(apt-cache policy "${zabbix_debs[@]}" 2>/dev/null | awk '/^[^ ]/{p=$1} /Candidate:/{print p, $2}')

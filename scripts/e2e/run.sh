@@ -6,6 +6,7 @@
 # drives and checks everything through the JSON-RPC API, one phase at a
 # time, while this script changes the fake node between phases.
 # usage: scripts/e2e/run.sh MODULE_SO FAKE_NODE [AGENT2_PLUGIN]
+#        E2E_SCREENSHOT=FILE also screenshots a dashboard (needs chromium).
 # Hosts: "Exalate agentd" (zabbix_agentd with the module, polled by the
 # server), "Exalate via proxy" (the same, polled by the proxy), "Exalate
 # active" (zabbix_agentd in active mode, template "... agent active") and,
@@ -324,6 +325,7 @@ cat >"$run/drive.json" <<EOF
   "template": "$top/packaging/template/template_exalate_zabbix.yaml",
   "state": "$run/state.json",
   "module_version": "$version",
+  "server_port": "$server_port",
   "agentd_port": "$agentd_port",
   "proxied_port": "$proxied_port",
   "agent2_port": "$([ -n "$agent2_plugin" ] && echo "$agent2_port")",
@@ -336,8 +338,17 @@ drive setup
 # The proxy and the active agent start once the server knows them: their first
 # configuration request then carries every check.
 start proxy "$root/usr/sbin/zabbix_proxy" -f -c "$run/zabbix_proxy.conf"
+drive active-ready
 start active /usr/sbin/zabbix_agentd -f -c "$run/active.conf"
 drive busy
+# The README's picture (not in CI): E2E_SCREENSHOT=docs/dashboard.png with
+# Debian's chromium installed; the dashboard of host "Exalate agentd".
+if [ -n "${E2E_SCREENSHOT:-}" ]; then
+  url=$(drive guest-url)
+  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,1180 \
+    --virtual-time-budget=15000 --screenshot="$E2E_SCREENSHOT" "$url" >"$run/chromium.log" 2>&1
+  log "dashboard screenshot: $E2E_SCREENSHOT"
+fi
 log "node changed: errors cleared, queues drained"
 stop node
 start_node "${calm_relations[@]}"
