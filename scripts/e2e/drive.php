@@ -265,6 +265,28 @@ function check_failures(array $by_host): array {
 	return $wrong;
 }
 
+// No value, error or log line holds the shared secret or a token (JWT-shaped text).
+function secret_leaks(array $by_host): array {
+	global $cfg;
+	$secret = trim(file_get_contents($cfg['secret_file']));
+	$texts = [];
+	foreach ($by_host as $host => $items) {
+		foreach ($items as $key => $item) {
+			$texts["$host: $key"] = $item['lastvalue'].' '.$item['error'];
+		}
+	}
+	foreach (glob($cfg['run'].'/*.log') as $log) {
+		$texts[$log] = file_get_contents($log);
+	}
+	$leaks = [];
+	foreach ($texts as $where => $text) {
+		if (str_contains($text, $secret) || preg_match('/eyJ[\w-]{8,}\.[\w-]{8,}/', $text)) {
+			$leaks[] = "$where holds the secret or a token";
+		}
+	}
+	return $leaks;
+}
+
 function expect_firing(array $state, array $want): callable {
 	return function () use ($state, $want) {
 		$wrong = [];
@@ -421,6 +443,9 @@ switch ($phase) {
 			'Exalate demo/Service Desk: sync requests backlog',
 			'Exalate node down: unreachable or credentials rejected',
 		]));
+		$leaks = secret_leaks(items_by_host($state));
+		$leaks === [] || fail(implode("\n", $leaks));
+		say('no secret or token in any value, error or log');
 		check_graph($state);
 		break;
 

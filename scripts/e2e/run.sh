@@ -27,11 +27,19 @@ log() { printf '[e2e %3ss] %s\n' "$(($(date +%s) - started))" "$*"; }
 
 # ---- processes: each in its own process group, all stopped on exit ---------
 groups=()
-# stop_group PGID: TERM to the whole group (PHP's workers survive a TERM to
-# their parent, lesson 7), KILL what is left after 10 s.
+# stop_group PGID: TERM to the leader, which stops its own children (agent 2
+# its plugins: killed alongside, they would fail its last requests); then to
+# the whole group (PHP's workers survive their parent, lesson 7); KILL what
+# is left after 10 s.
 stop_group() {
-  kill -TERM -- "-$1" 2>/dev/null || return 0
-  for _ in $(seq 100); do kill -0 -- "-$1" 2>/dev/null || return 0; sleep 0.1; done
+  local i
+  kill -TERM "$1" 2>/dev/null || true
+  for i in $(seq 100); do
+    kill -0 -- "-$1" 2>/dev/null || return 0
+    [ "$i" -ne 50 ] || kill -TERM -- "-$1" 2>/dev/null || true
+    [ -d "/proc/$1" ] || kill -TERM -- "-$1" 2>/dev/null || true
+    sleep 0.1
+  done
   kill -KILL -- "-$1" 2>/dev/null || true
 }
 # Newest first: the agents and the server stop before the database they use.
@@ -329,7 +337,9 @@ cat >"$run/drive.json" <<EOF
   "agentd_port": "$agentd_port",
   "proxied_port": "$proxied_port",
   "agent2_port": "$([ -n "$agent2_plugin" ] && echo "$agent2_port")",
-  "chart": "$run/chart.png"
+  "chart": "$run/chart.png",
+  "run": "$run",
+  "secret_file": "$secret_file"
 }
 EOF
 drive() { php -d date.timezone=UTC scripts/e2e/drive.php "$run/drive.json" "$@"; }
