@@ -31,6 +31,9 @@ const HOST_MACROS = [
 	'{$EXALATE.STATS.INTERVAL}' => '5s',
 	'{$EXALATE.PING.INTERVAL}' => '5s',
 	'{$EXALATE.ERRORS.INTERVAL}' => '5s',
+	// Unchanged lists are stored at least this often: a first value the
+	// server drops (a proxied item just discovered) comes again soon.
+	'{$EXALATE.ERRORS.HEARTBEAT}' => '10s',
 	'{$EXALATE.QUEUE.MAX.TIME}' => '10s',
 	'{$EXALATE.QUEUE.MAX:"Service Desk"}' => '5',
 ];
