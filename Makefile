@@ -42,8 +42,7 @@ bench: deps-bench
 
 # The long tests (ignored by `make test`), one at a time: a soak of the
 # running agent, 16 clients for EXALATE_SOAK_SECONDS (default 60), printing
-# each agent process's RSS; the heap in use over 20,000 item calls; the same
-# soak through agent 2, printing the plugin's RSS.
+# each agent process's RSS; the heap in use over 20,000 item calls.
 # CI runs it after `make test`.
 stress: deps-test
 	$(CARGO) test --workspace --features exalate_zabbix/fault-injection --test robustness --test agent2 -- --ignored --nocapture --test-threads=1
@@ -77,28 +76,41 @@ install:
 	    -e 's|@version@|$(VERSION)|' packaging/exalate_zabbix.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/exalate_zabbix.pc
 
 # --- One module for every supported agent (5.0, 6.0, 7.0; glibc 2.28 and up) ---
-# The release artifact, built against glibc 2.28 (RHEL 8, Debian 10 and later)
-# with cargo-zigbuild: packages take it from here, e.g. MODULE_SO=$(COMPAT_SO).
+# The release artifacts, built against glibc 2.28 (RHEL 8, Debian 10 and later)
+# with cargo-zigbuild, for x86_64 (amd64) and aarch64 (arm64): packages take
+# them from target/<rust target>/release/.
 GLIBC_FLOOR := 2.28
 COMPAT_TARGET := x86_64-unknown-linux-gnu
 COMPAT_SO := target/$(COMPAT_TARGET)/release/libexalate_zabbix.so
 COMPAT_PLUGIN := target/$(COMPAT_TARGET)/release/zabbix-agent2-plugin-exalate
+ARM64_TARGET := aarch64-unknown-linux-gnu
+ARM64_SO := target/$(ARM64_TARGET)/release/libexalate_zabbix.so
+ARM64_PLUGIN := target/$(ARM64_TARGET)/release/zabbix-agent2-plugin-exalate
 ZIG_VENV := target/compat/zig-venv
 CARGO_ZIGBUILD_VERSION := 0.24.1
 ZIGLANG_VERSION := 0.17.1
+ZIGBUILD = PATH="$(CURDIR)/$(ZIG_VENV)/bin:$$PATH" $(CARGO) zigbuild --release -p exalate_zabbix
 # Real agents, one Debian chroot each: bullseye 5.0.8, bookworm 6.0.14, trixie 7.0.
 COMPAT_SUITES ?= bullseye bookworm trixie
 COMPAT_ROOTS := target/compat/roots
+# Debian's arm64 agents, run under qemu-user from an arm64 sysroot each.
+ARM64_SUITES ?= bullseye bookworm trixie
+ARM64_ROOTS := target/compat/roots-arm64
 
 .PHONY: release-compat compat-test compat-roots compat-clean print-compat-so print-compat-plugin
 
 release-compat:
-	scripts/deps.sh binutils:objdump
+	scripts/deps.sh binutils:readelf
 	scripts/zig-tools.sh $(ZIG_VENV) $(CARGO_ZIGBUILD_VERSION) $(ZIGLANG_VERSION)
-	PATH="$(CURDIR)/$(ZIG_VENV)/bin:$$PATH" $(CARGO) zigbuild --release --target $(COMPAT_TARGET).$(GLIBC_FLOOR) -p exalate_zabbix --lib --bin zabbix-agent2-plugin-exalate
+	rustup target list --installed | grep -qx $(ARM64_TARGET) || rustup target add $(ARM64_TARGET)
+	$(ZIGBUILD) --target $(COMPAT_TARGET).$(GLIBC_FLOOR) --lib --bin zabbix-agent2-plugin-exalate
 	scripts/max-glibc.sh $(COMPAT_SO) $(GLIBC_FLOOR)
 	scripts/max-glibc.sh $(COMPAT_PLUGIN) $(GLIBC_FLOOR)
-	@echo "module and agent 2 plugin for glibc $(GLIBC_FLOOR)+: $(COMPAT_SO) $(COMPAT_PLUGIN)"
+	@echo "x86_64 module and agent 2 plugin for glibc $(GLIBC_FLOOR)+: $(COMPAT_SO) $(COMPAT_PLUGIN)"
+	$(ZIGBUILD) --target $(ARM64_TARGET).$(GLIBC_FLOOR) --lib --bin zabbix-agent2-plugin-exalate
+	scripts/max-glibc.sh $(ARM64_SO) $(GLIBC_FLOOR)
+	scripts/max-glibc.sh $(ARM64_PLUGIN) $(GLIBC_FLOOR)
+	@echo "aarch64 module and agent 2 plugin for glibc $(GLIBC_FLOOR)+: $(ARM64_SO) $(ARM64_PLUGIN)"
 
 print-compat-so:
 	@echo $(COMPAT_SO)
@@ -107,27 +119,37 @@ print-compat-plugin:
 	@echo $(COMPAT_PLUGIN)
 
 compat-roots:
-	scripts/deps.sh debootstrap:debootstrap
+	scripts/deps.sh debootstrap:debootstrap qemu-user-static:qemu-aarch64-static
 	scripts/compat-roots.sh $(COMPAT_ROOTS) $(COMPAT_SUITES)
+	scripts/compat-roots.sh --arch arm64 $(ARM64_ROOTS) $(ARM64_SUITES)
 
-# Each suite's real agent loads $(COMPAT_SO) and answers every item over TCP, -t and -p;
-# trixie's agent 2 (7.0) runs $(COMPAT_PLUGIN) the same way.
-# The build (CPU) and the chroots (network) run side by side.
+# Each suite's real agent loads the module and answers every item over TCP,
+# -t and -p: amd64 in chroots, arm64 under qemu-user; trixie's agent 2 (7.0)
+# runs $(COMPAT_PLUGIN) the same way. The build (CPU) and the roots (network)
+# run side by side.
 compat-test:
 	$(MAKE) --no-print-directory -j2 release-compat compat-roots
 	EXALATE_COMPAT_SO="$(CURDIR)/$(COMPAT_SO)" EXALATE_COMPAT_PLUGIN="$(CURDIR)/$(COMPAT_PLUGIN)" \
 	EXALATE_COMPAT_ROOTS="$(CURDIR)/$(COMPAT_ROOTS)" \
 	EXALATE_COMPAT_SUITES="$(COMPAT_SUITES)" GLIBC_FLOOR=$(GLIBC_FLOOR) \
+	EXALATE_COMPAT_ARM64_SO="$(CURDIR)/$(ARM64_SO)" EXALATE_COMPAT_ARM64_ROOTS="$(CURDIR)/$(ARM64_ROOTS)" \
+	EXALATE_COMPAT_ARM64_SUITES="$(ARM64_SUITES)" \
 	$(CARGO) test --test compat -- --ignored --nocapture --test-threads=1
 
 compat-clean:
-	rm -rf --one-file-system $(COMPAT_ROOTS)
+	rm -rf --one-file-system $(COMPAT_ROOTS) $(ARM64_ROOTS)
 
-# Packages: a .deb and an .rpm in target/packages/ (README "Packages").
-# They carry the glibc-2.28 build (release-compat); MODULE_SO and PLUGIN_BIN may name others.
-MODULE_SO ?= $(COMPAT_SO)
-PLUGIN_BIN ?= $(COMPAT_PLUGIN)
-PACKAGE_DEPS := dpkg-dev:dpkg-shlibdeps rpm:rpmbuild binutils:strip
+# Packages: a .deb and an .rpm per architecture in target/packages/ (README
+# "Packages"), from the glibc-2.28 builds (release-compat) in each
+# architecture's target/<rust target>/release/. MODULE_SO names another
+# module: then only this machine's architecture is packaged, from its directory.
+# The arm64 .deb's Depends come from arm64 bookworm's own libc6 and libgcc-s1,
+# which its sysroot (compat-roots) holds.
+PACKAGE_ARCHES := x86_64 aarch64
+PACKAGE_DIRS := $(foreach arch,$(PACKAGE_ARCHES),$(arch)=target/$(arch)-unknown-linux-gnu/release)
+MODULE_SO ?=
+PACKAGE_DEPS := dpkg-dev:dpkg-shlibdeps rpm:rpmbuild binutils-x86-64-linux-gnu:x86_64-linux-gnu-strip \
+	binutils-aarch64-linux-gnu:aarch64-linux-gnu-strip debootstrap:debootstrap qemu-user-static:qemu-aarch64-static
 PACKAGE_TEST_DEPS := $(PACKAGE_DEPS) zabbix-agent:/usr/sbin/zabbix_agentd zabbix-agent2:/usr/sbin/zabbix_agent2 lintian:lintian \
 	rpm2cpio:rpm2cpio cpio:cpio php-cli:php php-symfony-yaml:/usr/share/php/Symfony/Component/Yaml/Yaml.php \
 	selinux-policy-dev:/usr/share/selinux/devel/Makefile gcc:cc pkg-config:pkg-config
@@ -141,12 +163,37 @@ deps-package-test:
 	scripts/deps.sh $(PACKAGE_TEST_DEPS)
 
 packages: deps-packages
-ifeq ($(MODULE_SO),$(COMPAT_SO))
+ifeq ($(MODULE_SO),)
 	$(MAKE) --no-print-directory release-compat
+	scripts/compat-roots.sh --arch arm64 $(ARM64_ROOTS) bookworm
+	packaging/build-packages.sh $(PACKAGE_DIRS)
+else
+	packaging/build-packages.sh $(shell uname -m)=$(dir $(MODULE_SO))
 endif
-	packaging/build-packages.sh $(MODULE_SO) $(PLUGIN_BIN)
 
 # Installs the .deb on this machine (root), runs Debian's stock agent with it, purges it.
 package-test: deps-package-test packages
 	$(CARGO) build --release -p fake_exalate_node --bin fake-exalate-node
 	packaging/package-test.sh
+
+# The template in a live Zabbix 6.0 (README "The template in a live
+# Zabbix"): PostgreSQL, zabbix_server, a zabbix_proxy, the frontend, and
+# hosts on zabbix_agentd (passive, through the proxy, active) and, once the
+# crate has its agent 2 plugin, zabbix_agent2; checked through the API.
+# Everything private under target/e2e/ and on random loopback ports. As root.
+# The agent 2 plugin runs as its debug build: after `make test` only the
+# crate itself compiles.
+E2E_MODULE ?= $(COMPAT_SO)
+AGENT2_PLUGIN := zabbix-agent2-plugin-exalate
+.PHONY: e2e
+e2e:
+	scripts/e2e/install.sh target/e2e/root
+ifeq ($(E2E_MODULE),$(COMPAT_SO))
+	$(MAKE) --no-print-directory release-compat
+endif
+	$(CARGO) build --release -p fake_exalate_node --bin fake-exalate-node
+	plugin=; if $(CARGO) metadata --no-deps --format-version 1 | grep -q '"name":"$(AGENT2_PLUGIN)"'; then \
+	  scripts/deps.sh zabbix-agent2:/usr/sbin/zabbix_agent2 && \
+	  $(CARGO) build -p exalate_zabbix --bin $(AGENT2_PLUGIN) && plugin=target/debug/$(AGENT2_PLUGIN); \
+	fi; \
+	scripts/e2e/run.sh $(E2E_MODULE) target/release/fake-exalate-node $$plugin

@@ -208,6 +208,43 @@ fn main() {
         "(zabbix_agentd -t agent.ping itself: {:.1} MiB peak RSS)",
         ping_rss as f64 / 1024.0
     );
+    dense_queues(&env, &conf, ping_rss);
+}
+
+/// ~15 MiB answers made of tiny entries (the most entries per byte) and of
+/// realistic ones: peak RSS of `-t` get and count above `-t agent.ping`.
+fn dense_queues(env: &BenchEnv, conf: &Path, ping_rss: i64) {
+    use fake_exalate_node::{queue_body, Queue, RelationData};
+    const TARGET_BYTES: usize = 15 << 20;
+    println!("\ndense queues, ~15 MiB answers, zabbix_agentd -t (peak RSS above -t agent.ping):");
+    println!("| entries | answer MiB | queue.get RSS | get / answer | queue.count RSS |");
+    println!("|---|---|---|---|---|");
+    for tiny in [true, false] {
+        let data = |n: u64| {
+            let d = RelationData::with_counts([n, 0, 0, 0, 0, 0]);
+            if tiny {
+                d.tiny()
+            } else {
+                d
+            }
+        };
+        let per_entry = queue_body("Dense", &data(1000), Queue::SyncRequests).len() / 1000;
+        let n = (TARGET_BYTES / per_entry) as u64;
+        let answer = queue_body("Dense", &data(n), Queue::SyncRequests).len() as f64;
+        env.node.add_relation("Dense", data(n));
+        let run = |key: &str| timed(&["-c", conf.to_str().unwrap(), "-t", key], &env.config).1;
+        let get = (run("exalate.queue.get[miss,Dense,syncrequests]") - ping_rss) as f64 * 1024.0;
+        let count =
+            (run("exalate.queue.count[miss,Dense,syncrequests]") - ping_rss) as f64 * 1024.0;
+        println!(
+            "| {n} {} | {:.1} | {:+.1} MiB | {:.2}x (target <= 3x) | {:+.1} MiB (target <= 8) |",
+            if tiny { "tiny" } else { "realistic" },
+            answer / 1048576.0,
+            get / 1048576.0,
+            get / answer,
+            count / 1048576.0
+        );
+    }
 }
 
 /// Values per second for `key` from CLIENTS clients for RUN_FOR; every

@@ -7,6 +7,8 @@
  * Ownership: strings returned through out-parameters are freed with
  * exalate_string_free(); exalate_last_error(), exalate_result_name() and
  * exalate_version() return strings owned by the library.
+ * Callbacks (exalate_relation_callback) must return normally: never unwind
+ * (a C++ exception) or longjmp out of them.
  */
 
 #ifndef EXALATE_ZABBIX_H
@@ -95,6 +97,9 @@ typedef struct exalate_client exalate_client;
 
 /**
  * Called by `exalate_for_each_relation` once per configured relation.
+ * The callback must return normally: it must not unwind (a C++ exception)
+ * or longjmp out of the call, which would skip the library's cleanup and
+ * leave its state undefined.
  */
 typedef void (*exalate_relation_callback)(void *userdata, const char *node, const char *relation);
 
@@ -175,6 +180,17 @@ exalate_result exalate_for_each_relation(const exalate_client *client,
  * belongs to the library and stays valid until this thread's next failure.
  */
 const char *exalate_last_error(void);
+
+/**
+ * Copies this thread's last error message, NUL-terminated, into `buf`
+ * (`len` bytes), so that it outlives the next call and the thread.
+ * `*needed` (when not NULL) is set to the size the whole message needs,
+ * NUL included. A `buf` too small (or NULL) gets as much as fits, cut
+ * at a character boundary and NUL-terminated when `len` > 0, and the
+ * result is EXALATE_INVALID_ARGUMENT. The last error itself is never
+ * changed by this call.
+ */
+exalate_result exalate_last_error_copy(char *buf, size_t len, size_t *needed);
 
 /**
  * The name of a result code, e.g. "EXALATE_TIMEOUT"; a static string.

@@ -3,6 +3,9 @@
 # machine (Debian, as root; it installs and purges exalate-zabbix):
 #  - lintian on the .deb; the .rpm's paths, modes, scriptlets and dependencies,
 #    its payload extracted with rpm2cpio | cpio, and its module loaded by the agent;
+#  - the arm64 .deb and aarch64 .rpm: lintian, the same paths and modes as the
+#    amd64 ones, Architecture, Depends/Requires, the module's ELF machine and
+#    highest GLIBC; both modules loaded by Debian's arm64 agent (qemu-user);
 #  - dpkg -i, then Debian's stock zabbix_agentd with its stock config (only the
 #    module's config path changed, to the demo node's) answers every item over
 #    TCP, including every key the installed template polls; then Debian's
@@ -20,6 +23,11 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
 deb=target/packages/exalate-zabbix_${version}-1_$(dpkg --print-architecture).deb
 rpm=target/packages/exalate-zabbix-${version}-1.$(uname -m).rpm
+arm64_deb=target/packages/exalate-zabbix_${version}-1_arm64.deb
+arm64_rpm=target/packages/exalate-zabbix-${version}-1.aarch64.rpm
+# Debian's arm64 agent, run under qemu-user (make packages builds this sysroot).
+arm64_root=target/compat/roots-arm64/bookworm
+glibc_floor=2.28
 node_bin=target/release/fake-exalate-node
 agentd=/usr/sbin/zabbix_agentd
 stock_conf=/etc/zabbix/zabbix_agentd.conf
@@ -30,7 +38,8 @@ agent2_log=/var/log/zabbix/zabbix_agent2.log
 plugin=/usr/sbin/zabbix-agent2-plugin/zabbix-agent2-plugin-exalate
 agent2_snippet=/etc/zabbix/zabbix_agent2.d/plugins.d/exalate.conf
 port=10050
-for f in "$deb" "$rpm" "$node_bin" "$agentd" "$stock_conf" "$agent2" "$stock_conf2"; do
+for f in "$deb" "$rpm" "$arm64_deb" "$arm64_rpm" "$arm64_root/usr/sbin/zabbix_agentd" "$node_bin" "$agentd" "$stock_conf" \
+  "$agent2" "$stock_conf2"; do
   [ -e "$f" ] || { echo "missing $f (run: make package-test)" >&2; exit 1; }
 done
 
@@ -192,6 +201,48 @@ else
   echo "note: include/exalate_zabbix.h is not in this tree: the packages carry a placeholder header"
 fi
 
+echo "== the arm64 .deb and aarch64 .rpm: as the amd64 ones, for aarch64"
+lint=$(lintian -E --pedantic --display-info "$arm64_deb" 2>&1 | grep -v 'running with root privileges' || true)
+expect "arm64 .deb: lintian, no tag left" "$lint" ""
+# Every path with its mode and owner, the multiarch pkg-config dir named as on amd64.
+deb_paths() { dpkg-deb -c "$1" | awk '{print $1, $2, $6, $7, $8}' | sed 's|/aarch64-linux-gnu/|/x86_64-linux-gnu/|'; }
+expect "arm64 .deb: the amd64 .deb's paths, modes and owners" "$(deb_paths "$arm64_deb")" "$(deb_paths "$deb")"
+expect "arm64 .deb: Architecture" "$(dpkg-deb -f "$arm64_deb" Architecture)" arm64
+deb_fields() { dpkg-deb -f "$1" Package Version Maintainer Recommends Section Priority Description; }
+expect "arm64 .deb: the amd64 .deb's other fields" "$(deb_fields "$arm64_deb")" "$(deb_fields "$deb")"
+mkdir -p "$work/arm64-deb"
+dpkg-deb -x "$arm64_deb" "$work/arm64-deb"
+arm64_deb_module=$work/arm64-deb/usr/lib/zabbix/modules/libexalate_zabbix.so
+arm64_glibc=$(scripts/max-glibc.sh "$arm64_deb_module" "$glibc_floor" | sed -n 's/.*needed: //p') ||
+  fail "arm64 .deb's module needs a GLIBC above $glibc_floor"
+ok "arm64 .deb: the module needs GLIBC $arm64_glibc, at most $glibc_floor"
+arm64_depends=$(dpkg-deb -f "$arm64_deb" Depends)
+expect_match "arm64 .deb: Depends on libc6 from the module's GLIBC" "$arm64_depends" "*libc6 (>= $arm64_glibc)*"
+deb_depends_names() { dpkg-deb -f "$1" Depends | sed 's/ ([^)]*)//g'; }
+expect "arm64 .deb: Depends on the amd64 .deb's packages" "$(deb_depends_names "$arm64_deb")" "$(deb_depends_names "$deb")"
+elf_machine() { readelf -h "$1" | sed -n 's/^ *Machine: *//p'; }
+expect "arm64 .deb: the module is AArch64 code" "$(elf_machine "$arm64_deb_module")" AArch64
+expect "amd64 .deb: the module is x86-64 code" "$(elf_machine "$(dpkg-deb -x "$deb" "$work/amd64-deb" &&
+  echo "$work/amd64-deb/usr/lib/zabbix/modules/libexalate_zabbix.so")")" "Advanced Micro Devices X86-64"
+
+expect "aarch64 .rpm: Arch" "$(rpm -qp --qf '%{ARCH}' "$arm64_rpm" 2>/dev/null)" aarch64
+rpm_files() { rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEFLAGS:fflags} %{FILENAMES}\n]' "$1" 2>/dev/null; }
+expect "aarch64 .rpm: the x86_64 .rpm's paths, modes, owners and flags" "$(rpm_files "$arm64_rpm")" "$(rpm_files "$rpm")"
+rpm_meta() { rpm -qp --recommends --scripts "$1" 2>/dev/null; }
+expect "aarch64 .rpm: the x86_64 .rpm's Recommends and scriptlets" "$(rpm_meta "$arm64_rpm")" "$(rpm_meta "$rpm")"
+mkdir -p "$work/arm64-rpm"
+(cd "$work/arm64-rpm" && rpm2cpio "$top/$arm64_rpm" | cpio -idm --quiet)
+arm64_rpm_module=$work/arm64-rpm/usr/lib64/zabbix/modules/libexalate_zabbix.so
+expect "aarch64 .rpm: the module is AArch64 code" "$(elf_machine "$arm64_rpm_module")" AArch64
+scripts/max-glibc.sh "$arm64_rpm_module" "$glibc_floor" >/dev/null || fail "aarch64 .rpm's module needs a GLIBC above $glibc_floor"
+ok "aarch64 .rpm: the module needs GLIBC $glibc_floor at most"
+expect "aarch64 .rpm: Requires, libc up to the module's GLIBC" \
+  "$(rpm -qp --requires "$arm64_rpm" 2>/dev/null | grep -v '^rpmlib(' | grep -c "(GLIBC_$arm64_glibc)(64bit)$")" 1
+# The same libraries as on x86_64 but its dynamic loader, which only the x86_64
+# module names (their symbol versions differ: aarch64's glibc starts at 2.17).
+sonames() { rpm -qp --requires "$1" 2>/dev/null | grep -v -e '^rpmlib(' -e '^ld-linux' | sed 's/(.*//' | sort -u; }
+expect "aarch64 .rpm: Requires the x86_64 .rpm's libraries" "$(sonames "$arm64_rpm")" "$(sonames "$rpm")"
+
 echo "== the demo Exalate node (fake, on 127.0.0.1)"
 # Files the agent (user zabbix) reads: root:zabbix 0640 in a directory it can traverse.
 chgrp zabbix "$work" && chmod 0750 "$work"
@@ -224,6 +275,22 @@ out=$(record "$(EXALATE_ZABBIX_CONFIG=$work/exalate_zabbix.toml "$agentd" -c "$w
 expect_match "rpm module (through .so.0) loads: exalate.module.version" "$out" "exalate.module.version*\[s|$version\]"
 out=$(record "$(EXALATE_ZABBIX_CONFIG=$work/exalate_zabbix.toml "$agentd" -c "$work/rpm-agent.conf" -t 'exalate.queue.count[demo,AllContent,syncrequests]' 2>&1)")
 expect_match "rpm module answers against the node" "$out" "*\[u|3\]"
+
+echo "== the arm64 modules in Debian's arm64 agent ($(cat "$arm64_root/.exalate-compat-ready" 2>/dev/null), qemu-user)"
+# The agent names host paths: qemu-user's -L serves only what exists in the sysroot.
+arm64_agent() { # MODULE KEY
+  printf 'LogType=console\nAllowRoot=1\nTimeout=5\nLoadModule=%s\n' "$1" > "$work/arm64-agent.conf"
+  EXALATE_ZABBIX_CONFIG=$work/exalate_zabbix.toml qemu-aarch64-static -L "$arm64_root" \
+    "$arm64_root/usr/sbin/zabbix_agentd" -c "$work/arm64-agent.conf" -t "$2" 2>&1
+}
+for module in "$arm64_deb_module" "$arm64_rpm_module"; do
+  from=.deb
+  [ "$module" = "$arm64_rpm_module" ] && from=.rpm
+  out=$(record "$(arm64_agent "$module" exalate.module.version)")
+  expect_match "arm64 $from module loads in the arm64 agent" "$out" "exalate.module.version*\[s|$version\]"
+  out=$(record "$(arm64_agent "$module" 'exalate.queue.count[demo,AllContent,syncrequests]')")
+  expect_match "arm64 $from module answers against the node" "$out" "*\[u|3\]"
+done
 
 echo "== dpkg -i"
 had_zabbix_agentd_d=no

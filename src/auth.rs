@@ -4,6 +4,7 @@
 
 use crate::config::{io_reason, AuthConfig, AuthHeader, ExpUnit};
 use crate::error::{Error, ErrorKind, Result};
+use crate::secret::Secret;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
@@ -16,11 +17,11 @@ pub struct Credentials {
     header: AuthHeader,
     minted: Mutex<Option<MintedToken>>,
     /// Every token and secret this process has used, so messages can be scrubbed.
-    known_secrets: Mutex<Vec<String>>,
+    known_secrets: Mutex<Vec<Secret>>,
 }
 
 struct MintedToken {
-    token: String,
+    token: Secret,
     refresh_at: Instant,
 }
 
@@ -54,8 +55,8 @@ impl Credentials {
             AuthConfig::Secret { .. } => self.minted_token()?,
         };
         Ok(match self.header {
-            AuthHeader::XExalateJwt => ("X-Exalate-Jwt", jwt),
-            AuthHeader::Bearer => ("Authorization", format!("Bearer {jwt}")),
+            AuthHeader::XExalateJwt => ("X-Exalate-Jwt", jwt.as_str().to_string()),
+            AuthHeader::Bearer => ("Authorization", format!("Bearer {}", jwt.as_str())),
         })
     }
 
@@ -74,7 +75,7 @@ impl Credentials {
         match &self.config {
             AuthConfig::Token { file } => match read_secret_file("token_file", file)
                 .ok()
-                .and_then(|t| unverified_exp(&t))
+                .and_then(|t| unverified_exp(t.as_str()))
             {
                 Some(exp) if exp < SystemTime::now() => format!(
                     "the token in token_file {} expired {} s ago; issue a new one",
@@ -90,11 +91,12 @@ impl Credentials {
         }
     }
 
-    pub fn known_secrets(&self) -> Vec<String> {
+    /// The secret and every token sent (the last 16), for scrubbing messages.
+    pub fn known_secrets(&self) -> Vec<Secret> {
         lock(&self.known_secrets).clone()
     }
 
-    fn remember(&self, secret: &str) {
+    fn remember(&self, secret: &Secret) {
         let mut known = lock(&self.known_secrets);
         if !known.iter().any(|k| k == secret) {
             // Bounded: old minted tokens are expired and need no scrubbing forever.
@@ -103,11 +105,11 @@ impl Credentials {
                 let oldest = usize::from(known.len() > 1);
                 known.remove(oldest);
             }
-            known.push(secret.to_string());
+            known.push(secret.clone());
         }
     }
 
-    fn minted_token(&self) -> Result<String> {
+    fn minted_token(&self) -> Result<Secret> {
         let AuthConfig::Secret {
             file,
             issuer,
@@ -127,7 +129,7 @@ impl Credentials {
         let secret = read_secret_file("jwt_secret_file", file)?;
         self.remember(&secret);
         let token = mint(
-            &secret,
+            secret.as_str(),
             issuer,
             user.as_deref(),
             *ttl,
@@ -154,7 +156,7 @@ pub fn mint(
     ttl: Duration,
     unit: ExpUnit,
     now: SystemTime,
-) -> Result<String> {
+) -> Result<Secret> {
     let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let (iat, exp) = match unit {
         ExpUnit::Millis => (
@@ -174,6 +176,7 @@ pub fn mint(
         &claims,
         &EncodingKey::from_secret(secret.as_bytes()),
     )
+    .map(Secret::new)
     .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot mint a token: {e}")))
 }
 
@@ -201,16 +204,26 @@ fn unverified_exp(token: &str) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(since_epoch)
 }
 
-/// Reads a secret or token file, refusing one that others can read.
-pub fn read_secret_file(what: &str, path: &Path) -> Result<String> {
+/// Reads a secret or token file, refusing one that others can read. The
+/// file is opened once and its type and mode are read from the open file
+/// (fstat), so what is checked is what is read, whatever happens to the
+/// path meanwhile. Every buffer that held the content is zeroed.
+pub fn read_secret_file(what: &str, path: &Path) -> Result<Secret> {
+    use std::io::Read;
     let fail = |msg: String| {
         Error::new(
             ErrorKind::Config,
             format!("{what} {}: {msg}", path.display()),
         )
     };
-    let meta =
-        std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {}", io_reason(&e))))?;
+    let cannot_read = |e: std::io::Error| {
+        let mut msg = format!("cannot read: {}", io_reason(&e));
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            msg.push_str(" (the agent runs as user zabbix: chown root:zabbix and chmod 0640)");
+        }
+        fail(msg)
+    };
+    let (mut file, meta) = crate::config::open_file(path).map_err(cannot_read)?;
     if !meta.is_file() {
         return Err(fail("is not a regular file".into()));
     }
@@ -222,19 +235,18 @@ pub fn read_secret_file(what: &str, path: &Path) -> Result<String> {
             path.display()
         )));
     }
-    let content = crate::config::read_file(path).map_err(|e| {
-        let mut msg = format!("cannot read: {}", io_reason(&e));
-        if e.kind() == std::io::ErrorKind::PermissionDenied {
-            msg.push_str(" (the agent runs as user zabbix: chown root:zabbix and chmod 0640)");
-        }
-        fail(msg)
-    })?;
-    let text = String::from_utf8(content).map_err(|_| fail("is not UTF-8 text".into()))?;
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
+    let mut content = Vec::new();
+    let read = file.read_to_end(&mut content);
+    let text = read
+        .map_err(cannot_read)
+        .and_then(|_| std::str::from_utf8(&content).map_err(|_| fail("is not UTF-8 text".into())))
+        .map(|text| Secret::new(text.trim().to_string()));
+    crate::secret::zero(&mut content);
+    let secret = text?;
+    if secret.as_str().is_empty() {
         return Err(fail("is empty".into()));
     }
-    Ok(trimmed.to_string())
+    Ok(secret)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -281,7 +293,7 @@ mod tests {
             now,
         )
         .unwrap();
-        let claims = decode(&ms, "s3cret");
+        let claims = decode(ms.as_str(), "s3cret");
         assert_eq!(claims["iss"], "EXALATE");
         assert_eq!(claims["user"], "zabbix");
         assert_eq!(claims["iat"], 1_700_000_000_000u64);
@@ -295,7 +307,7 @@ mod tests {
             now,
         )
         .unwrap();
-        let claims = decode(&s, "s3cret");
+        let claims = decode(s.as_str(), "s3cret");
         assert_eq!(claims["exp"], 1_700_000_060u64);
         assert!(claims.get("user").is_none());
     }
@@ -322,7 +334,10 @@ mod tests {
         while before.elapsed() < Duration::from_millis(2) {}
         creds.forget_minted();
         assert_ne!(creds.header().unwrap().1, first);
-        assert!(creds.known_secrets().contains(&"topsecret".to_string()));
+        assert!(creds
+            .known_secrets()
+            .iter()
+            .any(|s| s.as_str() == "topsecret"));
         decode(first.trim_start_matches("Bearer "), "topsecret");
     }
 
@@ -364,11 +379,11 @@ mod tests {
             past,
         )
         .unwrap();
-        let file = temp_file("expired.jwt", &token, 0o600);
+        let file = temp_file("expired.jwt", token.as_str(), 0o600);
         let creds = Credentials::new(AuthConfig::Token { file }, AuthHeader::XExalateJwt);
         let hint = creds.rejection_hint();
         assert!(hint.contains("expired 35"), "{hint}");
-        assert!(!hint.contains(&token));
+        assert!(!hint.contains(token.as_str()));
         assert!(!creds.can_mint());
     }
 }

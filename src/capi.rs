@@ -14,11 +14,11 @@
     clippy::missing_safety_doc
 )]
 
+use crate::boundary::{ffi_fn, PanicOrDefault};
 use crate::error::{Error, ErrorKind};
 use crate::monitor::Monitor;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
 /// A monitor of the Exalate nodes in one config file. Opaque.
@@ -29,43 +29,113 @@ pub struct exalate_client {
     monitor: Monitor,
 }
 
-/// What a call did: `EXALATE_OK`, or the kind of failure. The message for
-/// the failure is in `exalate_last_error()`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum exalate_result {
-    EXALATE_OK = 0,
-    /// A NULL pointer, a string that is not UTF-8, a bad parameter.
-    EXALATE_INVALID_ARGUMENT = 1,
-    /// The config file is missing or invalid, or a secret/token/CA file is unusable.
-    EXALATE_CONFIG_ERROR = 2,
-    /// No node of that name in the config.
-    EXALATE_UNKNOWN_NODE = 3,
-    /// Not one of the six queue names.
-    EXALATE_UNKNOWN_QUEUE = 4,
-    /// The node does not know the relation (HTTP 400).
-    EXALATE_RELATION_NOT_FOUND = 5,
-    /// The node rejected the credentials (HTTP 401).
-    EXALATE_AUTH_REJECTED = 6,
-    /// The node saw no credentials (HTTP 403).
-    EXALATE_NOT_AUTHENTICATED = 7,
-    /// The node failed (HTTP 5xx).
-    EXALATE_NODE_ERROR = 8,
-    /// The node did not answer within the timeout.
-    EXALATE_TIMEOUT = 9,
-    /// Connection refused, reset, or the host name does not resolve.
-    EXALATE_CONNECTION_FAILED = 10,
-    /// The TLS handshake or certificate check failed.
-    EXALATE_TLS_ERROR = 11,
-    /// Malformed or unexpected JSON, an unexpected status or redirect.
-    EXALATE_BAD_RESPONSE = 12,
-    /// The answer is larger than max_response_bytes.
-    EXALATE_RESPONSE_TOO_LARGE = 13,
-    /// A bug in the library (a caught panic); the client stays usable.
-    EXALATE_INTERNAL_ERROR = 14,
+// The header promises that one client serves many threads: the build
+// fails if a change to the core ever makes that untrue.
+const _: () = {
+    const fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<exalate_client>()
+};
+
+/// The result codes, written once: the C enum (with its documentation),
+/// each code's name and the core's error kind it stands for all come from
+/// this list. build.rs expands it for cbindgen the same way.
+macro_rules! result_codes {
+    (
+        $(#[$enum_meta:meta])*
+        pub enum exalate_result {
+            $(
+                $(#[doc = $doc:literal])*
+                $(#[kind($kind:ident)])?
+                $name:ident = $value:literal,
+            )*
+        }
+    ) => {
+        $(#[$enum_meta])*
+        #[repr(C)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum exalate_result {
+            $( $(#[doc = $doc])* $name = $value, )*
+        }
+
+        impl exalate_result {
+            /// Every code, in order.
+            pub const ALL: &'static [exalate_result] = &[$(exalate_result::$name),*];
+
+            /// The code's name as written in C, e.g. "EXALATE_TIMEOUT".
+            pub fn name(self) -> &'static CStr {
+                match self {
+                    $(exalate_result::$name => {
+                        CStr::from_bytes_with_nul(concat!(stringify!($name), "\0").as_bytes())
+                            .unwrap_or(c"EXALATE_UNKNOWN_RESULT")
+                    })*
+                }
+            }
+        }
+
+        impl From<ErrorKind> for exalate_result {
+            fn from(kind: ErrorKind) -> Self {
+                match kind {
+                    $($(ErrorKind::$kind => exalate_result::$name,)?)*
+                }
+            }
+        }
+    };
+}
+
+result_codes! {
+    /// What a call did: `EXALATE_OK`, or the kind of failure. The message for
+    /// the failure is in `exalate_last_error()`.
+    pub enum exalate_result {
+        EXALATE_OK = 0,
+        /// A NULL pointer, a string that is not UTF-8, a bad parameter.
+        #[kind(InvalidArgument)]
+        EXALATE_INVALID_ARGUMENT = 1,
+        /// The config file is missing or invalid, or a secret/token/CA file is unusable.
+        #[kind(Config)]
+        EXALATE_CONFIG_ERROR = 2,
+        /// No node of that name in the config.
+        #[kind(UnknownNode)]
+        EXALATE_UNKNOWN_NODE = 3,
+        /// Not one of the six queue names.
+        #[kind(UnknownQueue)]
+        EXALATE_UNKNOWN_QUEUE = 4,
+        /// The node does not know the relation (HTTP 400).
+        #[kind(RelationNotFound)]
+        EXALATE_RELATION_NOT_FOUND = 5,
+        /// The node rejected the credentials (HTTP 401).
+        #[kind(AuthRejected)]
+        EXALATE_AUTH_REJECTED = 6,
+        /// The node saw no credentials (HTTP 403).
+        #[kind(NotAuthenticated)]
+        EXALATE_NOT_AUTHENTICATED = 7,
+        /// The node failed (HTTP 5xx).
+        #[kind(NodeError)]
+        EXALATE_NODE_ERROR = 8,
+        /// The node did not answer within the timeout.
+        #[kind(Timeout)]
+        EXALATE_TIMEOUT = 9,
+        /// Connection refused, reset, or the host name does not resolve.
+        #[kind(ConnectionFailed)]
+        EXALATE_CONNECTION_FAILED = 10,
+        /// The TLS handshake or certificate check failed.
+        #[kind(Tls)]
+        EXALATE_TLS_ERROR = 11,
+        /// Malformed or unexpected JSON, an unexpected status or redirect.
+        #[kind(BadResponse)]
+        EXALATE_BAD_RESPONSE = 12,
+        /// The answer is larger than max_response_bytes.
+        #[kind(TooLarge)]
+        EXALATE_RESPONSE_TOO_LARGE = 13,
+        /// A bug in the library (a caught panic); the client stays usable.
+        #[kind(Internal)]
+        EXALATE_INTERNAL_ERROR = 14,
+    }
 }
 
 /// Called by `exalate_for_each_relation` once per configured relation.
+/// The callback must return normally: it must not unwind (a C++ exception)
+/// or longjmp out of the call, which would skip the library's cleanup and
+/// leave its state undefined.
 pub type exalate_relation_callback = Option<
     unsafe extern "C" fn(userdata: *mut c_void, node: *const c_char, relation: *const c_char),
 >;
@@ -84,42 +154,12 @@ fn fail(error: Error) -> exalate_result {
     error.kind().into()
 }
 
-impl From<ErrorKind> for exalate_result {
-    fn from(kind: ErrorKind) -> Self {
-        use exalate_result::*;
-        match kind {
-            ErrorKind::InvalidArgument => EXALATE_INVALID_ARGUMENT,
-            ErrorKind::Config => EXALATE_CONFIG_ERROR,
-            ErrorKind::UnknownNode => EXALATE_UNKNOWN_NODE,
-            ErrorKind::UnknownQueue => EXALATE_UNKNOWN_QUEUE,
-            ErrorKind::RelationNotFound => EXALATE_RELATION_NOT_FOUND,
-            ErrorKind::AuthRejected => EXALATE_AUTH_REJECTED,
-            ErrorKind::NotAuthenticated => EXALATE_NOT_AUTHENTICATED,
-            ErrorKind::NodeError => EXALATE_NODE_ERROR,
-            ErrorKind::Timeout => EXALATE_TIMEOUT,
-            ErrorKind::ConnectionFailed => EXALATE_CONNECTION_FAILED,
-            ErrorKind::Tls => EXALATE_TLS_ERROR,
-            ErrorKind::BadResponse => EXALATE_BAD_RESPONSE,
-            ErrorKind::TooLarge => EXALATE_RESPONSE_TOO_LARGE,
-            ErrorKind::Internal => EXALATE_INTERNAL_ERROR,
-        }
+/// A panic in an export: EXALATE_INTERNAL_ERROR, with a message.
+impl PanicOrDefault for exalate_result {
+    fn on_panic(message: &str) -> Self {
+        set_last_error(&format!("internal error in libexalate_zabbix ({message})"));
+        exalate_result::EXALATE_INTERNAL_ERROR
     }
-}
-
-/// Runs the body; a panic becomes EXALATE_INTERNAL_ERROR with a message.
-macro_rules! ffi_boundary {
-    ($body:block) => {{
-        match catch_unwind(AssertUnwindSafe(|| -> exalate_result { $body })) {
-            Ok(result) => result,
-            Err(panic) => {
-                set_last_error(&format!(
-                    "internal error in libexalate_zabbix ({})",
-                    crate::zabbix::panic_message(&*panic)
-                ));
-                exalate_result::EXALATE_INTERNAL_ERROR
-            }
-        }
-    }};
 }
 
 /// A required C string argument as &str, or return INVALID_ARGUMENT.
@@ -161,6 +201,7 @@ fn invalid(message: &str) -> exalate_result {
 
 /// # Safety
 /// `ptr` is NULL or a NUL-terminated string.
+#[allow(unsafe_code)]
 unsafe fn c_str<'a>(ptr: *const c_char) -> Option<Result<&'a str, ()>> {
     if ptr.is_null() {
         return None;
@@ -173,6 +214,7 @@ unsafe fn c_str<'a>(ptr: *const c_char) -> Option<Result<&'a str, ()>> {
 ///
 /// # Safety
 /// `out` is non-NULL and writable.
+#[allow(unsafe_code)]
 unsafe fn give_string(out: *mut *mut c_char, value: String) -> exalate_result {
     let Ok(text) = CString::new(value) else {
         return fail(Error::new(
@@ -185,19 +227,18 @@ unsafe fn give_string(out: *mut *mut c_char, value: String) -> exalate_result {
     exalate_result::EXALATE_OK
 }
 
-/// Opens a client for the config file at `config_path` (NULL: the path in
-/// `$EXALATE_ZABBIX_CONFIG`, else /etc/zabbix/exalate_zabbix.toml). The file
-/// is read and checked now; later changes to it are picked up by later
-/// calls. No network I/O happens here.
-///
-/// On success `*out` is a client to free with `exalate_client_free`;
-/// on failure `*out` is untouched.
-#[no_mangle]
-pub unsafe extern "C" fn exalate_client_open(
-    config_path: *const c_char,
-    out: *mut *mut exalate_client,
-) -> exalate_result {
-    ffi_boundary!({
+ffi_fn! {
+    /// Opens a client for the config file at `config_path` (NULL: the path in
+    /// `$EXALATE_ZABBIX_CONFIG`, else /etc/zabbix/exalate_zabbix.toml). The file
+    /// is read and checked now; later changes to it are picked up by later
+    /// calls. No network I/O happens here.
+    ///
+    /// On success `*out` is a client to free with `exalate_client_free`;
+    /// on failure `*out` is untouched.
+    pub unsafe fn exalate_client_open(
+        config_path: *const c_char,
+        out: *mut *mut exalate_client,
+    ) -> exalate_result {
         arg_out!(out, "out");
         // SAFETY: NULL or a NUL-terminated string.
         let path = match unsafe { c_str(config_path) } {
@@ -214,51 +255,48 @@ pub unsafe extern "C" fn exalate_client_open(
             }
             Err(e) => fail(e),
         }
-    })
+    }
 }
 
-/// Frees a client from `exalate_client_open`. NULL is ignored. No other
-/// thread may be using the client.
-#[no_mangle]
-pub unsafe extern "C" fn exalate_client_free(client: *mut exalate_client) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+ffi_fn! {
+    /// Frees a client from `exalate_client_open`. NULL is ignored. No other
+    /// thread may be using the client.
+    pub unsafe fn exalate_client_free(client: *mut exalate_client) -> () {
         if !client.is_null() {
             // SAFETY: from Box::into_raw in exalate_client_open, freed once.
             drop(unsafe { Box::from_raw(client) });
         }
-    }));
+    }
 }
 
-/// Sets the timeout, in seconds (1 to 30), for nodes whose config has no
-/// `timeout`; the default is 3. It bounds each whole call.
-#[no_mangle]
-pub unsafe extern "C" fn exalate_client_set_timeout(
-    client: *const exalate_client,
-    seconds: c_uint,
-) -> exalate_result {
-    ffi_boundary!({
+ffi_fn! {
+    /// Sets the timeout, in seconds (1 to 30), for nodes whose config has no
+    /// `timeout`; the default is 3. It bounds each whole call.
+    pub unsafe fn exalate_client_set_timeout(
+        client: *const exalate_client,
+        seconds: c_uint,
+    ) -> exalate_result {
         let client = arg_ref!(client, "client");
         if !(1..=30).contains(&seconds) {
             return invalid("timeout must be 1 to 30 seconds");
         }
         client.monitor.set_host_timeout(u64::from(seconds));
         exalate_result::EXALATE_OK
-    })
+    }
 }
 
-/// The number of entries in `queue` (one of syncrequests, blobrequests,
-/// syncresponses, blobresponses, errorresponses, bloberrorresponses) of
-/// `relation` on `node` (an empty node names the only configured one).
-/// On success writes `*out`.
-#[no_mangle]
-pub unsafe extern "C" fn exalate_queue_count(
-    client: *const exalate_client,
-    node: *const c_char,
-    relation: *const c_char,
-    queue: *const c_char,
-    out: *mut u64,
-) -> exalate_result {
-    ffi_boundary!({
+ffi_fn! {
+    /// The number of entries in `queue` (one of syncrequests, blobrequests,
+    /// syncresponses, blobresponses, errorresponses, bloberrorresponses) of
+    /// `relation` on `node` (an empty node names the only configured one).
+    /// On success writes `*out`.
+    pub unsafe fn exalate_queue_count(
+        client: *const exalate_client,
+        node: *const c_char,
+        relation: *const c_char,
+        queue: *const c_char,
+        out: *mut u64,
+    ) -> exalate_result {
         let client = arg_ref!(client, "client");
         let node = arg_str!(node, "node");
         let relation = arg_str!(relation, "relation");
@@ -272,20 +310,19 @@ pub unsafe extern "C" fn exalate_queue_count(
             }
             Err(e) => fail(e),
         }
-    })
+    }
 }
 
-/// The entries of a queue as a JSON array, each `encodedPayload` removed.
-/// On success `*out_json` is a string to free with `exalate_string_free`.
-#[no_mangle]
-pub unsafe extern "C" fn exalate_queue_get(
-    client: *const exalate_client,
-    node: *const c_char,
-    relation: *const c_char,
-    queue: *const c_char,
-    out_json: *mut *mut c_char,
-) -> exalate_result {
-    ffi_boundary!({
+ffi_fn! {
+    /// The entries of a queue as a JSON array, each `encodedPayload` removed.
+    /// On success `*out_json` is a string to free with `exalate_string_free`.
+    pub unsafe fn exalate_queue_get(
+        client: *const exalate_client,
+        node: *const c_char,
+        relation: *const c_char,
+        queue: *const c_char,
+        out_json: *mut *mut c_char,
+    ) -> exalate_result {
         let client = arg_ref!(client, "client");
         let node = arg_str!(node, "node");
         let relation = arg_str!(relation, "relation");
@@ -293,23 +330,22 @@ pub unsafe extern "C" fn exalate_queue_get(
         arg_out!(out_json, "out_json");
         match client.monitor.queue_get(node, relation, queue) {
             // SAFETY: checked non-NULL above.
-            Ok(json) => unsafe { give_string(out_json, json) },
+            Ok(json) => unsafe { give_string(out_json, json.to_string()) },
             Err(e) => fail(e),
         }
-    })
+    }
 }
 
-/// The six queue counts and the pending error reasons of a relation, as a
-/// JSON object: {"syncrequests":N, ..., "error_reasons":{"REASON":N}}.
-/// On success `*out_json` is a string to free with `exalate_string_free`.
-#[no_mangle]
-pub unsafe extern "C" fn exalate_relation_stats(
-    client: *const exalate_client,
-    node: *const c_char,
-    relation: *const c_char,
-    out_json: *mut *mut c_char,
-) -> exalate_result {
-    ffi_boundary!({
+ffi_fn! {
+    /// The six queue counts and the pending error reasons of a relation, as a
+    /// JSON object: {"syncrequests":N, ..., "error_reasons":{"REASON":N}}.
+    /// On success `*out_json` is a string to free with `exalate_string_free`.
+    pub unsafe fn exalate_relation_stats(
+        client: *const exalate_client,
+        node: *const c_char,
+        relation: *const c_char,
+        out_json: *mut *mut c_char,
+    ) -> exalate_result {
         let client = arg_ref!(client, "client");
         let node = arg_str!(node, "node");
         let relation = arg_str!(relation, "relation");
@@ -319,17 +355,16 @@ pub unsafe extern "C" fn exalate_relation_stats(
             Ok(json) => unsafe { give_string(out_json, json) },
             Err(e) => fail(e),
         }
-    })
+    }
 }
 
-/// Whether `node` answers and accepts the credentials: `*out_up` is 1 or 0.
-#[no_mangle]
-pub unsafe extern "C" fn exalate_node_ping(
-    client: *const exalate_client,
-    node: *const c_char,
-    out_up: *mut c_int,
-) -> exalate_result {
-    ffi_boundary!({
+ffi_fn! {
+    /// Whether `node` answers and accepts the credentials: `*out_up` is 1 or 0.
+    pub unsafe fn exalate_node_ping(
+        client: *const exalate_client,
+        node: *const c_char,
+        out_up: *mut c_int,
+    ) -> exalate_result {
         let client = arg_ref!(client, "client");
         let node = arg_str!(node, "node");
         arg_out!(out_up, "out_up");
@@ -341,18 +376,17 @@ pub unsafe extern "C" fn exalate_node_ping(
             }
             Err(e) => fail(e),
         }
-    })
+    }
 }
 
-/// Calls `callback(userdata, node, relation)` for every relation in the
-/// config, in order. The strings are valid only during the callback.
-#[no_mangle]
-pub unsafe extern "C" fn exalate_for_each_relation(
-    client: *const exalate_client,
-    callback: exalate_relation_callback,
-    userdata: *mut c_void,
-) -> exalate_result {
-    ffi_boundary!({
+ffi_fn! {
+    /// Calls `callback(userdata, node, relation)` for every relation in the
+    /// config, in order. The strings are valid only during the callback.
+    pub unsafe fn exalate_for_each_relation(
+        client: *const exalate_client,
+        callback: exalate_relation_callback,
+        userdata: *mut c_void,
+    ) -> exalate_result {
         let client = arg_ref!(client, "client");
         let Some(callback) = callback else {
             return invalid("callback is NULL");
@@ -370,59 +404,86 @@ pub unsafe extern "C" fn exalate_for_each_relation(
             }
         }
         exalate_result::EXALATE_OK
-    })
+    }
 }
 
-/// This thread's message for its last failed call ("" if none). The string
-/// belongs to the library and stays valid until this thread's next failure.
-#[no_mangle]
-pub extern "C" fn exalate_last_error() -> *const c_char {
-    catch_unwind(|| LAST_ERROR.with(|e| e.borrow().as_ptr())).unwrap_or(c"".as_ptr())
+ffi_fn! {
+    /// This thread's message for its last failed call ("" if none). The string
+    /// belongs to the library and stays valid until this thread's next failure.
+    pub fn exalate_last_error() -> *const c_char {
+        LAST_ERROR.with(|e| e.borrow().as_ptr())
+    }
 }
 
-/// The name of a result code, e.g. "EXALATE_TIMEOUT"; a static string.
-/// Takes an int so that any value is safe: unknown ones give
-/// "EXALATE_UNKNOWN_RESULT".
-#[no_mangle]
-pub extern "C" fn exalate_result_name(result: c_int) -> *const c_char {
-    use exalate_result::*;
-    let names: [(exalate_result, &'static CStr); 15] = [
-        (EXALATE_OK, c"EXALATE_OK"),
-        (EXALATE_INVALID_ARGUMENT, c"EXALATE_INVALID_ARGUMENT"),
-        (EXALATE_CONFIG_ERROR, c"EXALATE_CONFIG_ERROR"),
-        (EXALATE_UNKNOWN_NODE, c"EXALATE_UNKNOWN_NODE"),
-        (EXALATE_UNKNOWN_QUEUE, c"EXALATE_UNKNOWN_QUEUE"),
-        (EXALATE_RELATION_NOT_FOUND, c"EXALATE_RELATION_NOT_FOUND"),
-        (EXALATE_AUTH_REJECTED, c"EXALATE_AUTH_REJECTED"),
-        (EXALATE_NOT_AUTHENTICATED, c"EXALATE_NOT_AUTHENTICATED"),
-        (EXALATE_NODE_ERROR, c"EXALATE_NODE_ERROR"),
-        (EXALATE_TIMEOUT, c"EXALATE_TIMEOUT"),
-        (EXALATE_CONNECTION_FAILED, c"EXALATE_CONNECTION_FAILED"),
-        (EXALATE_TLS_ERROR, c"EXALATE_TLS_ERROR"),
-        (EXALATE_BAD_RESPONSE, c"EXALATE_BAD_RESPONSE"),
-        (EXALATE_RESPONSE_TOO_LARGE, c"EXALATE_RESPONSE_TOO_LARGE"),
-        (EXALATE_INTERNAL_ERROR, c"EXALATE_INTERNAL_ERROR"),
-    ];
-    let name = names
-        .iter()
-        .find(|(r, _)| *r as c_int == result)
-        .map_or(c"EXALATE_UNKNOWN_RESULT", |(_, name)| *name);
-    name.as_ptr()
+ffi_fn! {
+    /// Copies this thread's last error message, NUL-terminated, into `buf`
+    /// (`len` bytes), so that it outlives the next call and the thread.
+    /// `*needed` (when not NULL) is set to the size the whole message needs,
+    /// NUL included. A `buf` too small (or NULL) gets as much as fits, cut
+    /// at a character boundary and NUL-terminated when `len` > 0, and the
+    /// result is EXALATE_INVALID_ARGUMENT. The last error itself is never
+    /// changed by this call.
+    pub unsafe fn exalate_last_error_copy(
+        buf: *mut c_char,
+        len: usize,
+        needed: *mut usize,
+    ) -> exalate_result {
+        LAST_ERROR.with(|e| {
+            let message = e.borrow();
+            let bytes = message.as_bytes();
+            if !needed.is_null() {
+                // SAFETY: a writable out-parameter, checked non-NULL.
+                unsafe { *needed = bytes.len() + 1 };
+            }
+            if buf.is_null() || len == 0 {
+                return exalate_result::EXALATE_INVALID_ARGUMENT;
+            }
+            let fits = bytes.len() < len;
+            let mut n = bytes.len().min(len - 1);
+            // The message is UTF-8: never cut inside a character.
+            while n > 0 && n < bytes.len() && (bytes[n] & 0xC0) == 0x80 {
+                n -= 1;
+            }
+            // SAFETY: `buf` has room for `len` > n bytes, by the caller's contract.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast::<u8>(), n);
+                *buf.add(n) = 0;
+            }
+            if fits {
+                exalate_result::EXALATE_OK
+            } else {
+                exalate_result::EXALATE_INVALID_ARGUMENT
+            }
+        })
+    }
 }
 
-/// Frees a string this library returned. NULL is ignored.
-#[no_mangle]
-pub unsafe extern "C" fn exalate_string_free(s: *mut c_char) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+ffi_fn! {
+    /// The name of a result code, e.g. "EXALATE_TIMEOUT"; a static string.
+    /// Takes an int so that any value is safe: unknown ones give
+    /// "EXALATE_UNKNOWN_RESULT".
+    pub fn exalate_result_name(result: c_int) -> *const c_char {
+        exalate_result::ALL
+            .iter()
+            .find(|r| **r as c_int == result)
+            .map_or(c"EXALATE_UNKNOWN_RESULT", |r| r.name())
+            .as_ptr()
+    }
+}
+
+ffi_fn! {
+    /// Frees a string this library returned. NULL is ignored.
+    pub unsafe fn exalate_string_free(s: *mut c_char) -> () {
         if !s.is_null() {
             // SAFETY: from CString::into_raw in give_string, freed once.
             drop(unsafe { CString::from_raw(s) });
         }
-    }));
+    }
 }
 
-/// The library's version, e.g. "0.1.0"; a static string.
-#[no_mangle]
-pub extern "C" fn exalate_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+ffi_fn! {
+    /// The library's version, e.g. "0.1.0"; a static string.
+    pub fn exalate_version() -> *const c_char {
+        concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    }
 }

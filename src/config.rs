@@ -12,6 +12,7 @@ pub const DEFAULT_PATH: &str = "/etc/zabbix/exalate_zabbix.toml";
 pub const PATH_ENV: &str = "EXALATE_ZABBIX_CONFIG";
 pub const DEFAULT_CACHE_TTL: u64 = 10;
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 32 * 1024 * 1024;
 const DEFAULT_JWT_TTL: u64 = 60;
 const DEFAULT_ISSUER: &str = "EXALATE";
 /// The agent's own Timeout range; a longer request would block an agent process.
@@ -42,8 +43,13 @@ pub struct NodeConfig {
     /// None: the host's timeout (the agent's Timeout).
     pub timeout: Option<Duration>,
     pub cache_ttl: Duration,
+    /// What the node's cache may hold in one process; 0 keeps nothing.
+    pub cache_max_bytes: u64,
     pub max_response_bytes: u64,
     pub ca_file: Option<PathBuf>,
+    /// An HTTP proxy, `http://host:port` (the `proxy` key); the
+    /// environment's proxy variables are never used.
+    pub proxy: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +93,9 @@ struct RawConfig {
 struct RawLimits {
     timeout: Option<Spanned<u64>>,
     cache_ttl: Option<u64>,
+    cache_max_bytes: Option<u64>,
     max_response_bytes: Option<Spanned<u64>>,
+    proxy: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -95,7 +103,7 @@ struct RawLimits {
 struct RawNode {
     url: Spanned<String>,
     #[serde(default)]
-    relations: Vec<String>,
+    relations: Vec<Spanned<String>>,
     token_file: Option<PathBuf>,
     jwt_secret_file: Option<PathBuf>,
     jwt_issuer: Option<Spanned<String>>,
@@ -107,7 +115,9 @@ struct RawNode {
     // A node may override the [defaults].
     timeout: Option<Spanned<u64>>,
     cache_ttl: Option<u64>,
+    cache_max_bytes: Option<u64>,
     max_response_bytes: Option<Spanned<u64>>,
+    proxy: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -288,12 +298,15 @@ impl Config {
                     ))
                 }
             };
+            let proxy = match node.proxy.as_ref().or(defaults.proxy.as_ref()) {
+                None => None,
+                Some(p) => Some(validate_proxy(p.get_ref()).map_err(|m| err(Some(p.span()), m))?),
+            };
             let cache_ttl = node
                 .cache_ttl
                 .or(defaults.cache_ttl)
                 .unwrap_or(DEFAULT_CACHE_TTL);
-            let mut relations = node.relations;
-            relations.dedup();
+            let relations = validate_relations(node.relations).map_err(|(s, m)| err(Some(s), m))?;
             let name = name.into_inner();
             nodes.insert(
                 name.clone(),
@@ -305,8 +318,13 @@ impl Config {
                     auth_header,
                     timeout,
                     cache_ttl: Duration::from_secs(cache_ttl),
+                    cache_max_bytes: node
+                        .cache_max_bytes
+                        .or(defaults.cache_max_bytes)
+                        .unwrap_or(DEFAULT_CACHE_MAX_BYTES),
                     max_response_bytes,
                     ca_file: node.ca_file,
+                    proxy,
                 },
             );
         }
@@ -370,6 +388,73 @@ fn validate_url(url: &str) -> std::result::Result<String, String> {
     Ok(url.trim_end_matches('/').to_string())
 }
 
+/// A proxy is `http://host[:port]` (default port 80), nothing more: no
+/// credentials (secrets stay out of the config), no path. An https:// proxy
+/// would need its own TLS settings; none is offered.
+fn validate_proxy(proxy: &str) -> std::result::Result<String, String> {
+    let authority = proxy
+        .strip_prefix("http://")
+        .ok_or_else(|| {
+            "proxy must start with http:// (e.g. \"http://proxy.example.com:3128\")".to_string()
+        })?
+        .trim_end_matches('/');
+    if authority.contains('@') {
+        // Never echo it: the part before '@' is a credential.
+        return Err("proxy must not contain credentials (user:password@)".into());
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
+            (host, Some(port))
+        }
+        _ => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'[' | b']' | b':')
+        });
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    if !host_ok || !port_ok {
+        return Err(format!(
+            "proxy {} is not http://host or http://host:port",
+            quoted(proxy)
+        ));
+    }
+    Ok(format!("http://{authority}"))
+}
+
+/// Relation names become discovery rows and item keys: each must be
+/// unique within its node (Zabbix rejects an LLD with duplicate rows),
+/// non-empty and free of control characters. An error gives the name's span.
+fn validate_relations(
+    relations: Vec<Spanned<String>>,
+) -> std::result::Result<Vec<String>, (std::ops::Range<usize>, String)> {
+    let mut names: Vec<String> = Vec::with_capacity(relations.len());
+    for relation in relations {
+        let span = relation.span();
+        let name = relation.into_inner();
+        if name.is_empty() {
+            return Err((span, "relations: a relation name is empty".into()));
+        }
+        if name.chars().any(char::is_control) {
+            return Err((
+                span,
+                format!(
+                    "relations: {} holds a control character",
+                    quoted(&name.escape_default().to_string())
+                ),
+            ));
+        }
+        if names.contains(&name) {
+            return Err((
+                span,
+                format!("relations: {} is listed twice", quoted(&name)),
+            ));
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
@@ -384,12 +469,8 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// file itself.
 pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
+    let (mut file, meta) = open_file(path)?;
+    if !meta.is_file() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "not a regular file",
@@ -398,6 +479,19 @@ pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     Ok(bytes)
+}
+
+/// Opens `path` for reading without blocking (a FIFO's open would wait for
+/// a writer) and gives the open file's own metadata (fstat): checks on it
+/// hold for what is read, unlike a check of the path before opening.
+pub fn open_file(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    Ok((file, meta))
 }
 
 /// An io::Error's reason without the "(os error N)" noise.
@@ -421,6 +515,7 @@ mod tests {
 [defaults]
 timeout = 3
 cache_ttl = 5
+cache_max_bytes = 1048576
 
 [nodes.prod]
 url = "https://jira.example.com/jira/"
@@ -434,6 +529,7 @@ auth_header = "Authorization"
 url = "http://127.0.0.1:8080"
 token_file = "/t.jwt"
 timeout = 7
+cache_max_bytes = 0
 "#;
 
     #[test]
@@ -446,6 +542,8 @@ timeout = 7
         assert_eq!(prod.timeout, Some(Duration::from_secs(3)));
         assert_eq!(prod.cache_ttl, Duration::from_secs(5));
         assert_eq!(prod.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
+        assert_eq!(prod.cache_max_bytes, 1 << 20);
+        assert_eq!(c.node("test").unwrap().cache_max_bytes, 0);
         match &prod.auth {
             AuthConfig::Secret {
                 issuer,
@@ -531,6 +629,63 @@ timeout = 7
         )
         .contains("auth_header 'Cookie'"));
         assert!(err("").contains("no [nodes.NAME]"));
+    }
+
+    #[test]
+    fn relation_names_are_unique_non_empty_and_printable() {
+        let node = |relations: &str| {
+            format!(
+                "[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\nrelations = [\n{relations}]\n"
+            )
+        };
+        assert_eq!(
+            err(&node("  \"A\",\n  \"B\",\n  \"A\",\n")),
+            "config /etc/x.toml line 7: node 'a': relations: 'A' is listed twice"
+        );
+        assert_eq!(
+            err(&node("\"A\", \"\"\n")),
+            "config /etc/x.toml line 5: node 'a': relations: a relation name is empty"
+        );
+        assert_eq!(
+            err(&node("\"A\",\n\"x\\u0000y\"\n")),
+            "config /etc/x.toml line 6: node 'a': relations: 'x\\u{0}y' holds a control character"
+        );
+        assert!(err(&node("\"tab\\there\"")).contains("holds a control character"));
+        // Names differing only in case or spaces are distinct relations.
+        let ok = parse(&node("\"A\", \"a\", \"A \", \"Jira Cloud/EU\"")).unwrap();
+        assert_eq!(ok.nodes["a"].relations, ["A", "a", "A ", "Jira Cloud/EU"]);
+    }
+
+    #[test]
+    fn proxy_from_defaults_or_the_node() {
+        let c = parse(
+            "[defaults]\nproxy = \"http://proxy.example.com:3128/\"\n\
+             [nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\n\
+             [nodes.b]\nurl = \"https://y\"\ntoken_file = \"/t\"\nproxy = \"http://10.0.0.1:8080\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.nodes["a"].proxy.as_deref(),
+            Some("http://proxy.example.com:3128")
+        );
+        assert_eq!(c.nodes["b"].proxy.as_deref(), Some("http://10.0.0.1:8080"));
+        assert_eq!(parse(GOOD).unwrap().nodes["prod"].proxy, None);
+        let bad = |proxy: &str| {
+            err(&format!(
+                "[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\nproxy = \"{proxy}\"\n"
+            ))
+        };
+        assert!(bad("proxy.example.com:3128")
+            .contains("line 4: node 'a': proxy must start with http://"));
+        assert!(bad("socks5://p:1080").contains("must start with http://"));
+        let m = bad("http://bob:hunter2@p:3128");
+        assert!(
+            m.contains("must not contain credentials") && !m.contains("hunter2"),
+            "{m}"
+        );
+        assert!(bad("http://p:99999").contains("is not http://host or http://host:port"));
+        assert!(bad("http://p/path").contains("is not http://host"));
+        assert!(bad("http://").contains("is not http://host"));
     }
 
     #[test]

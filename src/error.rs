@@ -47,18 +47,16 @@ impl Error {
     }
 
     /// Prefixes the message with where it happened, e.g. "node 'prod', relation 'X': ".
+    #[must_use]
     pub fn context(mut self, prefix: &str) -> Self {
         self.message = format!("{prefix}: {}", self.message);
         self
     }
 
-    /// Replaces every occurrence of each secret with `***`.
+    /// Scrubs the message of secrets, tokens and their fragments (see [`redact`]).
+    #[must_use]
     pub fn redact(mut self, secrets: &[&str]) -> Self {
-        for secret in secrets.iter().filter(|s| s.len() >= 4) {
-            if self.message.contains(secret) {
-                self.message = self.message.replace(secret, "***");
-            }
-        }
+        self.message = redact(&self.message, secrets);
         self
     }
 }
@@ -91,12 +89,105 @@ pub fn quoted(name: &str) -> String {
     format!("'{}'", one_line(&shown))
 }
 
-/// The first line of a response body, shortened, for a message. An HTML
-/// page (a proxy's 502, a servlet's 404) gives its title, or else its text:
-/// its first line would only be `<html>`.
-pub fn body_excerpt(body: &[u8]) -> String {
+/// What stands for a removed secret or token.
+const REDACTED: &str = "***";
+/// A run of token characters at least this long that is also part of a
+/// known secret or token is a fragment of it.
+const MIN_FRAGMENT_CHARS: usize = 12;
+/// `eyJ` (base64 of `{"`) then at least this many token characters: the
+/// start of a JWT, known to us or not.
+const MIN_JWT_TAIL_CHARS: usize = 8;
+
+/// `text` without any of `secrets` (as written or JSON-escaped), without
+/// any fragment of one, and without anything JWT-shaped. Runs on the whole
+/// text before anything cuts it: a cut token no longer matches itself.
+/// Secrets shorter than 4 bytes are not looked for (they would match
+/// ordinary words).
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        for form in written_forms(secret) {
+            if out.contains(&form) {
+                out = out.replace(&form, REDACTED);
+            }
+        }
+    }
+    scrub_token_runs(&out, secrets)
+}
+
+/// A secret as a node may echo it: as is, and escaped inside a JSON string
+/// (quotes, backslashes, control characters; `/` as `\/` too).
+pub(crate) fn written_forms(secret: &str) -> Vec<String> {
+    let mut forms = vec![secret.to_string()];
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    let json = json.trim_matches('"');
+    for form in [json.to_string(), json.replace('/', "\\/")] {
+        if !forms.contains(&form) {
+            forms.push(form);
+        }
+    }
+    forms
+}
+
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+' | b'/' | b'=')
+}
+
+/// Replaces each run of token characters (base64, base64url, dots) that is
+/// JWT-shaped or shares `MIN_FRAGMENT_CHARS` consecutive characters with a
+/// secret. A run ends at anything else (space, quote, colon), so ordinary
+/// words, paths and names survive.
+fn scrub_token_runs(text: &str, secrets: &[&str]) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_token_char(bytes[i]) {
+            // Copy up to the next token character; char boundaries are safe
+            // because token characters are ASCII.
+            let end = bytes[i..]
+                .iter()
+                .position(|&b| is_token_char(b))
+                .map_or(bytes.len(), |n| i + n);
+            out.push_str(&text[i..end]);
+            i = end;
+            continue;
+        }
+        let end = bytes[i..]
+            .iter()
+            .position(|&b| !is_token_char(b))
+            .map_or(bytes.len(), |n| i + n);
+        let run = &text[i..end];
+        if is_jwt_shaped(run) || shares_fragment(run, secrets) {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(run);
+        }
+        i = end;
+    }
+    out
+}
+
+fn is_jwt_shaped(run: &str) -> bool {
+    run.match_indices("eyJ")
+        .any(|(at, _)| run.len() - at - 3 >= MIN_JWT_TAIL_CHARS)
+}
+
+fn shares_fragment(run: &str, secrets: &[&str]) -> bool {
+    run.len() >= MIN_FRAGMENT_CHARS
+        && (0..=run.len() - MIN_FRAGMENT_CHARS).any(|start| {
+            let window = &run[start..start + MIN_FRAGMENT_CHARS];
+            secrets.iter().any(|s| s.contains(window))
+        })
+}
+
+/// The first line of a response body, shortened, for a message, after
+/// `secrets` and tokens are scrubbed from the whole of it (see [`redact`]).
+/// An HTML page (a proxy's 502, a servlet's 404) gives its title, or else
+/// its text: its first line would only be `<html>`.
+pub fn body_excerpt(body: &[u8], secrets: &[&str]) -> String {
     const MAX_CHARS: usize = 160;
-    let text = String::from_utf8_lossy(body);
+    let text = redact(&String::from_utf8_lossy(body), secrets);
     let text = text.trim();
     let html;
     let text = if text.starts_with('<') {
@@ -163,20 +254,80 @@ mod tests {
     #[test]
     fn body_excerpt_takes_first_line() {
         assert_eq!(
-            body_excerpt(b"  Connection `X` not found.\nmore"),
+            body_excerpt(b"  Connection `X` not found.\nmore", &[]),
             "Connection `X` not found."
         );
-        assert_eq!(body_excerpt(&[0xff, b'a']), "\u{fffd}a");
+        assert_eq!(body_excerpt(&[0xff, b'a'], &[]), "\u{fffd}a");
+    }
+
+    /// A JWT as Exalate's tokens look: header, claims, signature (157 chars).
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJFWEFMQVRFIiwiaWF0IjoxNzAwMDAwMDAwMDAwLCJleHAiOjE3MDAwMDAwNjAwMDB9.Qk5vZ1m2oH3hS8Jm3WcXr0tBfJYkH6a0y8f2lEw9x1c";
+
+    /// No window of 12 characters of `secret` is left in `text`.
+    fn assert_no_fragment(text: &str, secret: &str) {
+        for start in 0..=secret.len() - MIN_FRAGMENT_CHARS {
+            let window = &secret[start..start + MIN_FRAGMENT_CHARS];
+            assert!(!text.contains(window), "{window:?} left in {text:?}");
+        }
+    }
+
+    #[test]
+    fn an_echoed_token_is_scrubbed_before_the_cut() {
+        // Issue 11: the excerpt was cut to 160 characters, then redacted:
+        // 149 of the token's characters were left.
+        let body = format!("bad token: {TOKEN}");
+        let excerpt = body_excerpt(body.as_bytes(), &[TOKEN]);
+        assert_eq!(excerpt, "bad token: ***");
+        // A token we never sent (a proxy's, a stale one) is JWT-shaped.
+        assert_eq!(body_excerpt(body.as_bytes(), &[]), "bad token: ***");
+        // Fragments: the node quotes half the token, or only its signature.
+        let half = &TOKEN[40..120];
+        let text = body_excerpt(format!("token {half}... rejected").as_bytes(), &[TOKEN]);
+        assert_no_fragment(&text, TOKEN);
+        assert_eq!(text, "token *** rejected");
+        let signature = TOKEN.rsplit('.').next().unwrap();
+        let text = body_excerpt(format!("bad signature '{signature}'").as_bytes(), &[TOKEN]);
+        assert_eq!(text, "bad signature '***'");
+        // Past the cut: a long body with the token at its end.
+        let long = format!("{} {TOKEN}", "x ".repeat(75));
+        assert_no_fragment(&body_excerpt(long.as_bytes(), &[TOKEN]), TOKEN);
+    }
+
+    #[test]
+    fn json_escaped_secrets_are_scrubbed() {
+        let secret = "pa\"ss/wo\\rd-7f3a";
+        let bodies = [
+            format!(
+                "{{\"error\":\"bad secret {}\"}}",
+                serde_json::to_string(secret).unwrap().trim_matches('"')
+            ),
+            r#"{"error":"bad secret pa\"ss\/wo\\rd-7f3a"}"#.to_string(),
+            format!("bad secret {secret}"),
+        ];
+        for body in bodies {
+            let text = body_excerpt(body.as_bytes(), &[secret]);
+            assert!(text.contains("***") && !text.contains("7f3a"), "{text}");
+        }
+    }
+
+    #[test]
+    fn ordinary_words_names_and_paths_survive() {
+        let text = "relation 'Service Desk' not found; check token_file /etc/zabbix/exalate/prod.jwt (HTTP/1.1 400)";
+        assert_eq!(redact(text, &[TOKEN, "topsecret-value"]), text);
+        assert_eq!(redact("eyJ short", &[]), "eyJ short");
     }
 
     #[test]
     fn html_pages_give_their_title_or_text() {
         let nginx = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n";
-        assert_eq!(body_excerpt(nginx), "502 Bad Gateway");
+        assert_eq!(body_excerpt(nginx, &[]), "502 Bad Gateway");
         assert_eq!(
-            body_excerpt(b"<HTML><BODY>Moved <a href=\"x\">here</a>\n</BODY></HTML>"),
+            body_excerpt(
+                b"<HTML><BODY>Moved <a href=\"x\">here</a>\n</BODY></HTML>",
+                &[]
+            ),
             "Moved here"
         );
-        assert_eq!(body_excerpt(b"<title></title>"), "");
+        assert_eq!(body_excerpt(b"<title></title>", &[]), "");
     }
 }

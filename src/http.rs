@@ -4,18 +4,23 @@
 
 use crate::config::{io_reason, NodeConfig};
 use crate::error::{Error, ErrorKind, Result};
+use crate::proxy::{AbsoluteForm, Route};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use ureq::http::Uri;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
-use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 /// How long a resolved host name is reused.
 const DNS_CACHE_TTL: Duration = Duration::from_secs(60);
+/// How long a failed lookup (or one that outlived a caller's deadline)
+/// answers "cannot resolve" at once, instead of each call waiting again.
+const DNS_FAILURE_TTL: Duration = Duration::from_secs(5);
 
 pub struct HttpClient {
     agent: ureq::Agent,
@@ -30,12 +35,26 @@ pub struct HttpResponse {
 
 impl HttpClient {
     pub fn new(node: &NodeConfig) -> Result<HttpClient> {
+        HttpClient::with_lookup(node, Arc::new(SystemLookup))
+    }
+
+    /// A client whose host names are looked up by `lookup`.
+    pub fn with_lookup(node: &NodeConfig, lookup: Arc<dyn Lookup>) -> Result<HttpClient> {
+        let route = Route::new(&node.url, node.proxy.as_deref());
+        let connect_proxy = match &route {
+            Route::Connect(proxy) => Some(ureq::Proxy::new(proxy).map_err(|_| {
+                Error::new(ErrorKind::Config, "proxy: not a usable http:// proxy URL")
+            })?),
+            // Set even when None: ureq's default reads HTTP_PROXY & co.
+            _ => None,
+        };
         let mut config = ureq::Agent::config_builder()
+            .proxy(connect_proxy)
             .http_status_as_error(false)
             // A redirect could carry the token to another host: never follow.
             .max_redirects(0)
             .user_agent(concat!("exalate-zabbix/", env!("CARGO_PKG_VERSION")))
-            .max_idle_connections_per_host(4);
+            .max_idle_connections_per_host(8);
         if node.url.starts_with("https://") {
             config = config.tls_config(
                 TlsConfig::builder()
@@ -43,13 +62,19 @@ impl HttpClient {
                     .build(),
             );
         }
-        Ok(HttpClient {
-            agent: ureq::Agent::with_parts(
+        let agent = match route {
+            Route::AbsoluteForm { host, port } => ureq::Agent::with_parts(
+                config.build(),
+                AbsoluteForm::default(),
+                CachingResolver::new(lookup, Some((host, port))),
+            ),
+            Route::Direct | Route::Connect(_) => ureq::Agent::with_parts(
                 config.build(),
                 DefaultConnector::new(),
-                CachingResolver::default(),
+                CachingResolver::new(lookup, None),
             ),
-        })
+        };
+        Ok(HttpClient { agent })
     }
 
     /// GETs `url` with one extra header, the whole exchange bounded by `timeout`.
@@ -77,14 +102,111 @@ impl HttpClient {
     }
 }
 
-/// ureq's resolver runs each lookup on a new thread whenever a timeout is
-/// set, which made every request ~1 ms slower. This one answers IP literals
-/// at once and reuses a node's resolved addresses for a minute; only a real
-/// lookup goes through ureq's resolver (and its thread, for the timeout).
-#[derive(Debug, Default)]
+/// Looks a host name up. Blocking, and possibly for ever (a DNS server
+/// that never answers): the resolver bounds every wait by its caller's own
+/// deadline. The system's resolver by default; a test passes a fake.
+pub trait Lookup: Send + Sync + 'static {
+    fn lookup(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>>;
+}
+
+/// getaddrinfo, through std.
+struct SystemLookup;
+
+impl Lookup for SystemLookup {
+    fn lookup(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        use std::net::ToSocketAddrs;
+        Ok((host, port).to_socket_addrs()?.collect())
+    }
+}
+
+/// Resolves a node's host name: IP literals at once, answers reused for a
+/// minute, failures for a few seconds. No lock is held while a lookup runs:
+/// it runs on its own thread, one per host at a time, and every caller
+/// (however many threads share the client) waits for it only until its
+/// own deadline. (ureq's resolver also spawns a thread per lookup, and the
+/// lock the first version held across it made 4 threads on one client
+/// with a dead DNS server return after 2, 4, 6 and 8 s.)
 struct CachingResolver {
-    inner: DefaultResolver,
-    cached: Mutex<Option<(String, Instant, ResolvedSocketAddrs)>>,
+    lookup: Arc<dyn Lookup>,
+    hosts: Arc<Mutex<HashMap<String, HostEntry>>>,
+    /// Resolve this (host, port) whatever the URI says: the proxy that
+    /// takes absolute-form requests for the node.
+    via: Option<(String, u16)>,
+}
+
+impl std::fmt::Debug for CachingResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CachingResolver")
+    }
+}
+
+enum HostEntry {
+    Resolved(Instant, Vec<SocketAddr>),
+    /// The lookup failed or outlived a caller's deadline; `Instant` is when.
+    Failed(Instant),
+    InFlight(Arc<Flight>),
+}
+
+/// A lookup running on its thread; callers wait on it with their deadline.
+#[derive(Default)]
+struct Flight {
+    outcome: Mutex<Option<std::result::Result<Vec<SocketAddr>, ()>>>,
+    done: Condvar,
+}
+
+impl CachingResolver {
+    fn new(lookup: Arc<dyn Lookup>, via: Option<(String, u16)>) -> CachingResolver {
+        CachingResolver {
+            lookup,
+            hosts: Arc::new(Mutex::new(HashMap::new())),
+            via,
+        }
+    }
+
+    /// The running lookup of `key`, started here if there is none and no
+    /// fresh answer or failure is known.
+    fn flight(
+        &self,
+        key: &str,
+        host: &str,
+        port: u16,
+    ) -> std::result::Result<Arc<Flight>, std::result::Result<Vec<SocketAddr>, ureq::Error>> {
+        let mut hosts = lock(&self.hosts);
+        match hosts.get(key) {
+            Some(HostEntry::Resolved(at, addrs)) if at.elapsed() < DNS_CACHE_TTL => {
+                return Err(Ok(addrs.clone()))
+            }
+            Some(HostEntry::Failed(at)) if at.elapsed() < DNS_FAILURE_TTL => {
+                return Err(Err(ureq::Error::HostNotFound))
+            }
+            Some(HostEntry::InFlight(flight)) => return Ok(flight.clone()),
+            _ => {}
+        }
+        let flight = Arc::new(Flight::default());
+        hosts.insert(key.to_string(), HostEntry::InFlight(flight.clone()));
+        drop(hosts);
+        let (lookup, hosts, entry_key) = (self.lookup.clone(), self.hosts.clone(), key.to_string());
+        let (host, theirs) = (host.to_string(), flight.clone());
+        let spawned = std::thread::Builder::new()
+            .name("exalate-dns".into())
+            .spawn(move || {
+                let outcome = lookup.lookup(&host, port).map_err(|_| ());
+                let outcome = outcome.and_then(|a| if a.is_empty() { Err(()) } else { Ok(a) });
+                let entry = match &outcome {
+                    Ok(addrs) => HostEntry::Resolved(Instant::now(), addrs.clone()),
+                    Err(()) => HostEntry::Failed(Instant::now()),
+                };
+                // A late answer still serves the callers after it.
+                lock(&hosts).insert(entry_key, entry);
+                *lock(&theirs.outcome) = Some(outcome);
+                theirs.done.notify_all();
+            });
+        if spawned.is_err() {
+            lock(&self.hosts).remove(key);
+            return Err(Err(ureq::Error::HostNotFound));
+        }
+        Ok(flight)
+    }
 }
 
 impl Resolver for CachingResolver {
@@ -94,34 +216,74 @@ impl Resolver for CachingResolver {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> std::result::Result<ResolvedSocketAddrs, ureq::Error> {
-        let port = uri
-            .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("https") {
-                443
-            } else {
-                80
-            });
-        let host = uri
-            .host()
-            .unwrap_or("")
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            let mut addrs = self.empty();
-            addrs.push(SocketAddr::new(ip, port));
-            return Ok(addrs);
-        }
-        let key = format!("{host}:{port}");
-        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((k, at, addrs)) = cached.as_ref() {
-            if *k == key && at.elapsed() < DNS_CACHE_TTL {
-                return Ok(addrs.clone());
+        let _ = config;
+        let (host, port) = match &self.via {
+            Some((host, port)) => (host.as_str(), *port),
+            None => (
+                uri.host().unwrap_or(""),
+                uri.port_u16()
+                    .unwrap_or(if uri.scheme_str() == Some("https") {
+                        443
+                    } else {
+                        80
+                    }),
+            ),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let found = if let Ok(ip) = host.parse::<IpAddr>() {
+            vec![SocketAddr::new(ip, port)]
+        } else {
+            let key = format!("{host}:{port}");
+            match self.flight(&key, host, port) {
+                Err(known) => known?,
+                Ok(flight) => {
+                    let wait = (!timeout.after.is_not_happening()).then(|| *timeout.after);
+                    let deadline = wait.map(|w| Instant::now() + w);
+                    let mut outcome = lock(&flight.outcome);
+                    loop {
+                        if let Some(done) = outcome.as_ref() {
+                            break done.clone().map_err(|()| ureq::Error::HostNotFound)?;
+                        }
+                        match deadline {
+                            None => {
+                                outcome =
+                                    flight.done.wait(outcome).unwrap_or_else(|p| p.into_inner())
+                            }
+                            Some(deadline) => {
+                                let left = deadline.saturating_duration_since(Instant::now());
+                                if left.is_zero() {
+                                    drop(outcome);
+                                    // Later callers fail fast for a while
+                                    // instead of each waiting their whole timeout.
+                                    let mut hosts = lock(&self.hosts);
+                                    if matches!(hosts.get(&key), Some(HostEntry::InFlight(f)) if Arc::ptr_eq(f, &flight))
+                                    {
+                                        hosts.insert(key, HostEntry::Failed(Instant::now()));
+                                    }
+                                    return Err(ureq::Error::Timeout(timeout.reason));
+                                }
+                                outcome = flight
+                                    .done
+                                    .wait_timeout(outcome, left)
+                                    .map(|(g, _)| g)
+                                    .unwrap_or_else(|p| p.into_inner().0);
+                            }
+                        }
+                    }
+                }
             }
+        };
+        let mut addrs = self.empty();
+        // ureq's ResolvedSocketAddrs holds 16 addresses (its MAX_ADDRS).
+        for addr in found.into_iter().take(16) {
+            addrs.push(addr);
         }
-        let addrs = self.inner.resolve(uri, config, timeout)?;
-        *cached = Some((key, Instant::now(), addrs.clone()));
         Ok(addrs)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Percent-encodes `name` as one path segment: everything but RFC 3986's
@@ -277,5 +439,77 @@ mod tests {
         );
         let wrapped = io::Error::other(ureq::Error::Timeout(ureq::Timeout::Global));
         assert_eq!(io_error(&wrapped).kind(), ErrorKind::Timeout);
+    }
+
+    /// A DNS server that never answers: each lookup blocks until released.
+    #[derive(Default)]
+    struct DeadDns {
+        calls: std::sync::atomic::AtomicUsize,
+        released: Mutex<bool>,
+        wake: Condvar,
+    }
+
+    impl Lookup for DeadDns {
+        fn lookup(&self, _: &str, _: u16) -> io::Result<Vec<SocketAddr>> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut released = lock(&self.released);
+            while !*released {
+                released = self.wake.wait(released).unwrap();
+            }
+            Err(io::Error::other("no answer"))
+        }
+    }
+
+    fn failed_kind(client: &HttpClient) -> ErrorKind {
+        match client.get(
+            "http://node.invalid:1/x",
+            ("X-Test", "1"),
+            Duration::from_secs(2),
+        ) {
+            Ok(_) => panic!("a dead DNS server resolved"),
+            Err(e) => e.kind(),
+        }
+    }
+
+    #[test]
+    fn threads_sharing_a_client_each_wait_their_own_timeout_for_a_dead_dns_server() {
+        let text = "[nodes.n]\nurl = \"http://node.invalid:1\"\ntoken_file = \"/t\"\n";
+        let config = crate::config::Config::parse(Path::new("t.toml"), text).unwrap();
+        let dns = Arc::new(DeadDns::default());
+        let client = Arc::new(HttpClient::with_lookup(&config.nodes["n"], dns.clone()).unwrap());
+        let started = Instant::now();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let client = client.clone();
+                std::thread::spawn(move || {
+                    let call = Instant::now();
+                    (failed_kind(&client), call.elapsed())
+                })
+            })
+            .collect();
+        let took: Vec<(ErrorKind, Duration)> =
+            threads.into_iter().map(|t| t.join().unwrap()).collect();
+        // Issue 11: 2, 4, 6 and 8 s behind one lock.
+        for (kind, elapsed) in &took {
+            assert_eq!(*kind, ErrorKind::Timeout, "{took:?}");
+            assert!(
+                *elapsed >= Duration::from_millis(1900) && *elapsed < Duration::from_millis(2900),
+                "{took:?}"
+            );
+        }
+        assert!(started.elapsed() < Duration::from_millis(2900), "{took:?}");
+        let calls = || dns.calls.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(calls(), 1, "one lookup of a host at a time");
+        // The failure is kept a few seconds: the next call does not wait.
+        let call = Instant::now();
+        assert_eq!(failed_kind(&client), ErrorKind::ConnectionFailed);
+        assert!(
+            call.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            call.elapsed()
+        );
+        assert_eq!(calls(), 1);
+        *lock(&dns.released) = true;
+        dns.wake.notify_all();
     }
 }

@@ -5,6 +5,7 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::monitor::Monitor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +23,8 @@ pub enum Item {
 pub enum ItemValue {
     Uint(u64),
     Str(String),
-    Text(String),
+    /// Shared with the cache where it came from it: not copied on the way.
+    Text(Arc<String>),
 }
 
 impl Item {
@@ -93,8 +95,8 @@ pub fn serve(monitor: &Monitor, item: Item, params: &[&str]) -> Result<ItemValue
     Ok(match item {
         Item::QueueCount => ItemValue::Uint(monitor.queue_count(p(0), p(1), p(2))?),
         Item::QueueGet => ItemValue::Text(monitor.queue_get(p(0), p(1), p(2))?),
-        Item::RelationStats => ItemValue::Text(monitor.relation_stats(p(0), p(1))?),
-        Item::Discovery => ItemValue::Text(monitor.discovery()?),
+        Item::RelationStats => ItemValue::Text(monitor.relation_stats(p(0), p(1))?.into()),
+        Item::Discovery => ItemValue::Text(monitor.discovery()?.into()),
         Item::NodePing => ItemValue::Uint(monitor.node_ping(p(0))? as u64),
         Item::ModuleVersion => ItemValue::Str(crate::VERSION.to_string()),
     })
@@ -115,17 +117,11 @@ pub fn answer(
             .map_err(|e| format!("{}.", e.message()))
     }))
     .unwrap_or_else(|panic| {
-        let text = if let Some(s) = panic.downcast_ref::<&str>() {
-            s.to_string()
-        } else if let Some(s) = panic.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "panic".to_string()
-        };
-        let text = Error::new(ErrorKind::Internal, text);
+        let secrets = monitor.known_secrets();
+        let secrets: Vec<&str> = secrets.iter().map(|s| s.as_str()).collect();
         Err(format!(
             "internal error in the exalate module ({}); the agent goes on.",
-            text.message()
+            crate::boundary::panic_message(&*panic, &secrets)
         ))
     })
 }
@@ -135,7 +131,8 @@ impl ItemValue {
     pub fn to_text(&self) -> String {
         match self {
             ItemValue::Uint(v) => v.to_string(),
-            ItemValue::Str(s) | ItemValue::Text(s) => s.clone(),
+            ItemValue::Str(s) => s.clone(),
+            ItemValue::Text(s) => s.as_ref().clone(),
         }
     }
 }

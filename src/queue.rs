@@ -9,12 +9,12 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Read};
 use std::rc::Rc;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Queue {
@@ -95,7 +95,14 @@ impl fmt::Display for Queue {
 
 /// The reason tallied for an error entry without one.
 pub const UNKNOWN_REASON: &str = "UNKNOWN";
-/// The entry field dropped from kept entries.
+/// Where reasons past [`MAX_REASONS`] distinct ones are tallied.
+pub const OTHER_REASONS: &str = "OTHER";
+/// Distinct error reasons kept per queue: a hostile node cannot grow the
+/// tally (and the stats value) with the number of entries.
+pub const MAX_REASONS: usize = 64;
+/// Longer reasons are cut to this many bytes (at a character boundary).
+pub const MAX_REASON_BYTES: usize = 200;
+/// The entry field dropped from `queue.get` text.
 const PAYLOAD_FIELD: &str = "encodedPayload";
 
 /// What one fetch of a queue tells.
@@ -104,18 +111,31 @@ pub struct QueueSnapshot {
     pub count: u64,
     /// Error reason -> entries (error queues only).
     pub reasons: BTreeMap<String, u64>,
-    /// The entries without `encodedPayload`; None when the answer was too
-    /// large to keep (see [`Keep`]).
-    pub entries: Option<Vec<Value>>,
+    /// The entries as a JSON array without `encodedPayload`, written while
+    /// parsing; None when the answer was too large to keep (see [`Keep`]).
+    pub text: Option<Arc<String>>,
 }
 
-/// How many entries a fetch keeps for `queue.get`.
+impl QueueSnapshot {
+    /// Heap bytes this snapshot holds, for the cache's budget.
+    pub fn heap_bytes(&self) -> usize {
+        const NODE_OVERHEAD: usize = 48;
+        self.text.as_ref().map_or(0, |t| t.len())
+            + self
+                .reasons
+                .keys()
+                .map(|r| r.capacity() + NODE_OVERHEAD)
+                .sum::<usize>()
+    }
+}
+
+/// How much of the answer a fetch keeps as `queue.get` text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
-    /// Keep entries while the answer read so far is under this many bytes;
-    /// past it, drop them and only count (memory stays flat).
+    /// Keep the text while the answer read so far is under this many bytes;
+    /// past it, drop it and only count (memory stays flat).
     WhileUnder(u64),
-    /// Keep every entry (the answer is capped by max_response_bytes anyway).
+    /// Keep all of it (the answer is capped by max_response_bytes anyway).
     All,
 }
 
@@ -262,163 +282,322 @@ impl<'de> Visitor<'de> for QueueVisitor {
         mut seq: A,
     ) -> std::result::Result<QueueSnapshot, A::Error> {
         let reason_field = self.queue.reason_field();
-        let mut snapshot = QueueSnapshot {
-            entries: Some(Vec::new()),
-            ..QueueSnapshot::default()
-        };
+        let mut count = 0u64;
+        let mut reasons = BTreeMap::new();
+        let mut text = Some(TextWriter::default());
+        if let Some(out) = text.as_mut() {
+            out.push(b'[');
+        }
         loop {
-            let keeping = match (self.keep, &snapshot.entries) {
-                (_, None) => false,
-                (Keep::All, _) => true,
-                (Keep::WhileUnder(limit), Some(_)) => self.consumed.get() < limit,
+            let keeping = match self.keep {
+                Keep::All => true,
+                Keep::WhileUnder(limit) => self.consumed.get() < limit,
             };
             if !keeping {
-                snapshot.entries = None;
+                text = None;
             }
             let seed = EntrySeed {
                 reason_field,
-                keep: keeping,
-                index: snapshot.count,
+                out: text.as_mut(),
+                index: count,
             };
-            let Some(entry) = seq.next_element_seed(seed)? else {
+            let Some(reason) = seq.next_element_seed(seed)? else {
                 break;
             };
-            snapshot.count += 1;
-            if let Some(reason) = entry.reason {
-                *snapshot.reasons.entry(reason).or_insert(0) += 1;
-            }
-            if let (Some(entries), Some(value)) = (snapshot.entries.as_mut(), entry.value) {
-                entries.push(value);
+            count += 1;
+            if let Some(reason) = reason {
+                tally(&mut reasons, reason);
             }
         }
-        Ok(snapshot)
+        let text = text.map(|mut out| {
+            out.push(b']');
+            Arc::new(out.finish())
+        });
+        Ok(QueueSnapshot {
+            count,
+            reasons,
+            text,
+        })
     }
 }
 
-/// One entry: its reason (error queues) and, when kept, its value.
-struct Entry {
-    reason: Option<String>,
-    value: Option<Value>,
+/// Counts one entry under its reason, within [`MAX_REASONS`] and [`MAX_REASON_BYTES`].
+fn tally(reasons: &mut BTreeMap<String, u64>, mut reason: String) {
+    if reason.len() > MAX_REASON_BYTES {
+        let mut cut = MAX_REASON_BYTES;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+    }
+    if let Some(n) = reasons.get_mut(&reason) {
+        *n += 1;
+    } else if reasons.len() < MAX_REASONS {
+        reasons.insert(reason, 1);
+    } else {
+        *reasons.entry(OTHER_REASONS.to_string()).or_insert(0) += 1;
+    }
 }
 
-struct EntrySeed {
+/// One entry: gives its reason (error queues) and, with `out`, writes it
+/// there as JSON without `encodedPayload`.
+struct EntrySeed<'a> {
     reason_field: Option<&'static str>,
-    keep: bool,
+    out: Option<&'a mut TextWriter>,
     index: u64,
 }
 
-impl<'de> DeserializeSeed<'de> for EntrySeed {
-    type Value = Entry;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<Entry, D::Error> {
+impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
+    type Value = Option<String>;
+    /// Called only when there is an entry: the place for its comma.
+    fn deserialize<D: de::Deserializer<'de>>(
+        mut self,
+        d: D,
+    ) -> std::result::Result<Option<String>, D::Error> {
+        if let (Some(out), true) = (self.out.as_deref_mut(), self.index > 0) {
+            out.push(b',');
+        }
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for EntrySeed {
-    type Value = Entry;
+impl<'de> Visitor<'de> for EntrySeed<'_> {
+    type Value = Option<String>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "entry {} to be a JSON object", self.index)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Entry, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Option<String>, A::Error> {
         let mut reason = None;
-        let mut kept = self.keep.then(Map::new);
+        let mut out = self.out;
+        if let Some(out) = out.as_deref_mut() {
+            out.push(b'{');
+        }
+        let mut first = true;
         while let Some(key) = map.next_key::<String>()? {
-            if self.reason_field == Some(key.as_str()) {
-                let value: Value = map.next_value_seed(StrippedValue)?;
-                reason = Some(match &value {
-                    Value::String(s) if !s.is_empty() => s.clone(),
-                    _ => UNKNOWN_REASON.to_string(),
-                });
-                if let Some(kept) = kept.as_mut() {
-                    kept.insert(key, value);
+            let is_reason = self.reason_field == Some(key.as_str());
+            match out.as_deref_mut() {
+                Some(out) if key != PAYLOAD_FIELD => {
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    out.write_json_str(&key);
+                    out.push(b':');
+                    let value = map.next_value_seed(StrippedWriter {
+                        out: Some(out),
+                        want_str: is_reason,
+                        comma: false,
+                    })?;
+                    if is_reason {
+                        reason = Some(value);
+                    }
                 }
-            } else if let Some(kept) = kept.as_mut() {
-                if key == PAYLOAD_FIELD {
+                _ if is_reason => {
+                    reason = Some(map.next_value_seed(StrippedWriter {
+                        out: None,
+                        want_str: true,
+                        comma: false,
+                    })?);
+                }
+                _ => {
                     map.next_value::<IgnoredAny>()?;
-                } else {
-                    let value = map.next_value_seed(StrippedValue)?;
-                    kept.insert(key, value);
                 }
-            } else {
-                map.next_value::<IgnoredAny>()?;
             }
         }
-        if self.reason_field.is_some() && reason.is_none() {
-            reason = Some(UNKNOWN_REASON.to_string());
+        if let Some(out) = out {
+            out.push(b'}');
         }
-        Ok(Entry {
-            reason,
-            value: kept.map(Value::Object),
-        })
+        Ok(self.reason_field.map(|_| match reason.flatten() {
+            Some(r) if !r.is_empty() => r,
+            _ => UNKNOWN_REASON.to_string(),
+        }))
     }
 }
 
-/// A serde_json::Value built without any `encodedPayload` field, at any depth,
-/// so a kept entry never holds the payload even for a moment.
-struct StrippedValue;
+/// Writes any JSON value to `out` (when given) without any `encodedPayload`
+/// field at any depth, so the text never holds a payload even for a moment.
+/// Gives the value back when it is a string and `want_str` asks for it.
+struct StrippedWriter<'a> {
+    out: Option<&'a mut TextWriter>,
+    want_str: bool,
+    /// An array element after the first: its comma goes first.
+    comma: bool,
+}
 
-impl<'de> DeserializeSeed<'de> for StrippedValue {
-    type Value = Value;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
+impl<'de> DeserializeSeed<'de> for StrippedWriter<'_> {
+    type Value = Option<String>;
+    /// Called only when there is a value: the place for its comma.
+    fn deserialize<D: de::Deserializer<'de>>(
+        mut self,
+        d: D,
+    ) -> std::result::Result<Option<String>, D::Error> {
+        if let (Some(out), true) = (self.out.as_deref_mut(), self.comma) {
+            out.push(b',');
+        }
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for StrippedValue {
-    type Value = Value;
+impl StrippedWriter<'_> {
+    fn raw(self, text: &[u8]) -> Option<String> {
+        if let Some(out) = self.out {
+            out.extend(text);
+        }
+        None
+    }
+}
+
+impl<'de> Visitor<'de> for StrippedWriter<'_> {
+    type Value = Option<String>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
-        Ok(Value::Bool(v))
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Option<String>, E> {
+        Ok(self.raw(if v { b"true" } else { b"false" }))
     }
-    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Option<String>, E> {
+        Ok(self.raw(v.to_string().as_bytes()))
     }
-    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Option<String>, E> {
+        Ok(self.raw(v.to_string().as_bytes()))
     }
-    fn visit_f64<E>(self, v: f64) -> std::result::Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Option<String>, E> {
+        Ok(self.raw(
+            serde_json::to_string(&v)
+                .expect("f64 serializes")
+                .as_bytes(),
+        ))
     }
-    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
-        Ok(Value::String(v.to_string()))
-    }
-    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> std::result::Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(StrippedValue)? {
-            items.push(item);
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Option<String>, E> {
+        if let Some(out) = self.out {
+            out.write_json_str(v);
         }
-        Ok(Value::Array(items))
+        Ok(self.want_str.then(|| v.to_string()))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
-        let mut object = Map::new();
+    fn visit_unit<E>(self) -> std::result::Result<Option<String>, E> {
+        Ok(self.raw(b"null"))
+    }
+    fn visit_none<E>(self) -> std::result::Result<Option<String>, E> {
+        Ok(self.raw(b"null"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Option<String>, A::Error> {
+        let Some(out) = self.out else {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return Ok(None);
+        };
+        out.push(b'[');
+        let mut first = true;
+        while seq
+            .next_element_seed(StrippedWriter {
+                out: Some(&mut *out),
+                want_str: false,
+                comma: !first,
+            })?
+            .is_some()
+        {
+            first = false;
+        }
+        out.push(b']');
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Option<String>, A::Error> {
+        let Some(out) = self.out else {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(None);
+        };
+        out.push(b'{');
+        let mut first = true;
         while let Some(key) = map.next_key::<String>()? {
             if key == PAYLOAD_FIELD {
                 map.next_value::<IgnoredAny>()?;
-            } else {
-                object.insert(key, map.next_value_seed(StrippedValue)?);
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.write_json_str(&key);
+            out.push(b':');
+            map.next_value_seed(StrippedWriter {
+                out: Some(&mut *out),
+                want_str: false,
+                comma: false,
+            })?;
+        }
+        out.push(b'}');
+        Ok(None)
+    }
+}
+
+/// The `queue.get` text as it is written: in chunks, so that growing it
+/// never copies what is written, and joined once at the end into a string
+/// of the exact size (peak: twice the text, never more).
+#[derive(Default)]
+struct TextWriter {
+    chunks: Vec<Vec<u8>>,
+    len: usize,
+}
+
+const TEXT_CHUNK_BYTES: usize = 64 * 1024;
+
+impl TextWriter {
+    fn push(&mut self, byte: u8) {
+        self.extend(&[byte]);
+    }
+
+    fn extend(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len();
+        while !bytes.is_empty() {
+            match self.chunks.last_mut() {
+                Some(chunk) if chunk.len() < chunk.capacity() => {
+                    let n = bytes.len().min(chunk.capacity() - chunk.len());
+                    chunk.extend_from_slice(&bytes[..n]);
+                    bytes = &bytes[n..];
+                }
+                _ => self.chunks.push(Vec::with_capacity(TEXT_CHUNK_BYTES)),
             }
         }
-        Ok(Value::Object(object))
+    }
+
+    fn write_json_str(&mut self, s: &str) {
+        serde_json::to_writer(&mut *self, s).expect("writing to memory cannot fail");
+    }
+
+    fn finish(self) -> String {
+        let mut bytes = Vec::with_capacity(self.len);
+        for chunk in self.chunks {
+            bytes.extend_from_slice(&chunk);
+        }
+        String::from_utf8(bytes).expect("serde_json writes UTF-8")
+    }
+}
+
+impl io::Write for TextWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.extend(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn read(queue: Queue, body: &[u8]) -> Result<QueueSnapshot> {
         read_queue(queue, body, 1 << 20, Keep::WhileUnder(1 << 20))
@@ -432,12 +611,10 @@ mod tests {
         let s = read(Queue::SyncRequests, body).unwrap();
         assert_eq!(s.count, 2);
         assert!(s.reasons.is_empty());
-        let entries = s.entries.unwrap();
         assert_eq!(
-            entries[0],
-            serde_json::json!({"syncEventId":4,"replica":{"summary":"s"}})
+            &*s.text.unwrap(),
+            r#"[{"syncEventId":4,"replica":{"summary":"s"}},{"syncEventId":5}]"#
         );
-        assert_eq!(entries[1], serde_json::json!({"syncEventId":5}));
     }
 
     #[test]
@@ -468,9 +645,51 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.count, 500);
-        assert_eq!(s.entries, None);
+        assert_eq!(s.text, None);
         let all = read_queue(Queue::SyncRequests, body.as_bytes(), 1 << 20, Keep::All).unwrap();
-        assert_eq!(all.entries.unwrap().len(), 500);
+        assert_eq!(*all.text.unwrap(), body);
+    }
+
+    #[test]
+    fn text_is_the_answer_without_payloads_at_any_depth() {
+        let body = r#"[ {"a":[1,-2,3.5,true,false,null,"x\"\u00e9"],"encodedPayload":"p",
+            "b":{"encodedPayload":{"deep":1},"c":[{"encodedPayload":2,"d":[]}]},"e":{}},{} ]"#;
+        let s = read_queue(Queue::ErrorResponses, body.as_bytes(), 1 << 20, Keep::All).unwrap();
+        let text = s.text.unwrap();
+        assert_eq!(
+            &*text,
+            r#"[{"a":[1,-2,3.5,true,false,null,"x\"é"],"b":{"c":[{"d":[]}]},"e":{}},{}]"#
+        );
+        // The same as serde_json's own reading, payloads stripped.
+        let reread: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(reread[0]["a"][6], "x\"é");
+        assert_eq!(s.count, 2);
+        assert_eq!(s.reasons[UNKNOWN_REASON], 2);
+        assert_eq!(
+            &*read(Queue::SyncRequests, b"[]").unwrap().text.unwrap(),
+            "[]"
+        );
+    }
+
+    #[test]
+    fn reasons_are_bounded_in_number_and_length() {
+        let mut body = String::from("[");
+        for i in 0..(MAX_REASONS + 36) {
+            body.push_str(&format!(r#"{{"errorReason":"R{i}"}},"#));
+        }
+        body.push_str(&format!(r#"{{"errorReason":"{}"}}]"#, "é".repeat(300)));
+        let s = read_queue(
+            Queue::ErrorResponses,
+            body.as_bytes(),
+            1 << 20,
+            Keep::WhileUnder(0),
+        )
+        .unwrap();
+        assert_eq!(s.count, MAX_REASONS as u64 + 37);
+        assert_eq!(s.reasons.len(), MAX_REASONS + 1);
+        assert_eq!(s.reasons[OTHER_REASONS], 37);
+        assert!(s.reasons.keys().all(|r| r.len() <= MAX_REASON_BYTES));
+        assert_eq!(s.text, None);
     }
 
     fn error_of(queue: Queue, body: &[u8]) -> Error {
@@ -562,7 +781,7 @@ mod tests {
             Keep::All,
         )
         .unwrap();
-        assert_eq!(s.entries.unwrap()[0]["summary"], "Synchronisé ✓ 🚀");
+        assert_eq!(&*s.text.unwrap(), body);
     }
 
     #[test]

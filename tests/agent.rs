@@ -200,9 +200,10 @@ fn a_hung_node_times_out_within_the_configured_timeout() {
         let started = Instant::now();
         let reason = agent_error(&env, &format!("exalate.relation.stats[demo,{relation}]"));
         let took = started.elapsed();
+        // All six queues timed out alike: no queue is named.
         assert_eq!(
             reason,
-            format!("node 'demo', relation '{relation}', queue syncrequests: timeout after 1 s.")
+            format!("node 'demo', relation '{relation}': timeout after 1 s.")
         );
         // 1 s timeout, plus the agent's own start and stop.
         assert!(
@@ -247,6 +248,47 @@ fn broken_config_never_stops_the_agent() {
         .get("exalate.discovery")
         .error()
         .contains("cannot read"));
+}
+
+#[test]
+fn discovery_refuses_duplicate_empty_or_control_character_names() {
+    let env = TestEnv::new("agent-t-names");
+    let config = |relations: &str| {
+        format!(
+            "[nodes.demo]\nurl = \"{}\"\njwt_secret_file = \"{}\"\nrelations = [\n{relations}]\n",
+            env.node.url(),
+            env.dir.join("demo.secret").display()
+        )
+    };
+    let path = env.config_path.display();
+    // Issue 11: ["A","B","A","","x\u0000y"] gave five discovery rows.
+    let cases = [
+        (
+            "  \"A\",\n  \"B\",\n  \"A\",\n  \"\",\n  \"x\\u0000y\",\n",
+            format!("config {path} line 7: node 'demo': relations: 'A' is listed twice."),
+        ),
+        (
+            "  \"A\",\n  \"\",\n",
+            format!("config {path} line 6: node 'demo': relations: a relation name is empty."),
+        ),
+        (
+            "  \"A\",\n  \"x\\u0000y\",\n",
+            format!(
+                "config {path} line 6: node 'demo': relations: 'x\\u{{0}}y' holds a control character."
+            ),
+        ),
+    ];
+    for (relations, expected) in cases {
+        env.write_config(&config(relations));
+        assert_eq!(agent_error(&env, "exalate.discovery"), expected);
+    }
+    env.write_config(&config("\"A\", \"a\", \"B\""));
+    let (kind, rows) = test_value(&env.agent_test("exalate.discovery"));
+    assert_eq!(kind, 't');
+    assert_eq!(
+        rows,
+        r#"[{"{#NODE}":"demo","{#RELATION}":"A"},{"{#NODE}":"demo","{#RELATION}":"a"},{"{#NODE}":"demo","{#RELATION}":"B"}]"#
+    );
 }
 
 #[test]

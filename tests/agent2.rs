@@ -186,6 +186,7 @@ fn twenty_starts_and_stops_in_a_row() {
             &conf.path,
             port,
             &env.config_path,
+            &[],
             conf.log.clone(),
         );
         // Every other round also starts an operational plugin process.

@@ -1,15 +1,16 @@
-//! `make compat-test`: the release module (the glibc 2.28 build that packages
-//! ship) in the real Zabbix agents of three Debian suites, each in its own
-//! chroot under target/compat/roots: bullseye's 5.0.8 (glibc 2.31),
-//! bookworm's 6.0.14 and trixie's 7.0. Each agent runs as a daemon with the
-//! module and answers every item key, good and failing, over TCP; `-t` and
-//! `-p` as well; on 7.0 the JSON request form carries an item timeout other
-//! than the agent's Timeout, and the module keeps to it. Trixie's agent 2
-//! (7.0) runs the release agent 2 plugin through the same checks, with the
-//! module's values and messages. Prints a matrix, check by agent, then
-//! fails if any cell failed.
+//! `make compat-test`: the release modules (the glibc 2.28 builds that
+//! packages ship, x86_64 and aarch64) in the real Zabbix agents of three
+//! Debian suites: bullseye's 5.0.8 (glibc 2.31), bookworm's 6.0.14 and
+//! trixie's 7.0. The amd64 agents run each in its own chroot under
+//! target/compat/roots; the arm64 agents, Debian's own arm64 binaries, under
+//! qemu-user with a sysroot each under target/compat/roots-arm64. Each agent
+//! answers every item key, good and failing, through `-t`, and as a daemon
+//! with the module over TCP; `-p` as well; on 7.0 the JSON request form
+//! carries an item timeout other than the agent's Timeout, and the module
+//! keeps to it. Prints a matrix, check by agent, then fails if any cell
+//! failed.
 //!
-//! These need root, the chroots and the glibc-2.28 build, which `make
+//! These need root, the roots and the glibc-2.28 builds, which `make
 //! compat-test` provides. Plain `cargo test` lists them as ignored; run by
 //! hand without that environment, they fail and say why.
 
@@ -24,8 +25,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MODULE_IN_ROOT: &str = "/usr/lib/zabbix/modules/libexalate_zabbix.so";
-/// Where the packages put the agent 2 plugin.
-const PLUGIN_IN_ROOT: &str = "/usr/sbin/zabbix-agent2-plugin/zabbix-agent2-plugin-exalate";
+const AGENTD_IN_ROOT: &str = "/usr/sbin/zabbix_agentd";
+/// Runs Debian's arm64 agents here (package qemu-user-static).
+const QEMU_ARM64: &str = "qemu-aarch64-static";
 /// Everything a run writes inside a chroot (configs, secrets, logs).
 const WORK_IN_ROOT: &str = "/var/tmp/exalate-compat";
 /// The agents' global Timeout; the 7.0 checks use item timeouts on both sides of it.
@@ -38,17 +40,22 @@ fn required_env(name: &str) -> String {
     })
 }
 
-/// The highest `GLIBC_x.y` symbol version `lib` needs, from `objdump -T`.
-fn max_glibc(lib: &Path) -> (u32, u32) {
-    let out = Command::new("objdump")
-        .arg("-T")
+/// `readelf` on `lib`: it reads any CPU's ELF, where objdump knows this one's.
+fn readelf(args: &[&str], lib: &Path) -> String {
+    let out = Command::new("readelf")
+        .args(args)
         .arg(lib)
         .output()
-        .expect("run objdump");
-    assert!(out.status.success(), "objdump -T: {}", describe(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
+        .expect("run readelf");
+    assert!(out.status.success(), "readelf {args:?}: {}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The highest `GLIBC_x.y` symbol version `lib` needs.
+fn max_glibc(lib: &Path) -> (u32, u32) {
+    let text = readelf(&["-W", "--dyn-syms"], lib);
     let versions: Vec<(u32, u32)> = text
-        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == '@')
         .filter_map(|w| w.strip_prefix("GLIBC_"))
         .filter_map(|v| {
             let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
@@ -66,23 +73,98 @@ fn parse_version(v: &str) -> (u32, u32) {
     (parts.next().unwrap(), parts.next().unwrap_or(0))
 }
 
+/// A CPU architecture the packages are built for, by its Debian name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Arch {
+    Amd64,
+    Arm64,
+}
+
+impl Arch {
+    const ALL: [Arch; 2] = [Arch::Amd64, Arch::Arm64];
+
+    fn name(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// What `readelf -h` says of this CPU's binaries.
+    fn elf_machine(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "Advanced Micro Devices X86-64",
+            Arch::Arm64 => "AArch64",
+        }
+    }
+
+    /// `make compat-test`'s variables: the module, the roots dir, the suites.
+    fn env(self) -> [&'static str; 3] {
+        match self {
+            Arch::Amd64 => [
+                "EXALATE_COMPAT_SO",
+                "EXALATE_COMPAT_ROOTS",
+                "EXALATE_COMPAT_SUITES",
+            ],
+            Arch::Arm64 => [
+                "EXALATE_COMPAT_ARM64_SO",
+                "EXALATE_COMPAT_ARM64_ROOTS",
+                "EXALATE_COMPAT_ARM64_SUITES",
+            ],
+        }
+    }
+
+    fn module(self) -> PathBuf {
+        let module = PathBuf::from(required_env(self.env()[0]));
+        assert!(
+            module.exists(),
+            "{} not built: run make release-compat",
+            module.display()
+        );
+        module
+    }
+
+    fn suites(self) -> Vec<Suite> {
+        let roots = PathBuf::from(required_env(self.env()[1]));
+        let module = self.module();
+        required_env(self.env()[2])
+            .split_whitespace()
+            .map(|name| Suite::find(&roots, name, self, &module))
+            .collect()
+    }
+}
+
 #[test]
-#[ignore = "needs the glibc-2.28 build: run `make compat-test`"]
-fn release_module_needs_at_most_the_glibc_floor() {
-    let lib = PathBuf::from(required_env("EXALATE_COMPAT_SO"));
+#[ignore = "needs the glibc-2.28 builds: run `make compat-test`"]
+fn release_modules_are_for_their_cpu_and_need_at_most_the_glibc_floor() {
     let floor = parse_version(&std::env::var("GLIBC_FLOOR").unwrap_or_else(|_| "2.28".into()));
-    assert!(
-        lib.exists(),
-        "{} not built: run make release-compat",
-        lib.display()
-    );
-    let max = max_glibc(&lib);
-    println!(
-        "{}: highest GLIBC symbol version needed: {}.{}",
-        lib.display(),
-        max.0,
-        max.1
-    );
+    for arch in Arch::ALL {
+        let lib = arch.module();
+        let header = readelf(&["-h"], &lib);
+        let machine = header
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Machine:"))
+            .map(str::trim)
+            .unwrap_or_default();
+        println!("{}: {machine}", lib.display());
+        assert_eq!(machine, arch.elf_machine(), "{}", lib.display());
+        let max = max_glibc(&lib);
+        println!(
+            "{}: highest GLIBC symbol version needed: {}.{}",
+            lib.display(),
+            max.0,
+            max.1
+        );
+        assert!(
+            max <= floor,
+            "{} needs GLIBC {}.{}, above the floor {}.{}",
+            lib.display(),
+            max.0,
+            max.1,
+            floor.0,
+            floor.1
+        );
+    }
     let host_build = module_path();
     let host_max = max_glibc(&host_build);
     println!(
@@ -91,70 +173,50 @@ fn release_module_needs_at_most_the_glibc_floor() {
         host_max.0,
         host_max.1
     );
-    assert!(
-        max <= floor,
-        "the release module needs GLIBC {}.{}, above the floor {}.{}",
-        max.0,
-        max.1,
-        floor.0,
-        floor.1
-    );
-    // The agent 2 plugin, built alongside.
-    if let Some(plugin) = std::env::var_os("EXALATE_COMPAT_PLUGIN").map(PathBuf::from) {
-        let max = max_glibc(&plugin);
-        println!(
-            "{}: highest GLIBC symbol version needed: {}.{}",
-            plugin.display(),
-            max.0,
-            max.1
-        );
-        assert!(
-            max <= floor,
-            "the release plugin needs GLIBC {}.{}, above the floor {}.{}",
-            max.0,
-            max.1,
-            floor.0,
-            floor.1
-        );
-    }
 }
 
-/// One agent: a suite's chroot and the version of its zabbix_agentd.
+/// One agent: a Debian suite's zabbix_agentd for one architecture, in its
+/// root, the version it reports and the module built for it.
 struct Suite {
     name: String,
+    arch: Arch,
     root: PathBuf,
+    module: PathBuf,
     version: String,
 }
 
 impl Suite {
-    fn find(roots: &Path, name: &str) -> Suite {
+    fn find(roots: &Path, name: &str, arch: Arch, module: &Path) -> Suite {
         let root = roots.join(name);
         assert!(
             root.join("usr/sbin/zabbix_agentd").exists(),
             "{}: no zabbix_agentd; run make compat-roots",
             root.display()
         );
-        let out = Command::new("chroot")
-            .arg(&root)
-            .args(["/usr/sbin/zabbix_agentd", "-V"])
+        let mut suite = Suite {
+            name: name.to_string(),
+            arch,
+            root,
+            module: module.to_path_buf(),
+            version: String::new(),
+        };
+        let out = suite
+            .agentd()
+            .arg("-V")
             .output()
-            .expect("run chroot (as root?)");
+            .expect("run chroot (as root?) or qemu-user");
         assert!(
             out.status.success(),
             "{name}: zabbix_agentd -V: {}",
             describe(&out)
         );
-        let version = String::from_utf8_lossy(&out.stdout)
+        suite.version = String::from_utf8_lossy(&out.stdout)
             .lines()
             .next()
             .and_then(|l| l.split_whitespace().last())
             .unwrap_or_default()
             .to_string();
-        Suite {
-            name: name.to_string(),
-            root,
-            version,
-        }
+        suite
     }
 
     fn major(&self) -> u32 {
@@ -162,76 +224,58 @@ impl Suite {
     }
 
     fn label(&self) -> String {
-        format!("{} {}", self.version, self.name)
+        format!("{} {} {}", self.version, self.name, self.arch.name())
     }
 
-    /// The host path of a path inside the chroot.
+    /// The suite's zabbix_agentd: chrooted into the root on this machine's
+    /// CPU; Debian's arm64 binary under qemu-user with the root as its
+    /// sysroot (`-L`), not chrooted (qemu-user reads the host's /proc).
+    fn agentd(&self) -> Command {
+        match self.arch {
+            Arch::Amd64 => {
+                let mut cmd = Command::new("chroot");
+                cmd.arg(&self.root).arg(AGENTD_IN_ROOT);
+                cmd
+            }
+            Arch::Arm64 => {
+                let mut cmd = Command::new(QEMU_ARM64);
+                cmd.arg("-L").arg(&self.root).arg(self.path(AGENTD_IN_ROOT));
+                cmd
+            }
+        }
+    }
+
+    /// The host path of a path inside the root.
     fn path(&self, inside: &str) -> PathBuf {
         self.root.join(inside.trim_start_matches('/'))
     }
 
-    /// Whether the chroot has agent 2 too.
-    fn has_agent2(&self) -> bool {
-        self.path("/usr/sbin/zabbix_agent2").exists()
+    /// How the agent names a path inside the root: as it is, in a chroot;
+    /// by its host path under qemu-user, whose `-L` serves only files that
+    /// already exist in the sysroot (a log the agent creates would not).
+    fn agent_path(&self, inside: &str) -> String {
+        match self.arch {
+            Arch::Amd64 => inside.to_string(),
+            Arch::Arm64 => self.path(inside).display().to_string(),
+        }
     }
 
-    /// `zabbix_agentd` in the chroot with the module config `module_config`
-    /// (a path inside), one-shot (`-t KEY`, `-p`).
+    /// `zabbix_agentd` with the module config `module_config` (a path as
+    /// the agent names it), one-shot (`-t KEY`, `-p`).
     fn agent(&self, module_config: &str, args: &[&str]) -> Result<String, String> {
-        self.one_shot(Agent::Agentd, module_config, args)
-    }
-
-    /// The same for `agent`, which loads the module or the plugin.
-    fn one_shot(&self, agent: Agent, module_config: &str, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("chroot")
-            .arg(&self.root)
-            .arg(agent.program())
+        let out = self
+            .agentd()
             .arg("-c")
-            .arg(format!("{WORK_IN_ROOT}/{}-once.conf", agent.name()))
+            .arg(self.agent_path(&format!("{WORK_IN_ROOT}/agent-once.conf")))
             .args(args)
             .env("EXALATE_ZABBIX_CONFIG", module_config)
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| format!("run chroot: {e}"))?;
+            .map_err(|e| format!("run zabbix_agentd: {e}"))?;
         if !out.status.success() {
-            return Err(format!("{} {args:?}: {}", agent.program(), describe(&out)));
+            return Err(format!("zabbix_agentd {args:?}: {}", describe(&out)));
         }
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        Ok(match (agent, args) {
-            (Agent::Agent2, ["-t", key]) => agent2_test_line(&stdout, key),
-            _ => stdout,
-        })
-    }
-}
-
-/// Which agent: `zabbix_agentd` with the module, `zabbix_agent2` with the plugin.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Agent {
-    Agentd,
-    Agent2,
-}
-
-impl Agent {
-    fn program(self) -> &'static str {
-        match self {
-            Agent::Agentd => "/usr/sbin/zabbix_agentd",
-            Agent::Agent2 => "/usr/sbin/zabbix_agent2",
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Agent::Agentd => "agentd",
-            Agent::Agent2 => "agent2",
-        }
-    }
-
-    /// The `-t` type of an unsigned value: agent 2 types every value a string.
-    fn uint_kind(self) -> char {
-        match self {
-            Agent::Agentd => 'u',
-            Agent::Agent2 => 's',
-        }
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
     }
 }
 
@@ -284,12 +328,56 @@ fn expect(what: &str, ok: bool, detail: impl std::fmt::Display) -> Result<(), St
     }
 }
 
-/// A running agent in a chroot; stopped (and its children with it) on drop.
+/// One way to ask an agent for an item: over TCP, a running daemon; or a
+/// one-shot `zabbix_agentd -t`.
+trait Ask {
+    fn get(&self, key: &str) -> Result<Reply, String>;
+
+    fn value(&self, key: &str) -> Result<String, String> {
+        match self.get(key)? {
+            Reply::Value(v) => Ok(v),
+            Reply::NotSupported(m) => Err(format!("{key}: ZBX_NOTSUPPORTED {m}")),
+        }
+    }
+
+    fn error(&self, key: &str) -> Result<String, String> {
+        match self.get(key)? {
+            Reply::NotSupported(m) => Ok(m),
+            Reply::Value(v) => Err(format!("{key}: a value ({v}), not a failure")),
+        }
+    }
+}
+
+impl Ask for Daemon {
+    fn get(&self, key: &str) -> Result<Reply, String> {
+        zabbix_get(self.addr, key).map_err(|e| format!("{key}: {e}"))
+    }
+}
+
+/// `zabbix_agentd -t KEY`, a new agent process per key, with a module config.
+struct OneShot<'a> {
+    suite: &'a Suite,
+    module_config: String,
+}
+
+impl Ask for OneShot<'_> {
+    fn get(&self, key: &str) -> Result<Reply, String> {
+        let out = self.suite.agent(&self.module_config, &["-t", key])?;
+        if !out.contains(" [") {
+            return Err(format!("-t {key}: no value in {out:?}"));
+        }
+        Ok(match test_value(&out) {
+            ('m', text) => match text.strip_prefix("ZBX_NOTSUPPORTED] [") {
+                Some(message) => Reply::NotSupported(message.to_string()),
+                None => Reply::Value(text),
+            },
+            (_, text) => Reply::Value(text),
+        })
+    }
+}
+
+/// A running agent in its root; stopped (and its children with it) on drop.
 struct Daemon {
-    agent: Agent,
-    /// 7.0's agent 2 capitalizes the first letter of a plugin's error
-    /// (7.0.22; 6.0.14 passes it as is): see `said`.
-    capitalizes: bool,
     child: Child,
     addr: SocketAddr,
     log: PathBuf,
@@ -297,44 +385,33 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(suite: &Suite, agent: Agent) -> Result<Daemon, String> {
+    fn start(suite: &Suite) -> Result<Daemon, String> {
         let port = free_port();
-        let common = format!(
-            "LogType=file\nLogFile={WORK_IN_ROOT}/{name}.log\nPidFile={WORK_IN_ROOT}/{name}.pid\n\
-             ListenIP=127.0.0.1\nListenPort={port}\nServer=127.0.0.1\nServerActive=\n\
-             Timeout={AGENT_TIMEOUT}\n",
-            name = agent.name()
+        let at = |file: &str| suite.agent_path(&format!("{WORK_IN_ROOT}/{file}"));
+        let conf = format!(
+            "LogType=file\nLogFile={}\nPidFile={}\n\
+             ListenIP=127.0.0.1\nListenPort={port}\nServer=127.0.0.1\nServerActive=\nStartAgents=3\n\
+             Timeout={AGENT_TIMEOUT}\nAllowRoot=1\nLoadModule={}\n",
+            at("agentd.log"),
+            at("agentd.pid"),
+            suite.agent_path(MODULE_IN_ROOT)
         );
-        let conf = match agent {
-            Agent::Agentd => {
-                format!("{common}StartAgents=3\nAllowRoot=1\nLoadModule={MODULE_IN_ROOT}\n")
-            }
-            Agent::Agent2 => format!("{common}{}", agent2_lines("daemon")),
-        };
-        std::fs::write(
-            suite.path(&format!("{WORK_IN_ROOT}/{}.conf", agent.name())),
-            conf,
-        )
-        .unwrap();
-        let child = Command::new("chroot")
-            .arg(&suite.root)
-            .args([agent.program(), "-f", "-c"])
-            .arg(format!("{WORK_IN_ROOT}/{}.conf", agent.name()))
-            .env(
-                "EXALATE_ZABBIX_CONFIG",
-                format!("{WORK_IN_ROOT}/multi.toml"),
-            )
+        std::fs::write(suite.path(&format!("{WORK_IN_ROOT}/agentd.conf")), conf).unwrap();
+        let child = suite
+            .agentd()
+            .arg("-f")
+            .arg("-c")
+            .arg(at("agentd.conf"))
+            .env("EXALATE_ZABBIX_CONFIG", at("multi.toml"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("start chroot zabbix_agentd: {e}"))?;
         let mut daemon = Daemon {
-            agent,
-            capitalizes: agent == Agent::Agent2 && suite.major() >= 7,
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            log: suite.path(&format!("{WORK_IN_ROOT}/{}.log", agent.name())),
+            log: suite.path(&format!("{WORK_IN_ROOT}/agentd.log")),
             children: Vec::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -361,30 +438,6 @@ impl Daemon {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn get(&self, key: &str) -> Result<Reply, String> {
-        zabbix_get(self.addr, key).map_err(|e| format!("{key}: {e}"))
-    }
-
-    fn value(&self, key: &str) -> Result<String, String> {
-        match self.get(key)? {
-            Reply::Value(v) => Ok(v),
-            Reply::NotSupported(m) => Err(format!("{key}: ZBX_NOTSUPPORTED {m}")),
-        }
-    }
-
-    /// How this agent shows a failure the module reports as `message`: the
-    /// plugin sends the module's very text, a 7.0 agent 2 capitalizes it.
-    fn said(&self, message: &str) -> String {
-        said(self.capitalizes, message)
-    }
-
-    fn error(&self, key: &str) -> Result<String, String> {
-        match self.get(key)? {
-            Reply::NotSupported(m) => Ok(m),
-            Reply::Value(v) => Err(format!("{key}: a value ({v}), not a failure")),
-        }
     }
 
     /// 7.0's JSON request form: one passive check with its own timeout.
@@ -418,15 +471,6 @@ impl Daemon {
             matches!(self.child.try_wait(), Ok(None)),
             "exited",
         )?;
-        if self.agent == Agent::Agent2 {
-            // One plugin process, started by the first item, never restarted.
-            let plugins = children_of(self.child.id());
-            return expect(
-                "plugin processes",
-                plugins.len() == 1 && plugins == self.children,
-                format!("{plugins:?}, first {:?}", self.children),
-            );
-        }
         expect(
             "agent processes",
             self.children.len() >= 4,
@@ -455,7 +499,8 @@ impl Drop for Daemon {
 }
 
 /// An agent an interrupted run left behind: its pid file names it, and it is
-/// ours only if it runs zabbix_agentd inside this suite's chroot.
+/// ours only if it runs this suite's zabbix_agentd: inside its chroot, or
+/// under qemu-user, whose command line names the agent in the sysroot.
 fn stop_stale_agent(suite: &Suite) {
     let pid_file = suite.path(&format!("{WORK_IN_ROOT}/agentd.pid"));
     let Some(pid) = std::fs::read_to_string(pid_file)
@@ -464,10 +509,21 @@ fn stop_stale_agent(suite: &Suite) {
     else {
         return;
     };
-    let proc_root = std::fs::read_link(format!("/proc/{pid}/root")).ok();
-    let proc_exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-    let ours = proc_root.is_some_and(|r| Some(r) == suite.root.canonicalize().ok())
-        && proc_exe.is_some_and(|e| e.ends_with("zabbix_agentd"));
+    let ours = match suite.arch {
+        Arch::Amd64 => {
+            let proc_root = std::fs::read_link(format!("/proc/{pid}/root")).ok();
+            let proc_exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+            proc_root.is_some_and(|r| Some(r) == suite.root.canonicalize().ok())
+                && proc_exe.is_some_and(|e| e.ends_with("zabbix_agentd"))
+        }
+        Arch::Arm64 => {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let agentd = suite.agent_path(AGENTD_IN_ROOT);
+            cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg == agentd.as_bytes())
+        }
+    };
     if !ours {
         return;
     }
@@ -478,44 +534,32 @@ fn stop_stale_agent(suite: &Suite) {
     }
 }
 
-/// Agent 2's config lines for the plugin: its own sockets in the work dir.
-fn agent2_lines(name: &str) -> String {
-    format!(
-        "Hostname=exalate-compat\nControlSocket={WORK_IN_ROOT}/agent2-{name}.ctl\n\
-         PluginSocket={WORK_IN_ROOT}/agent2-{name}.plugin.sock\n\
-         Plugins.Exalate.System.Path={PLUGIN_IN_ROOT}\n"
-    )
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
-/// Writes the module, the plugin, their configs and secrets into the suite's chroot.
-fn install(suite: &Suite, env: &TestEnv, module: &Path, plugin: Option<&Path>) {
+/// Writes the module, its configs and secrets into the suite's root.
+fn install(suite: &Suite, env: &TestEnv) {
     let work = suite.path(WORK_IN_ROOT);
     stop_stale_agent(suite);
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
     let module_dest = suite.path(MODULE_IN_ROOT);
     std::fs::create_dir_all(module_dest.parent().unwrap()).unwrap();
-    std::fs::copy(module, &module_dest).unwrap();
-    if let Some(plugin) = plugin {
-        let plugin_dest = suite.path(PLUGIN_IN_ROOT);
-        std::fs::create_dir_all(plugin_dest.parent().unwrap()).unwrap();
-        std::fs::copy(plugin, &plugin_dest).unwrap();
-        std::fs::write(
-            work.join("agent2-once.conf"),
-            format!(
-                "LogType=file\nLogFile={WORK_IN_ROOT}/agent2-once.log\nTimeout={AGENT_TIMEOUT}\n{}",
-                agent2_lines("once")
-            ),
-        )
-        .unwrap();
-    }
+    std::fs::copy(&suite.module, &module_dest).unwrap();
 
     write_file(&work.join("demo.secret"), &format!("{SECRET}\n"), 0o600);
     write_file(&work.join("wrong.secret"), WRONG_SECRET, 0o600);
     let url = env.node.url();
+    let at = |file: &str| suite.agent_path(&format!("{WORK_IN_ROOT}/{file}"));
+    let (demo_secret, wrong_secret) = (at("demo.secret"), at("wrong.secret"));
     let demo = format!(
         "[nodes.demo]\nurl = \"{url}\"\nrelations = [\"AllContent\", \"Service Desk\", \"Jira Cloud/EU\"]\n\
-         jwt_secret_file = \"{WORK_IN_ROOT}/demo.secret\"\n"
+         jwt_secret_file = \"{demo_secret}\"\n"
     );
     // No reuse between items: each fault is asked afresh.
     let defaults = "[defaults]\ncache_ttl = 0\n\n";
@@ -528,16 +572,17 @@ fn install(suite: &Suite, env: &TestEnv, module: &Path, plugin: Option<&Path>) {
     write_file(
         &work.join("multi.toml"),
         &format!(
-            "{defaults}{demo}\n[nodes.wrongsecret]\nurl = \"{url}\"\njwt_secret_file = \"{WORK_IN_ROOT}/wrong.secret\"\n\n\
-             [nodes.down]\nurl = \"http://127.0.0.1:{closed}\"\njwt_secret_file = \"{WORK_IN_ROOT}/demo.secret\"\n"
+            "{defaults}{demo}\n[nodes.wrongsecret]\nurl = \"{url}\"\njwt_secret_file = \"{wrong_secret}\"\n\n\
+             [nodes.down]\nurl = \"http://127.0.0.1:{closed}\"\njwt_secret_file = \"{demo_secret}\"\n"
         ),
         0o640,
     );
     std::fs::write(
-        work.join("agentd-once.conf"),
+        work.join("agent-once.conf"),
         format!(
-            "LogType=file\nLogFile={WORK_IN_ROOT}/agentd-once.log\nTimeout={AGENT_TIMEOUT}\nAllowRoot=1\n\
-             LoadModule={MODULE_IN_ROOT}\n"
+            "LogType=file\nLogFile={}\nTimeout={AGENT_TIMEOUT}\nAllowRoot=1\nLoadModule={}\n",
+            at("agent-once.log"),
+            suite.agent_path(MODULE_IN_ROOT)
         ),
     )
     .unwrap();
@@ -545,14 +590,6 @@ fn install(suite: &Suite, env: &TestEnv, module: &Path, plugin: Option<&Path>) {
 
 fn demo_counts(relation: &str) -> [u64; 6] {
     NodeConfig::demo().relations[relation].counts
-}
-
-fn said(capitalizes: bool, message: &str) -> String {
-    let mut chars = message.chars();
-    match chars.next() {
-        Some(first) if capitalizes => first.to_uppercase().chain(chars).collect(),
-        _ => message.to_string(),
-    }
 }
 
 fn not_found(node: &str, relation: &str) -> String {
@@ -565,128 +602,68 @@ fn hang(secs: u64) -> String {
 
 const HANG_KEY: &str = "exalate.queue.count[demo,fault-hang,syncrequests]";
 
-/// Every check against a suite's agent, then against its agent 2 when it
-/// has one and the plugin is given: a column each.
-fn check_suite(
-    suite: &Suite,
-    env: &TestEnv,
-    module: &Path,
-    plugin: Option<&Path>,
-) -> Vec<(String, Checks)> {
-    let plugin = plugin.filter(|_| suite.has_agent2());
-    install(suite, env, module, plugin);
-    let mut columns = vec![(suite.label(), check_agent(suite, env, Agent::Agentd))];
-    if plugin.is_some() {
-        columns.push((
-            format!("{} agent2", suite.label()),
-            check_agent(suite, env, Agent::Agent2),
-        ));
-    }
-    columns
-}
-
 /// Every check against one agent.
-fn check_agent(suite: &Suite, env: &TestEnv, agent: Agent) -> Checks {
+fn check_suite(suite: &Suite, env: &TestEnv) -> Checks {
+    install(suite, env);
     let mut c = Checks {
         cells: Vec::new(),
         seen: String::new(),
     };
-    let single = format!("{WORK_IN_ROOT}/single.toml");
+    let single = suite.agent_path(&format!("{WORK_IN_ROOT}/single.toml"));
     let version = env!("CARGO_PKG_VERSION");
 
     c.run("-t exalate.module.version (loads)", |seen| {
-        let out = suite.one_shot(agent, &single, &["-t", "exalate.module.version"])?;
+        let out = suite.agent(&single, &["-t", "exalate.module.version"])?;
         seen.push_str(&out);
         expect_eq("value", test_value(&out), ('s', version.to_string()))
     });
-    c.run("-t queue.count: value", |seen| {
-        let out = suite.one_shot(
-            agent,
-            &single,
-            &[
-                "-t",
-                "exalate.queue.count[demo,\"Jira Cloud/EU\",errorresponses]",
-            ],
-        )?;
+    c.run("-p: every key with a real value", |seen| {
+        let out = suite.agent(&single, &["-p"])?;
         seen.push_str(&out);
+        let line = |key: &str| {
+            out.lines()
+                .find(|l| l.starts_with(key))
+                .map(test_value)
+                .ok_or_else(|| format!("{key} missing from -p"))
+        };
         expect_eq(
-            "value",
-            test_value(&out),
-            (
-                agent.uint_kind(),
-                demo_counts("Jira Cloud/EU")[4].to_string(),
-            ),
+            "queue.count",
+            line("exalate.queue.count[")?,
+            ('u', demo_counts("AllContent")[0].to_string()),
+        )?;
+        let (kind, text) = line("exalate.queue.get[")?;
+        expect(
+            "queue.get",
+            kind == 't' && text.contains("errorReason"),
+            &text,
+        )?;
+        let (kind, text) = line("exalate.relation.stats[")?;
+        expect(
+            "relation.stats",
+            kind == 't' && text.starts_with("{\"syncrequests\":3"),
+            &text,
+        )?;
+        let (kind, text) = line("exalate.discovery")?;
+        expect(
+            "discovery",
+            kind == 't' && text.contains("{#RELATION}"),
+            &text,
+        )?;
+        expect_eq("node.ping", line("exalate.node.ping")?, ('u', "1".into()))?;
+        expect_eq(
+            "module.version",
+            line("exalate.module.version")?,
+            ('s', version.into()),
         )
     });
-    c.run("-t queue.count: failure message", |seen| {
-        let out = suite.one_shot(
-            agent,
-            &single,
-            &["-t", "exalate.queue.count[demo,Gone,syncrequests]"],
-        )?;
-        seen.push_str(&out);
-        expect_eq(
-            "value",
-            test_value(&out),
-            (
-                'm',
-                format!(
-                    "ZBX_NOTSUPPORTED] [{}",
-                    said(
-                        agent == Agent::Agent2 && suite.major() >= 7,
-                        &not_found("demo", "Gone")
-                    )
-                ),
-            ),
-        )
-    });
-    // Agent 2 runs loadable plugins' keys without parameters for -p.
-    let print_all = "-p: every key with a real value";
-    if agent == Agent::Agent2 {
-        c.not_applicable(print_all);
-    } else {
-        c.run(print_all, |seen| {
-            let out = suite.agent(&single, &["-p"])?;
-            seen.push_str(&out);
-            let line = |key: &str| {
-                out.lines()
-                    .find(|l| l.starts_with(key))
-                    .map(test_value)
-                    .ok_or_else(|| format!("{key} missing from -p"))
-            };
-            expect_eq(
-                "queue.count",
-                line("exalate.queue.count[")?,
-                ('u', demo_counts("AllContent")[0].to_string()),
-            )?;
-            let (kind, text) = line("exalate.queue.get[")?;
-            expect(
-                "queue.get",
-                kind == 't' && text.contains("errorReason"),
-                &text,
-            )?;
-            let (kind, text) = line("exalate.relation.stats[")?;
-            expect(
-                "relation.stats",
-                kind == 't' && text.starts_with("{\"syncrequests\":3"),
-                &text,
-            )?;
-            let (kind, text) = line("exalate.discovery")?;
-            expect(
-                "discovery",
-                kind == 't' && text.contains("{#RELATION}"),
-                &text,
-            )?;
-            expect_eq("node.ping", line("exalate.node.ping")?, ('u', "1".into()))?;
-            expect_eq(
-                "module.version",
-                line("exalate.module.version")?,
-                ('s', version.into()),
-            )
-        });
-    }
 
-    let mut daemon = match Daemon::start(suite, agent) {
+    let one_shot = OneShot {
+        suite,
+        module_config: suite.agent_path(&format!("{WORK_IN_ROOT}/multi.toml")),
+    };
+    item_checks(&mut c, "-t", &one_shot);
+
+    let mut daemon = match Daemon::start(suite) {
         Ok(d) => {
             c.run("daemon with the module: agent.ping", |_| Ok(()));
             Some(d)
@@ -699,34 +676,10 @@ fn check_agent(suite: &Suite, env: &TestEnv, agent: Agent) -> Checks {
     if let Some(d) = &mut daemon {
         tcp_checks(&mut c, suite, d);
         c.seen.push_str(&d.log());
-        if agent == Agent::Agent2 {
-            c.run("stop: agent 2 exits 0, no plugin left", |_| {
-                stop_agent(&mut d.child);
-                let status = d.child.wait().map_err(|e| e.to_string())?;
-                expect(
-                    "exit",
-                    status.success(),
-                    format!("{status}; log:\n{}", d.log()),
-                )?;
-                let left: Vec<&u32> = d
-                    .children
-                    .iter()
-                    .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
-                    .collect();
-                expect("plugins left", left.is_empty(), format!("{left:?}"))
-            });
-        }
-    } else if agent == Agent::Agent2 {
-        c.run("stop: agent 2 exits 0, no plugin left", |_| {
-            Err("not started".into())
-        });
-    }
-    if agent == Agent::Agentd {
-        c.not_applicable("stop: agent 2 exits 0, no plugin left");
     }
     drop(daemon);
     c.seen.push_str(
-        &std::fs::read_to_string(suite.path(&format!("{WORK_IN_ROOT}/{}-once.log", agent.name())))
+        &std::fs::read_to_string(suite.path(&format!("{WORK_IN_ROOT}/agent-once.log")))
             .unwrap_or_default(),
     );
     let seen = std::mem::take(&mut c.seen);
@@ -736,15 +689,10 @@ fn check_agent(suite: &Suite, env: &TestEnv, agent: Agent) -> Checks {
     c
 }
 
-fn tcp_checks(c: &mut Checks, suite: &Suite, d: &mut Daemon) {
+/// Every item key, good and failing, asked one way (`via`: "tcp" or "-t").
+fn item_checks(c: &mut Checks, via: &str, d: &impl Ask) {
     let version = env!("CARGO_PKG_VERSION");
-    c.run("tcp queue.count: all six queues", |seen| {
-        // Agent 2's plugin process, from the first item on.
-        let first = d.value("exalate.module.version");
-        if d.agent == Agent::Agent2 {
-            d.children = children_of(d.child.id());
-        }
-        expect_eq("version", first?, version.to_string())?;
+    c.run(&format!("{via} queue.count: all six queues"), |seen| {
         for (queue, want) in QUEUES.iter().zip(demo_counts("AllContent")) {
             let v = d.value(&format!("exalate.queue.count[demo,AllContent,{queue}]"))?;
             seen.push_str(&v);
@@ -752,7 +700,7 @@ fn tcp_checks(c: &mut Checks, suite: &Suite, d: &mut Daemon) {
         }
         Ok(())
     });
-    c.run("tcp queue.get", |seen| {
+    c.run(&format!("{via} queue.get"), |seen| {
         let v = d.value("exalate.queue.get[demo,\"Jira Cloud/EU\",syncrequests]")?;
         seen.push_str(&v);
         let entries: Value = serde_json::from_str(&v).map_err(|e| format!("{v}: {e}"))?;
@@ -763,7 +711,7 @@ fn tcp_checks(c: &mut Checks, suite: &Suite, d: &mut Daemon) {
         )?;
         expect("payload removed", !v.contains("encodedPayload"), &v)
     });
-    c.run("tcp relation.stats", |seen| {
+    c.run(&format!("{via} relation.stats"), |seen| {
         let v = d.value("exalate.relation.stats[demo,\"Service Desk\"]")?;
         seen.push_str(&v);
         let stats: Value = serde_json::from_str(&v).map_err(|e| format!("{v}: {e}"))?;
@@ -772,7 +720,7 @@ fn tcp_checks(c: &mut Checks, suite: &Suite, d: &mut Daemon) {
         }
         expect("error_reasons", stats["error_reasons"].is_object(), &v)
     });
-    c.run("tcp discovery", |seen| {
+    c.run(&format!("{via} discovery"), |seen| {
         let v = d.value("exalate.discovery")?;
         seen.push_str(&v);
         let pairs: Value = serde_json::from_str(&v).map_err(|e| format!("{v}: {e}"))?;
@@ -786,70 +734,76 @@ fn tcp_checks(c: &mut Checks, suite: &Suite, d: &mut Daemon) {
             ]),
         )
     });
-    c.run("tcp node.ping: 1, and 0 when rejected or down", |_| {
-        expect_eq("demo", d.value("exalate.node.ping[demo]")?, "1".into())?;
-        expect_eq(
-            "wrongsecret",
-            d.value("exalate.node.ping[wrongsecret]")?,
-            "0".into(),
-        )?;
-        expect_eq("down", d.value("exalate.node.ping[down]")?, "0".into())
-    });
-    c.run("tcp module.version", |_| {
+    c.run(
+        &format!("{via} node.ping: 1, and 0 when rejected or down"),
+        |_| {
+            expect_eq("demo", d.value("exalate.node.ping[demo]")?, "1".into())?;
+            expect_eq(
+                "wrongsecret",
+                d.value("exalate.node.ping[wrongsecret]")?,
+                "0".into(),
+            )?;
+            expect_eq("down", d.value("exalate.node.ping[down]")?, "0".into())
+        },
+    );
+    c.run(&format!("{via} module.version"), |_| {
         expect_eq("value", d.value("exalate.module.version")?, version.into())
     });
-    c.run("tcp fail: relation not found (HTTP 400)", |seen| {
-        let e = d.error("exalate.queue.count[demo,Gone,syncrequests]")?;
-        seen.push_str(&e);
-        expect_eq("message", e, d.said(&not_found("demo", "Gone")))
-    });
-    c.run("tcp fail: credentials rejected (HTTP 401)", |seen| {
+    c.run(
+        &format!("{via} fail: relation not found (HTTP 400)"),
+        |seen| {
+            let e = d.error("exalate.queue.count[demo,Gone,syncrequests]")?;
+            seen.push_str(&e);
+            expect_eq("message", e, not_found("demo", "Gone"))
+        },
+    );
+    c.run(&format!("{via} fail: credentials rejected (HTTP 401)"), |seen| {
         let e = d.error("exalate.queue.count[wrongsecret,AllContent,syncrequests]")?;
         seen.push_str(&e);
         expect(
             "message",
-            e.starts_with(&d.said("node 'wrongsecret', relation 'AllContent', queue syncrequests: credentials rejected (HTTP 401)")),
+            e.starts_with("node 'wrongsecret', relation 'AllContent', queue syncrequests: credentials rejected (HTTP 401)"),
             &e,
         )
     });
-    c.run("tcp fail: node error (HTTP 500)", |seen| {
+    c.run(&format!("{via} fail: node error (HTTP 500)"), |seen| {
         let e = d.error("exalate.relation.stats[demo,fault-status-500]")?;
         seen.push_str(&e);
         expect_eq(
             "message",
             e,
-            d.said("node 'demo', relation 'fault-status-500', queue syncrequests: node error (HTTP 500: {\"message\":\"NullPointerException\"})."),
+            "node 'demo', relation 'fault-status-500': node error (HTTP 500: {\"message\":\"NullPointerException\"}).".into(),
         )
     });
-    c.run("tcp fail: malformed JSON", |seen| {
+    c.run(&format!("{via} fail: malformed JSON"), |seen| {
         let e = d.error("exalate.queue.get[demo,fault-malformed,syncrequests]")?;
         seen.push_str(&e);
         expect_eq(
             "message",
             e,
-            d.said("node 'demo', relation 'fault-malformed', queue syncrequests: malformed JSON: EOF while parsing a value at line 1 column 19."),
+            "node 'demo', relation 'fault-malformed', queue syncrequests: malformed JSON: EOF while parsing a value at line 1 column 19.".into(),
         )
     });
-    c.run("tcp fail: connection refused", |_| {
+    c.run(&format!("{via} fail: connection refused"), |_| {
         expect_eq(
             "message",
             d.error("exalate.queue.count[down,AllContent,syncrequests]")?,
-            d.said("node 'down', relation 'AllContent', queue syncrequests: connection refused."),
+            "node 'down', relation 'AllContent', queue syncrequests: connection refused.".into(),
         )
     });
-    c.run("tcp fail: unknown node, unknown queue", |_| {
+    c.run(&format!("{via} fail: unknown node, unknown queue"), |_| {
         expect_eq(
             "node",
             d.error("exalate.queue.count[staging,AllContent,syncrequests]")?,
-            d.said("unknown node 'staging'; configured nodes: demo, down, wrongsecret."),
+            "unknown node 'staging'; configured nodes: demo, down, wrongsecret.".into(),
         )?;
         expect_eq(
             "queue",
             d.error("exalate.queue.count[demo,AllContent,errors]")?,
-            d.said("unknown queue 'errors'; valid queues: syncrequests, blobrequests, syncresponses, blobresponses, errorresponses, bloberrorresponses."),
+            "unknown queue 'errors'; valid queues: syncrequests, blobrequests, syncresponses, blobresponses, errorresponses, bloberrorresponses.".into(),
         )
     });
-    c.run("tcp fail: wrong parameters, every key", |_| {
+    c.run(&format!("{via} fail: wrong parameters, every key"), |_| {
         for (key, name) in [
             (
                 "exalate.queue.count[demo,AllContent]",
@@ -862,39 +816,39 @@ fn tcp_checks(c: &mut Checks, suite: &Suite, d: &mut Daemon) {
             let e = d.error(key)?;
             expect(
                 key,
-                e.starts_with(&d.said(&format!("wrong number of parameters: {name} takes"))),
+                e.starts_with(&format!("wrong number of parameters: {name} takes")),
                 &e,
             )?;
         }
         // Keys without parameters: the agent itself refuses them (no CF_HAVEPARAMS).
         for key in ["exalate.discovery[demo]", "exalate.module.version[x]"] {
-            expect_eq(
-                key,
-                d.error(key)?,
-                d.said("Item does not allow parameters."),
-            )?;
+            expect_eq(key, d.error(key)?, "Item does not allow parameters.".into())?;
         }
         Ok(())
     });
-    let timeout_check = format!("tcp timeout: agent Timeout={AGENT_TIMEOUT}");
-    // A 7.0 agent 2 gives plain-text requests a 60 s item timeout (its
-    // processPlainTextRequest), which the plugin keeps; the item timeouts
-    // of JSON requests below are the real test.
-    if d.agent == Agent::Agent2 {
-        c.not_applicable(&timeout_check);
-    } else {
-        c.run(&timeout_check, |_| {
+    // Timed against a key that answers at once the same way: a one-shot
+    // agent's start (slow under qemu-user) is not the module's time.
+    c.run(
+        &format!("{via} timeout: agent Timeout={AGENT_TIMEOUT}"),
+        |_| {
+            let started = Instant::now();
+            d.value("exalate.module.version")?;
+            let at_once = started.elapsed();
             let started = Instant::now();
             let e = d.error(HANG_KEY)?;
             let took = started.elapsed();
             expect_eq("message", e, hang(AGENT_TIMEOUT))?;
             expect(
                 "took",
-                took < Duration::from_secs(AGENT_TIMEOUT) + Duration::from_millis(1500),
-                format!("{took:?}"),
+                took < at_once + Duration::from_secs(AGENT_TIMEOUT) + Duration::from_millis(1500),
+                format!("{took:?}, a key answered at once {at_once:?}"),
             )
-        });
-    }
+        },
+    );
+}
+
+fn tcp_checks(c: &mut Checks, suite: &Suite, d: &mut Daemon) {
+    item_checks(c, "tcp", d);
     let item_timeouts = [
         "7.0 JSON request: value",
         "7.0 item timeout 1s (< Timeout)",
@@ -908,7 +862,7 @@ fn tcp_checks(c: &mut Checks, suite: &Suite, d: &mut Daemon) {
         });
         c.run(item_timeouts[1], |_| {
             let (reply, took) = d.json_check(HANG_KEY, "1s")?;
-            expect_eq("reply", reply, Err(d.said(&hang(1))))?;
+            expect_eq("reply", reply, Err(hang(1)))?;
             expect(
                 "took",
                 took < Duration::from_millis(2500),
@@ -917,7 +871,7 @@ fn tcp_checks(c: &mut Checks, suite: &Suite, d: &mut Daemon) {
         });
         c.run(item_timeouts[2], |_| {
             let (reply, took) = d.json_check(HANG_KEY, "5s")?;
-            expect_eq("reply", reply, Err(d.said(&hang(5))))?;
+            expect_eq("reply", reply, Err(hang(5)))?;
             expect(
                 "took",
                 took >= Duration::from_secs(5) && took < Duration::from_millis(6500),
@@ -938,7 +892,6 @@ fn tcp_checks(c: &mut Checks, suite: &Suite, d: &mut Daemon) {
             "SIGABRT",
             "cannot load module",
             "panicked",
-            "panic:",
         ] {
             expect("log", !log.contains(bad), format!("has {bad:?}:\n{log}"))?;
         }
@@ -970,30 +923,26 @@ fn no_secrets(env: &TestEnv, text: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn print_matrix(results: &[(String, Checks)]) {
-    // The longest column (agent 2's has one check more).
-    let longest = results
-        .iter()
-        .map(|(_, r)| &r.cells)
-        .max_by_key(|c| c.len())
-        .unwrap();
-    let names: Vec<&str> = longest.iter().map(|(n, _)| n.as_str()).collect();
+fn print_matrix(suites: &[Suite], results: &[Checks]) {
+    let names: Vec<&str> = results[0].cells.iter().map(|(n, _)| n.as_str()).collect();
     let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
+    let labels: Vec<String> = suites.iter().map(Suite::label).collect();
+    let column = labels.iter().map(String::len).max().unwrap_or(0);
     let mut out = format!("\n{:width$}", "check \\ agent");
-    for (label, _) in results {
-        out.push_str(&format!("  {label:<16}"));
+    for label in &labels {
+        out.push_str(&format!("  {label:<column$}"));
     }
     out.push('\n');
-    for name in &names {
+    for (i, name) in names.iter().enumerate() {
         out.push_str(&format!("{name:width$}"));
-        for (_, r) in results {
-            let cell = match r.cells.iter().find(|(n, _)| n == name).map(|(_, c)| c) {
+        for r in results {
+            let cell = match r.cells.get(i).map(|(_, c)| c) {
                 Some(Cell::Pass) => "ok",
                 Some(Cell::Fail(_)) => "FAIL",
                 Some(Cell::NotApplicable) => "n/a",
                 None => "?",
             };
-            out.push_str(&format!("  {cell:<16}"));
+            out.push_str(&format!("  {cell:<column$}"));
         }
         out.push('\n');
     }
@@ -1001,59 +950,44 @@ fn print_matrix(results: &[(String, Checks)]) {
 }
 
 #[test]
-#[ignore = "needs root, the agent chroots and the glibc-2.28 build: run `make compat-test`"]
+#[ignore = "needs root, the agent roots and the glibc-2.28 builds: run `make compat-test`"]
 fn every_agent_answers_every_item() {
-    let module = PathBuf::from(required_env("EXALATE_COMPAT_SO"));
-    assert!(
-        module.exists(),
-        "{} not built: run make release-compat",
-        module.display()
-    );
-    let roots = PathBuf::from(required_env("EXALATE_COMPAT_ROOTS"));
-    let suites: Vec<Suite> = required_env("EXALATE_COMPAT_SUITES")
-        .split_whitespace()
-        .map(|name| Suite::find(&roots, name))
-        .collect();
-    assert!(!suites.is_empty(), "EXALATE_COMPAT_SUITES names no suite");
-    // The agent 2 plugin: optional here, `make compat-test` always gives it.
-    let plugin = std::env::var_os("EXALATE_COMPAT_PLUGIN").map(PathBuf::from);
-    if let Some(plugin) = &plugin {
+    let suites: Vec<Suite> = Arch::ALL.into_iter().flat_map(Arch::suites).collect();
+    for arch in Arch::ALL {
         assert!(
-            plugin.exists(),
-            "{} not built: run make release-compat",
-            plugin.display()
+            suites.iter().any(|s| s.arch == arch),
+            "{} names no suite",
+            arch.env()[2]
         );
     }
     let env = TestEnv::new("compat");
     let started = Instant::now();
-    let results: Vec<(String, Checks)> = std::thread::scope(|scope| {
+    let results: Vec<Checks> = std::thread::scope(|scope| {
         let handles: Vec<_> = suites
             .iter()
-            .map(|suite| scope.spawn(|| check_suite(suite, &env, &module, plugin.as_deref())))
+            .map(|suite| scope.spawn(|| check_suite(suite, &env)))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    print_matrix(&results);
-    let failures: Vec<String> = results
+    print_matrix(&suites, &results);
+    let failures: Vec<String> = suites
         .iter()
-        .flat_map(|(label, r)| {
+        .zip(&results)
+        .flat_map(|(suite, r)| {
             r.cells.iter().filter_map(move |(name, cell)| match cell {
-                Cell::Fail(e) => Some(format!("{label} / {name}: {e}")),
+                Cell::Fail(e) => Some(format!("{} / {name}: {e}", suite.label())),
                 _ => None,
             })
         })
         .collect();
     let checks: usize = results
         .iter()
-        .flat_map(|(_, r)| &r.cells)
+        .flat_map(|r| &r.cells)
         .filter(|(_, c)| !matches!(c, Cell::NotApplicable))
         .count();
     println!(
         "{} agents in {:.1} s",
-        results.len(),
+        suites.len(),
         started.elapsed().as_secs_f64()
     );
     println!(

@@ -102,3 +102,32 @@ fn c_host_under_valgrind_has_no_errors_or_leaks() {
         "{stderr}"
     );
 }
+
+/// Issue 11: zbx_module_uninit took the monitor inside catch_unwind but
+/// dropped it outside: a panic in a drop there aborted the agent. With
+/// fault injection, a secret of a magic text panics when dropped in uninit.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_panic_while_uninit_drops_the_monitor_does_not_abort_the_host() {
+    let env = TestEnv::new("module-host-uninit-panic");
+    write_file(
+        &env.dir.join("demo.secret"),
+        "exalate-test-panic-on-drop",
+        0o600,
+    );
+    let exe = build_module_host(&env.dir, "module_host", &[]);
+    let out = std::process::Command::new(&exe)
+        .arg(module_path())
+        .arg("exalate.queue.count|demo|AllContent|syncrequests")
+        .env("EXALATE_ZABBIX_CONFIG", &env.config_path)
+        .output()
+        .expect("run module_host");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("FAIL node 'demo', relation 'AllContent', queue syncrequests: credentials rejected (HTTP 401)"),
+        "{stdout}"
+    );
+    // The panic is caught: uninit reports ZBX_MODULE_FAIL (the host exits
+    // 1), where it used to abort (SIGABRT).
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+}

@@ -186,3 +186,214 @@ fn counting_200k_entries_keeps_memory_flat() {
         );
     }
 }
+
+/// The peak of this thread's heap while `f` runs, above where it started.
+fn peak_during<R>(f: impl FnOnce() -> R) -> (R, isize) {
+    let before = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(before));
+    let result = f();
+    (result, PEAK.with(Cell::get) - before)
+}
+
+#[test]
+fn stats_asks_the_six_queues_at_once() {
+    let env = TestEnv::new("monitor-stats-concurrent");
+    let monitor = monitor_with(&env, &["cache_ttl = 0", "timeout = 10"]);
+    monitor
+        .queue_count("demo", "AllContent", "syncrequests")
+        .unwrap();
+    let delay = Duration::from_millis(400);
+    env.node.set_response_delay(delay);
+    let started = Instant::now();
+    monitor
+        .queue_count("demo", "AllContent", "syncrequests")
+        .unwrap();
+    let one_queue = started.elapsed();
+    let started = Instant::now();
+    let stats = monitor.relation_stats("demo", "AllContent").unwrap();
+    let six_queues = started.elapsed();
+    assert!(
+        stats.starts_with("{\"syncrequests\":3,\"blobrequests\":1,"),
+        "{stats}"
+    );
+    assert_eq!(
+        env.node.max_in_flight(),
+        6,
+        "the six requests overlap at the node"
+    );
+    let ratio = six_queues.as_secs_f64() / one_queue.as_secs_f64();
+    println!("one queue {one_queue:?}, stats {six_queues:?}: {ratio:.2}x");
+    assert!(
+        ratio < 1.6,
+        "stats took {ratio:.2}x one queue: {six_queues:?} vs {one_queue:?}"
+    );
+}
+
+#[test]
+fn one_deadline_bounds_the_six_queues_of_stats() {
+    let env = TestEnv::new("monitor-stats-deadline");
+    let monitor = monitor_with(&env, &["cache_ttl = 0", "timeout = 1"]);
+    env.node.set_response_delay(Duration::from_secs(3));
+    let started = Instant::now();
+    let e = monitor.relation_stats("demo", "AllContent").unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_millis(1800),
+        "{:?}",
+        started.elapsed()
+    );
+    // All six failed alike: the message names no queue.
+    assert_eq!(
+        e.message(),
+        "node 'demo', relation 'AllContent': timeout after 1 s"
+    );
+}
+
+#[test]
+fn a_queue_failing_in_stats_gives_that_queues_message() {
+    let env = TestEnv::new("monitor-stats-one-fails");
+    // syncresponses alone is over max_response_bytes.
+    let monitor = monitor_with(&env, &["cache_ttl = 600", "max_response_bytes = 20000"]);
+    env.node
+        .add_relation("Mixed", RelationData::with_counts([1, 1, 100, 1, 1, 1]));
+    let e = monitor.relation_stats("demo", "Mixed").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TooLarge);
+    assert_eq!(
+        e.message(),
+        "node 'demo', relation 'Mixed', queue syncresponses: response larger than max_response_bytes (20000 bytes)"
+    );
+    // The five that answered are cached for the counts.
+    assert_eq!(
+        monitor
+            .queue_count("demo", "Mixed", "errorresponses")
+            .unwrap(),
+        1
+    );
+    assert_eq!(env.node.requests().len(), 6);
+    let e = monitor.relation_stats("demo", "Gone").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RelationNotFound);
+    assert!(
+        e.message().starts_with(
+            "node 'demo', relation 'Gone': relation not found on the node (HTTP 400: "
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn get_of_tiny_entries_peaks_at_a_small_multiple_of_the_answer() {
+    let env = TestEnv::new("monitor-get-memory");
+    let monitor = monitor_with(
+        &env,
+        &[
+            "cache_ttl = 0",
+            "timeout = 30",
+            "max_response_bytes = 67108864",
+        ],
+    );
+    monitor
+        .queue_count("demo", "AllContent", "syncrequests")
+        .unwrap();
+    let n = 100_000;
+    env.node
+        .add_relation("Tiny", RelationData::with_counts([n, 0, 0, 0, n, 0]).tiny());
+    for queue in ["syncrequests", "errorresponses"] {
+        let (text, peak) = peak_during(|| monitor.queue_get("demo", "Tiny", queue).unwrap());
+        let answer = text.len() as isize;
+        assert!(answer > 1 << 20, "{answer}");
+        let multiple = peak as f64 / answer as f64;
+        println!(
+            "{queue}: get of {answer} bytes in {n} entries peaked {peak} bytes ({multiple:.2}x)"
+        );
+        assert!(multiple < 2.5, "{queue}: peaked {multiple:.2}x the answer");
+        let (count, peak) = peak_during(|| monitor.queue_count("demo", "Tiny", queue).unwrap());
+        assert_eq!(count, n);
+        assert!(peak < 1 << 20, "{queue}: counting peaked {peak} bytes");
+    }
+}
+
+#[test]
+fn the_cache_stays_within_cache_max_bytes() {
+    let env = TestEnv::new("monitor-cache-budget");
+    let budget = 1 << 20;
+    let monitor = monitor_with(
+        &env,
+        &["cache_ttl = 600", &format!("cache_max_bytes = {budget}")],
+    );
+    for i in 0..12 {
+        let relation = format!("R{i}");
+        env.node
+            .add_relation(&relation, RelationData::with_counts([900, 0, 0, 0, 0, 0]));
+        let text = monitor
+            .queue_get("demo", &relation, "syncrequests")
+            .unwrap();
+        assert!(text.len() > 200_000, "{}", text.len());
+        assert!(
+            monitor.cache_bytes() <= budget,
+            "{} bytes cached",
+            monitor.cache_bytes()
+        );
+    }
+    assert!(monitor.cache_bytes() > budget / 2, "the newest are kept");
+    // The newest answer is served from the cache, the oldest was dropped.
+    let before = env.node.requests().len();
+    monitor.queue_get("demo", "R11", "syncrequests").unwrap();
+    assert_eq!(env.node.requests().len(), before);
+    monitor.queue_get("demo", "R0", "syncrequests").unwrap();
+    assert_eq!(env.node.requests().len(), before + 1);
+}
+
+#[test]
+fn expired_answers_are_gone_after_the_next_call() {
+    let env = TestEnv::new("monitor-cache-expiry");
+    let monitor = monitor_with(&env, &["cache_ttl = 1"]);
+    env.node
+        .add_relation("Big", RelationData::with_counts([900, 0, 0, 0, 0, 0]));
+    let text = monitor.queue_get("demo", "Big", "syncrequests").unwrap();
+    assert!(monitor.cache_bytes() > text.len());
+    // The TTL is what is tested: let it pass.
+    std::thread::sleep(Duration::from_millis(1100));
+    monitor
+        .queue_count("demo", "Service Desk", "syncresponses")
+        .unwrap();
+    assert!(
+        monitor.cache_bytes() < 1000,
+        "{} bytes still cached",
+        monitor.cache_bytes()
+    );
+}
+
+#[test]
+fn a_fetch_in_flight_during_a_reload_does_not_bring_back_old_answers() {
+    let env = TestEnv::new("monitor-reload-race");
+    let config = env.node_section("demo", &["cache_ttl = 600", "timeout = 10"]);
+    env.write_config(&config);
+    let monitor = std::sync::Arc::new(Monitor::open(env.config_path.clone()).unwrap());
+    let loaded_at = Instant::now();
+    env.node.set_response_delay(Duration::from_millis(1500));
+    let in_flight = {
+        let monitor = monitor.clone();
+        std::thread::spawn(move || monitor.queue_count("demo", "AllContent", "syncrequests"))
+    };
+    env.node.wait_for_requests(1, Duration::from_secs(5));
+    // The same nodes, a changed file: a reload that keeps the session.
+    env.write_config(&format!("# edited\n{config}"));
+    env.node.set_response_delay(Duration::ZERO);
+    assert!(env.node.set_counts("AllContent", [9, 1, 2, 0, 2, 1]));
+    // The config is looked at once a second: wait for that, then reload.
+    std::thread::sleep(Duration::from_millis(1050).saturating_sub(loaded_at.elapsed()));
+    monitor
+        .queue_count("demo", "AllContent", "blobrequests")
+        .unwrap();
+    assert_eq!(
+        in_flight.join().unwrap().unwrap(),
+        3,
+        "answered before the change"
+    );
+    assert_eq!(
+        monitor
+            .queue_count("demo", "AllContent", "syncrequests")
+            .unwrap(),
+        9,
+        "the old answer was not cached after the reload"
+    );
+}

@@ -2,8 +2,11 @@
 //! against the module itself: every key Zabbix polls is one the module's
 //! item table serves and answers against the fake node, every JSONPath names
 //! a field `exalate.relation.stats` really returns, every reference inside
-//! the template resolves, and the file is a well-formed 6.0 export.
-//! (`make package-test` also runs Zabbix 6.0's own import validator on it.)
+//! the template resolves, its dashboard shows every queue of every relation,
+//! the active-checks variant is the same template polled as active checks,
+//! and the file is a well-formed 6.0 export.
+//! (`make package-test` also runs Zabbix 6.0's own import validator on it,
+//! `make e2e` imports it into a live Zabbix.)
 
 mod common;
 
@@ -21,6 +24,8 @@ const TEMPLATE_PATH: &str = concat!(
     "/packaging/template/template_exalate_zabbix.yaml"
 );
 const TEMPLATE_NAME: &str = "Exalate by Zabbix agent module";
+/// The same items as active checks, for agents the server cannot reach.
+const ACTIVE_TEMPLATE_NAME: &str = "Exalate by Zabbix agent active";
 /// Item types whose key the agent (and so the module) answers.
 const POLLED_TYPES: [&str; 2] = ["ZABBIX_PASSIVE", "ZABBIX_ACTIVE"];
 
@@ -64,10 +69,23 @@ fn to_json(yaml: &Yaml, path: &str, non_strings: &mut Vec<String>) -> Value {
     }
 }
 
+/// The module template (passive checks).
 fn the_template(export: &Value) -> &Value {
+    template_named(export, TEMPLATE_NAME)
+}
+
+fn template_named<'a>(export: &'a Value, name: &str) -> &'a Value {
     let templates = export["zabbix_export"]["templates"].as_array().unwrap();
-    assert_eq!(templates.len(), 1);
-    &templates[0]
+    let names: Vec<&str> = templates.iter().map(|t| text(t, "template")).collect();
+    assert_eq!(
+        names,
+        [TEMPLATE_NAME, ACTIVE_TEMPLATE_NAME],
+        "the templates"
+    );
+    templates
+        .iter()
+        .find(|t| text(t, "template") == name)
+        .unwrap()
 }
 
 fn list<'a>(object: &'a Value, key: &str) -> &'a [Value] {
@@ -496,15 +514,17 @@ fn the_template_is_a_zabbix_6_0_export() {
     let groups = list(zx, "groups");
     assert!(!groups.is_empty(), "groups");
     let group_names: BTreeSet<&str> = groups.iter().map(|g| text(g, "name")).collect();
-    for g in list(the_template(&export), "groups") {
-        assert!(
-            group_names.contains(text(g, "name")),
-            "template group {g} not exported"
-        );
+    for template in list(zx, "templates") {
+        for g in list(template, "groups") {
+            assert!(
+                group_names.contains(text(g, "name")),
+                "template group {g} not exported"
+            );
+        }
     }
     check(&schema::export(), zx, "/zabbix_export");
 
-    // uuids: 32 lowercase hex digits, unique.
+    // uuids: 32 lowercase hex digits of a UUIDv4 (the importer checks), unique.
     let mut uuids = Vec::new();
     collect_uuids(zx, &mut uuids);
     let unique: BTreeSet<&String> = uuids.iter().collect();
@@ -516,6 +536,10 @@ fn the_template_is_a_zabbix_6_0_export() {
                     .chars()
                     .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
             "uuid {uuid} is not 32 lowercase hex digits"
+        );
+        assert!(
+            &uuid[12..13] == "4" && "89ab".contains(&uuid[16..17]),
+            "uuid {uuid} is not a UUIDv4 (version 4, variant 8-b)"
         );
     }
 }
@@ -536,12 +560,164 @@ fn collect_uuids(value: &Value, out: &mut Vec<String>) {
     }
 }
 
+#[test]
+fn the_active_template_is_the_module_template_as_active_checks() {
+    let export = template_export();
+    let module = the_template(&export);
+    let active = template_named(&export, ACTIVE_TEMPLATE_NAME);
+    assert!(
+        text(active, "description").contains("ServerActive="),
+        "the active template's description tells how to set the agent up"
+    );
+    // Everything else is the module template under the other name, every
+    // polled item an active check; only uuids and the description differ.
+    let mut expected = as_active(module, false);
+    let mut actual = active.clone();
+    for template in [&mut expected, &mut actual] {
+        template.as_object_mut().unwrap().remove("description");
+        strip_uuids(template);
+    }
+    assert_eq!(
+        actual, expected,
+        "the active template drifted from the module template"
+    );
+}
+
+/// `value` with the module template's name replaced by the active one's and
+/// every passive item (`item`: inside a list of items) made ZABBIX_ACTIVE.
+fn as_active(value: &Value, item: bool) -> Value {
+    match value {
+        Value::String(s) => Value::String(s.replace(TEMPLATE_NAME, ACTIVE_TEMPLATE_NAME)),
+        Value::Array(values) => Value::Array(values.iter().map(|v| as_active(v, item)).collect()),
+        Value::Object(map) => {
+            let mut out: Map<String, Value> = map
+                .iter()
+                .map(|(k, v)| {
+                    let items = k == "items" || k == "item_prototypes";
+                    (k.clone(), as_active(v, items))
+                })
+                .collect();
+            if item && item_type(value) == "ZABBIX_PASSIVE" {
+                out.insert("type".into(), Value::String("ZABBIX_ACTIVE".into()));
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    }
+}
+
+fn strip_uuids(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.remove("uuid");
+            map.values_mut().for_each(strip_uuids);
+        }
+        Value::Array(values) => values.iter_mut().for_each(strip_uuids),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_dashboard_shows_the_queues_and_the_pending_errors_of_each_relation() {
+    let export = template_export();
+    for name in [TEMPLATE_NAME, ACTIVE_TEMPLATE_NAME] {
+        let template = template_named(&export, name);
+        let rules = list(template, "discovery_rules");
+        let prototype_keys: BTreeSet<&str> = rules
+            .iter()
+            .flat_map(|r| list(r, "item_prototypes"))
+            .map(|i| text(i, "key"))
+            .collect();
+        let item_keys: BTreeSet<&str> = list(template, "items")
+            .iter()
+            .map(|i| text(i, "key"))
+            .collect();
+        // Graph prototype name -> the item prototype keys it draws.
+        let graphs: BTreeMap<&str, BTreeSet<&str>> = rules
+            .iter()
+            .flat_map(|r| list(r, "graph_prototypes"))
+            .map(|g| {
+                let keys = list(g, "graph_items")
+                    .iter()
+                    .map(|gi| text(&gi["item"], "key"));
+                (text(g, "name"), keys.collect())
+            })
+            .collect();
+        let dashboards = list(template, "dashboards");
+        assert!(!dashboards.is_empty(), "{name}: a dashboard");
+        let mut drawn_graphs = Vec::new();
+        for dashboard in dashboards {
+            for page in list(dashboard, "pages") {
+                let mut cells = BTreeSet::new();
+                for widget in list(page, "widgets") {
+                    let number = |field: &str, default: u32| {
+                        widget
+                            .get(field)
+                            .map_or(default, |v| v.as_str().unwrap().parse().unwrap())
+                    };
+                    let (x, y) = (number("x", 0), number("y", 0));
+                    let (width, height) = (number("width", 1), number("height", 2));
+                    assert!(
+                        x + width <= 24 && (1..=32).contains(&height),
+                        "{name}: widget {widget} off the grid"
+                    );
+                    for cell in
+                        (x..x + width).flat_map(|cx| (y..y + height).map(move |cy| (cx, cy)))
+                    {
+                        assert!(cells.insert(cell), "{name}: widgets overlap at {cell:?}");
+                    }
+                    for field in list(widget, "fields") {
+                        let value = &field["value"];
+                        match text(field, "type") {
+                            "GRAPH_PROTOTYPE" => {
+                                assert_eq!(text(value, "host"), name, "{name}: widget field {field}");
+                                let keys = graphs.get(text(value, "name")).unwrap_or_else(|| {
+                                    panic!("{name}: no graph prototype {}", text(value, "name"))
+                                });
+                                drawn_graphs.push(keys);
+                            }
+                            "ITEM_PROTOTYPE" => assert!(prototype_keys.contains(text(value, "key")), "{field}"),
+                            "ITEM" => assert!(item_keys.contains(text(value, "key")), "{field}"),
+                            "INTEGER" => assert!(value.as_str().unwrap().parse::<i64>().is_ok(), "{field}"),
+                            "STRING" => {}
+                            other => panic!("{name}: widget field type {other} refers to nothing the template has"),
+                        }
+                    }
+                }
+            }
+        }
+        let queue_key =
+            |queue: &str| format!("exalate.relation.queue[{{#NODE}},{{#RELATION}},{queue}]");
+        for queue in common::QUEUES {
+            let key = queue_key(queue);
+            assert!(
+                drawn_graphs.iter().any(|keys| keys.contains(key.as_str())),
+                "{name}: the dashboard draws no {key}"
+            );
+        }
+        let errors: BTreeSet<String> = ["errorresponses", "bloberrorresponses"]
+            .map(queue_key)
+            .into();
+        assert!(
+            drawn_graphs.iter().any(|keys| keys
+                .iter()
+                .map(|k| k.to_string())
+                .collect::<BTreeSet<_>>()
+                == errors),
+            "{name}: the dashboard has no graph of the pending errors alone"
+        );
+    }
+}
+
 /// The part of Zabbix 6.0's import schema (C60XmlValidator) this template
 /// uses: which tags each object may hold, which are required, and the
 /// constants the enumerated ones accept.
 mod schema {
     pub enum Node {
         Str,
+        /// A dashboard widget field's value: a string, or the host and the
+        /// name (graph) or key (item) of what it shows.
+        WidgetValue,
         OneOf(&'static [&'static str]),
         List(Box<Node>),
         Obj(Vec<(&'static str, bool, Node)>),
@@ -778,6 +954,49 @@ mod schema {
             ("master_item", false, key_ref()),
         ])
     }
+    fn widget() -> Node {
+        Obj(vec![
+            (
+                "type",
+                true,
+                OneOf(&[
+                    "CLOCK",
+                    "GRAPH_CLASSIC",
+                    "GRAPH_PROTOTYPE",
+                    "ITEM",
+                    "PLAIN_TEXT",
+                    "URL",
+                ]),
+            ),
+            ("name", false, Str),
+            ("x", false, Str),
+            ("y", false, Str),
+            ("width", false, Str),
+            ("height", false, Str),
+            ("hide_header", false, OneOf(YES_NO)),
+            (
+                "fields",
+                false,
+                List(Box::new(Obj(vec![
+                    (
+                        "type",
+                        true,
+                        OneOf(&[
+                            "INTEGER",
+                            "STRING",
+                            "HOST",
+                            "ITEM",
+                            "ITEM_PROTOTYPE",
+                            "GRAPH",
+                            "GRAPH_PROTOTYPE",
+                        ]),
+                    ),
+                    ("name", true, Str),
+                    ("value", true, WidgetValue),
+                ]))),
+            ),
+        ])
+    }
     pub fn export() -> Node {
         Obj(vec![
             ("version", true, Str),
@@ -817,6 +1036,25 @@ mod schema {
                         ]))),
                     ),
                     (
+                        "dashboards",
+                        false,
+                        List(Box::new(Obj(vec![
+                            ("uuid", true, Str),
+                            ("name", true, Str),
+                            ("display_period", false, Str),
+                            ("auto_start", false, OneOf(YES_NO)),
+                            (
+                                "pages",
+                                false,
+                                List(Box::new(Obj(vec![
+                                    ("name", false, Str),
+                                    ("display_period", false, Str),
+                                    ("widgets", false, List(Box::new(widget()))),
+                                ]))),
+                            ),
+                        ]))),
+                    ),
+                    (
                         "valuemaps",
                         false,
                         List(Box::new(Obj(vec![
@@ -843,6 +1081,21 @@ fn check(node: &schema::Node, value: &Value, path: &str) {
     use schema::Node::*;
     match node {
         Str => assert!(value.is_string(), "{path}: a string is expected"),
+        WidgetValue => {
+            if let Some(map) = value.as_object() {
+                let keys: BTreeSet<&str> = map.keys().map(String::as_str).collect();
+                assert!(
+                    keys == ["host", "name"].into() || keys == ["host", "key"].into(),
+                    "{path}: host and name (a graph) or host and key (an item) expected"
+                );
+                assert!(map.values().all(Value::is_string), "{path}: strings");
+            } else {
+                assert!(
+                    value.is_string(),
+                    "{path}: a string or a mapping is expected"
+                );
+            }
+        }
         OneOf(allowed) => {
             let s = value
                 .as_str()

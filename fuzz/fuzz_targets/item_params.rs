@@ -126,7 +126,7 @@ fuzz_target!(|data: &[u8]| {
         Some(s)
     };
     let (text, string, msg) = (take(result.text), take(result.str_), take(result.msg));
-    let out = match rc {
+    let out = match rc.0 {
         0 => {
             assert_eq!(result.type_ & AR_MESSAGE, 0);
             match result.type_ {

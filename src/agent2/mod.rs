@@ -76,13 +76,7 @@ pub fn metrics() -> Vec<(&'static str, &'static str)> {
 
 /// The executable's whole life; never returns.
 pub fn main() -> ! {
-    // Before anything else: systemd and Ctrl+C signal the whole group, and
-    // the agent must be the one to stop us (reference §2).
-    // SAFETY: setting a signal disposition to SIG_IGN.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGTERM, libc::SIG_IGN);
-    }
+    ignore_group_signals();
     // Panics are caught and reported through the items; never to stderr.
     std::panic::set_hook(Box::new(|_| {}));
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -129,19 +123,43 @@ fn run(args: &[OsString]) -> i32 {
         guard_on_exit: AtomicBool::new(false),
     };
     if !registration {
-        // One process answers many exports at once, where the module's agent
-        // processes answer one at a time: glibc would give each thread an
-        // arena of its own and keep what large answers' parses freed, so the
-        // process would settle at the worst overlap it ever saw. Two arenas,
-        // and large blocks (answer buffers, entry lists) mapped on their own
-        // and returned when freed, keep its size to what is in use.
-        // SAFETY: mallopt before any thread is started.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-        }
+        bound_malloc();
     }
     plugin.serve(stream)
+}
+
+/// Before anything else: systemd and Ctrl+C signal the whole process group,
+/// and the agent must be the one to stop the plugin (reference §2).
+#[allow(unsafe_code)]
+fn ignore_group_signals() {
+    // SAFETY: setting a signal disposition to SIG_IGN.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+    }
+}
+
+/// One process answers many exports at once, where the module's agent
+/// processes answer one at a time: glibc would give each thread an arena of
+/// its own and keep what large answers' parses freed, so the process would
+/// settle at the worst overlap it ever saw. Two arenas, and large blocks
+/// (answer buffers, entry lists) mapped on their own and returned when
+/// freed, keep its size to what is in use.
+#[allow(unsafe_code)]
+fn bound_malloc() {
+    // SAFETY: mallopt, before any thread is started.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// Exits at once, skipping even atexit handlers.
+#[allow(unsafe_code)]
+fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit ends the process; nothing is left half-written (a frame
+    // goes out in one write under the writer's lock).
+    unsafe { libc::_exit(code) }
 }
 
 fn connect(socket: &OsString) -> Option<UnixStream> {
@@ -247,10 +265,7 @@ impl Plugin {
                 if self.guard_on_exit.load(Ordering::Relaxed) {
                     reap_guard::spawn();
                 }
-                // SAFETY: _exit ends the process; nothing is left
-                // half-written (a frame goes out in one write under the
-                // writer's lock).
-                unsafe { libc::_exit(0) }
+                exit_now(0)
             }
             kind::EXPORT_REQUEST => self.export(request),
             other => self.writer.log(

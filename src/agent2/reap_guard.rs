@@ -37,6 +37,7 @@ const AFTER_REAP: Duration = Duration::from_millis(500);
 
 /// Leaves the guard behind as a child of the agent; best effort (without
 /// it, the plain exit that follows is what the SDK's plugins do).
+#[allow(unsafe_code)]
 pub fn spawn() {
     let Ok(exe) = std::env::current_exe() else {
         return;

@@ -47,6 +47,7 @@ pub fn host_has_item_timeouts() -> bool {
 /// Whether `name` is defined in the process's global scope: the main
 /// program and the libraries loaded with it (our own module is loaded with
 /// RTLD_LOCAL and is not searched). Nothing is called through the address.
+#[allow(unsafe_code)]
 pub fn exports_symbol(name: &CStr) -> bool {
     // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name has no
     // preconditions; a missing symbol gives NULL.
@@ -59,6 +60,7 @@ pub fn exports_symbol(name: &CStr) -> bool {
 /// # Safety
 /// `request` is null or points to the agent's AGENT_REQUEST, and when
 /// `has_field` is true that request has 7.0's layout.
+#[allow(unsafe_code)]
 pub unsafe fn item_timeout(request: *const AgentRequest, has_field: bool) -> Option<Duration> {
     if !has_field || request.is_null() {
         return None;
@@ -77,6 +79,7 @@ pub fn valid_item_timeout(raw: c_int) -> Option<Duration> {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod tests {
     use super::*;
     use std::mem::{offset_of, size_of};

@@ -10,9 +10,11 @@
 
 pub mod compat;
 
+use crate::boundary::{ffi_fn, panic_message, PanicOrDefault};
 use crate::config;
 use crate::items::{self, Item, ItemValue};
 use crate::monitor::Monitor;
+use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +22,7 @@ use std::sync::{Arc, Mutex};
 
 pub const ZBX_MODULE_API_VERSION: c_int = 2;
 pub const ZBX_MODULE_OK: c_int = 0;
+pub const ZBX_MODULE_FAIL: c_int = -1;
 pub const SYSINFO_RET_OK: c_int = 0;
 pub const SYSINFO_RET_FAIL: c_int = 1;
 pub const CF_HAVEPARAMS: c_uint = 0x01;
@@ -28,7 +31,43 @@ pub const AR_STRING: c_int = 0x04;
 pub const AR_TEXT: c_int = 0x08;
 pub const AR_MESSAGE: c_int = 0x20;
 
-pub type ItemFunction = unsafe extern "C" fn(*mut AgentRequest, *mut AgentResult) -> c_int;
+pub type ItemFunction = unsafe extern "C" fn(*mut AgentRequest, *mut AgentResult) -> SysinfoRet;
+
+/// What an item function returns (an int to the agent): SYSINFO_RET_OK or
+/// SYSINFO_RET_FAIL, which is also what a panic gives.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SysinfoRet(pub c_int);
+
+impl PanicOrDefault for SysinfoRet {
+    fn on_panic(_: &str) -> Self {
+        SysinfoRet(SYSINFO_RET_FAIL)
+    }
+}
+
+/// What `zbx_module_init`/`uninit` return (an int to the agent):
+/// ZBX_MODULE_OK or ZBX_MODULE_FAIL, which is also what a panic gives.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModuleRet(pub c_int);
+
+impl PanicOrDefault for ModuleRet {
+    fn on_panic(_: &str) -> Self {
+        ModuleRet(ZBX_MODULE_FAIL)
+    }
+}
+
+/// The module API version (an int to the agent); nothing in its function
+/// can panic, and the version is the answer whatever happens.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiVersion(pub c_int);
+
+impl PanicOrDefault for ApiVersion {
+    fn on_panic(_: &str) -> Self {
+        ApiVersion(ZBX_MODULE_API_VERSION)
+    }
+}
 
 /// ZBX_METRIC: 32 bytes in every version.
 #[repr(C)]
@@ -81,11 +120,14 @@ fn monitor() -> Arc<Monitor> {
     .clone()
 }
 
+/// The item functions, one per key, each through the C boundary.
 macro_rules! item_functions {
     ($($name:ident => $item:expr),* $(,)?) => {$(
-        unsafe extern "C" fn $name(request: *mut AgentRequest, result: *mut AgentResult) -> c_int {
-            // SAFETY: the agent passes valid pointers for the call's duration.
-            unsafe { serve_item($item, request, result) }
+        ffi_fn! {
+            unsafe fn $name(request: *mut AgentRequest, result: *mut AgentResult) -> SysinfoRet {
+                // SAFETY: the agent passes valid pointers for the call's duration.
+                SysinfoRet(unsafe { serve_item($item, request, result) })
+            }
         }
     )*};
 }
@@ -99,9 +141,19 @@ item_functions! {
     item_module_version => Item::ModuleVersion,
 }
 
-/// The item table. The agent rewrites each entry's flags in place, so it is
-/// writable, and it lives as long as the process.
-static mut ITEM_LIST: [ZbxMetric; 7] = [
+/// The item table, handed to the agent as a pointer: the agent rewrites
+/// each entry's flags in place, so it must be writable, and it lives as long
+/// as the process. Rust never reads or writes it after the hand-over; the
+/// wrapper is what lets a `static` hold raw pointers and interior mutability
+/// without `static mut` (no references to a `static mut`, edition 2024).
+struct ItemList(UnsafeCell<[ZbxMetric; 7]>);
+
+// SAFETY: Rust code only takes the table's address; the agent's own
+// threads and processes are what write it, under the agent's rules.
+#[allow(unsafe_code)]
+unsafe impl Sync for ItemList {}
+
+static ITEM_LIST: ItemList = ItemList(UnsafeCell::new([
     ZbxMetric {
         key: c"exalate.queue.count".as_ptr(),
         flags: CF_HAVEPARAMS,
@@ -144,42 +196,55 @@ static mut ITEM_LIST: [ZbxMetric; 7] = [
         function: None,
         test_param: std::ptr::null(),
     },
-];
+]));
 
-#[no_mangle]
-pub extern "C" fn zbx_module_api_version() -> c_int {
-    ZBX_MODULE_API_VERSION
+ffi_fn! {
+    pub fn zbx_module_api_version() -> ApiVersion {
+        ApiVersion(ZBX_MODULE_API_VERSION)
+    }
 }
 
-/// Does nothing on purpose: it runs in the agent's parent before the fork,
-/// and a failure here would stop the whole agent. The config is read on the
-/// first item call instead, and its errors are reported by every item.
-#[no_mangle]
-pub extern "C" fn zbx_module_init() -> c_int {
-    ZBX_MODULE_OK
+ffi_fn! {
+    /// Does nothing on purpose: it runs in the agent's parent before the fork,
+    /// and a failure here would stop the whole agent. The config is read on the
+    /// first item call instead, and its errors are reported by every item.
+    pub fn zbx_module_init() -> ModuleRet {
+        ModuleRet(ZBX_MODULE_OK)
+    }
 }
 
-/// Releases what item calls built in this process (connections, cache).
-#[no_mangle]
-pub extern "C" fn zbx_module_uninit() -> c_int {
-    let _ = catch_unwind(|| MONITOR.lock().map(|mut slot| slot.take()));
-    ZBX_MODULE_OK
+ffi_fn! {
+    /// Releases what item calls built in this process (connections, cache).
+    /// The monitor is dropped here, inside the boundary: a panic in a drop
+    /// must not reach the agent. Another Arc (an item call in flight on a
+    /// thread of a C host) keeps it alive until that call ends.
+    pub fn zbx_module_uninit() -> ModuleRet {
+        #[cfg(feature = "fault-injection")]
+        crate::secret::UNINIT_STARTED.store(true, Ordering::SeqCst);
+        let monitor = MONITOR.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(monitor);
+        ModuleRet(ZBX_MODULE_OK)
+    }
 }
 
-#[no_mangle]
-pub extern "C" fn zbx_module_item_list() -> *mut ZbxMetric {
-    std::ptr::addr_of_mut!(ITEM_LIST).cast()
+ffi_fn! {
+    pub fn zbx_module_item_list() -> *mut ZbxMetric {
+        ITEM_LIST.0.get().cast()
+    }
 }
 
-#[no_mangle]
-pub extern "C" fn zbx_module_item_timeout(timeout: c_int) {
-    AGENT_TIMEOUT_SECS.store(timeout.clamp(1, 30) as u64, Ordering::Relaxed);
+ffi_fn! {
+    pub fn zbx_module_item_timeout(timeout: c_int) -> () {
+        AGENT_TIMEOUT_SECS.store(timeout.clamp(1, 30) as u64, Ordering::Relaxed);
+    }
 }
 
-/// Runs one item call; nothing unwinds out of it.
+/// Runs one item call; nothing unwinds out of it, and a panic becomes the
+/// item's message (redacted, like every message).
 ///
 /// # Safety
 /// `request` and `result` are null or valid for the call, as the agent passes them.
+#[allow(unsafe_code)]
 unsafe fn serve_item(item: Item, request: *mut AgentRequest, result: *mut AgentResult) -> c_int {
     if result.is_null() {
         return SYSINFO_RET_FAIL;
@@ -196,9 +261,11 @@ unsafe fn serve_item(item: Item, request: *mut AgentRequest, result: *mut AgentR
             .map_err(|e| e.message().to_string())
     }));
     let outcome = outcome.unwrap_or_else(|panic| {
+        let secrets = known_secrets();
+        let secrets: Vec<&str> = secrets.iter().map(|s| s.as_str()).collect();
         Err(format!(
             "internal error in the exalate module ({}); the agent goes on",
-            panic_message(&*panic)
+            panic_message(&*panic, &secrets)
         ))
     });
     // SAFETY: `result` is the agent's, non-null (checked above).
@@ -240,6 +307,7 @@ fn set_string(result: &mut AgentResult, value: &str, kind: c_int) -> c_int {
 ///
 /// # Safety
 /// `request` is null or points to a valid AGENT_REQUEST.
+#[allow(unsafe_code)]
 unsafe fn read_params(request: *const AgentRequest) -> Result<Vec<String>, String> {
     // SAFETY: caller's contract.
     let Some(request) = (unsafe { request.as_ref() }) else {
@@ -265,6 +333,7 @@ unsafe fn read_params(request: *const AgentRequest) -> Result<Vec<String>, Strin
 
 /// A copy of `s` in libc's heap: the agent frees results with free().
 /// Interior NULs, which C would cut the value at, become spaces.
+#[allow(unsafe_code)]
 pub fn malloc_cstring(s: &str) -> *mut c_char {
     let bytes = s.as_bytes();
     // SAFETY: malloc of len + 1; checked for NULL before writing.
@@ -284,15 +353,9 @@ pub fn malloc_cstring(s: &str) -> *mut c_char {
     }
 }
 
-pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    let text = if let Some(s) = panic.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic".to_string()
-    };
-    crate::error::Error::new(crate::ErrorKind::Internal, text)
-        .message()
-        .to_string()
+/// The secrets and tokens of this process's monitor, if it has one, to
+/// scrub a panic's message with.
+fn known_secrets() -> Vec<crate::secret::Secret> {
+    let monitor = MONITOR.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    monitor.map(|m| m.known_secrets()).unwrap_or_default()
 }

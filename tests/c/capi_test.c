@@ -77,6 +77,18 @@ static void *other_thread_error(void *arg) {
     return (void *)(long)(strcmp(exalate_last_error(), "") == 0);
 }
 
+/* A failure's message copied on a thread that then ends. */
+static char copied_on_thread[256];
+
+static void *copy_error_then_exit(void *arg) {
+    uint64_t n = 0;
+    (void)exalate_queue_count((const exalate_client *)arg, "demo", "Gone", "syncrequests", &n);
+    size_t needed = 0;
+    return (void *)(long)(exalate_last_error_copy(copied_on_thread, sizeof copied_on_thread,
+                                                  &needed) == EXALATE_OK &&
+                          needed == strlen(copied_on_thread) + 1);
+}
+
 static void count_relations(void *userdata, const char *node, const char *relation) {
     int *n = userdata;
     if (strcmp(node, "demo") == 0 && relation[0] != '\0')
@@ -193,6 +205,31 @@ int main(int argc, char **argv) {
     CHECK(strcmp(exalate_result_name(EXALATE_INTERNAL_ERROR), "EXALATE_INTERNAL_ERROR") == 0);
     CHECK(strcmp(exalate_result_name(99), "EXALATE_UNKNOWN_RESULT") == 0);
     CHECK(strcmp(exalate_result_name(-1), "EXALATE_UNKNOWN_RESULT") == 0);
+
+    /* A copied message survives later calls and its thread's end. */
+    char copy[256];
+    size_t needed = 0;
+    EXPECT(exalate_queue_count(client, "staging", "AllContent", "syncrequests", &n),
+           EXALATE_UNKNOWN_NODE, "unknown node 'staging'");
+    EXPECT(exalate_last_error_copy(copy, sizeof copy, &needed), EXALATE_OK, "unknown node 'staging'");
+    CHECK(needed == strlen(copy) + 1 && strcmp(copy, exalate_last_error()) == 0);
+    EXPECT(exalate_queue_count(client, "demo", "AllContent", "errors", &n), EXALATE_UNKNOWN_QUEUE,
+           "valid queues");
+    CHECK(strncmp(copy, "unknown node 'staging'", 22) == 0);
+    /* Too small: cut and NUL-terminated, the size needed told, the last error kept. */
+    char small[8];
+    size_t full = 0;
+    EXPECT(exalate_last_error_copy(small, sizeof small, &full), EXALATE_INVALID_ARGUMENT,
+           "valid queues");
+    CHECK(strlen(small) == 7 && strncmp(small, exalate_last_error(), 7) == 0);
+    CHECK(full == strlen(exalate_last_error()) + 1);
+    EXPECT(exalate_last_error_copy(NULL, 0, &full), EXALATE_INVALID_ARGUMENT, "valid queues");
+    CHECK(full == strlen(exalate_last_error()) + 1);
+    pthread_t copier;
+    void *copied = NULL;
+    CHECK(pthread_create(&copier, NULL, copy_error_then_exit, client) == 0);
+    pthread_join(copier, &copied);
+    CHECK((long)copied == 1 && strstr(copied_on_thread, "relation 'Gone'") != NULL);
 
     /* The error text is per thread. */
     pthread_t t;

@@ -327,8 +327,19 @@ impl AgentDaemon {
     /// `dir`) with the module config `config`, and waits until agent.ping
     /// answers over the protocol.
     pub fn spawn(dir: &Path, conf: &Path, port: u16, config: &Path) -> AgentDaemon {
+        AgentDaemon::spawn_with_env(dir, conf, port, config, &[])
+    }
+
+    /// The same, with extra environment variables for the agent.
+    pub fn spawn_with_env(
+        dir: &Path,
+        conf: &Path,
+        port: u16,
+        config: &Path,
+        env: &[(String, String)],
+    ) -> AgentDaemon {
         let log_file = dir.join("zabbix_agentd.log");
-        AgentDaemon::spawn_program(AGENTD, conf, port, config, log_file)
+        AgentDaemon::spawn_program(AGENTD, conf, port, config, env, log_file)
     }
 
     /// `zabbix_agent2` with the plugin, its own ports and sockets in `dir`,
@@ -337,15 +348,17 @@ impl AgentDaemon {
     pub fn start_agent2(dir: &Path, config: &Path, extra: &str) -> AgentDaemon {
         let port = free_port();
         let conf = Agent2Conf::new(dir, port, extra);
-        AgentDaemon::spawn_program(AGENT2, &conf.path, port, config, conf.log)
+        AgentDaemon::spawn_program(AGENT2, &conf.path, port, config, &[], conf.log)
     }
 
-    /// Runs `PROGRAM -f -c CONF` and waits until agent.ping answers on `port`.
+    /// Runs `PROGRAM -f -c CONF` with `env` and waits until agent.ping
+    /// answers on `port`.
     pub fn spawn_program(
         program: &str,
         conf: &Path,
         port: u16,
         config: &Path,
+        env: &[(String, String)],
         log_file: PathBuf,
     ) -> AgentDaemon {
         let dir = log_file.parent().unwrap().to_path_buf();
@@ -355,6 +368,7 @@ impl AgentDaemon {
             .arg("-f")
             .arg("-c")
             .arg(conf)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("EXALATE_ZABBIX_CONFIG", config)
             // As installed: a panic's report stays short in the agent log.
             .env_remove("RUST_BACKTRACE")

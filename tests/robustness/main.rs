@@ -11,10 +11,12 @@ mod common;
 mod support;
 
 mod config;
+mod echo;
 mod faults;
 mod heap;
 mod leaks;
 mod params;
+mod proxy;
 mod reload;
 mod soak;
 mod tls;

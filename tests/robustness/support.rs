@@ -217,6 +217,8 @@ pub struct AgentOptions {
     pub debug_level: u32,
     /// Run as user `zabbix` (the agent drops root), as installed agents do.
     pub as_zabbix: bool,
+    /// Extra environment variables for the agent (e.g. HTTP_PROXY).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for AgentOptions {
@@ -226,6 +228,7 @@ impl Default for AgentOptions {
             timeout: 3,
             debug_level: 4,
             as_zabbix: false,
+            env: Vec::new(),
         }
     }
 }
@@ -287,7 +290,7 @@ impl Agent {
             std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         let agent = Agent {
-            daemon: AgentDaemon::spawn(dir, &conf, port, config),
+            daemon: AgentDaemon::spawn_with_env(dir, &conf, port, config, &options.env),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             name: name.to_string(),
         };

@@ -129,3 +129,58 @@ fn certificates_are_verified_against_system_roots_and_ca_file() {
     assert_eq!(through, 2 + 1 + 6 + 1, "{:?}", env.node.requests());
     agent.assert_serving();
 }
+
+/// A `ca_file` created after the first failure, and one replaced later, are
+/// read by the running agent's processes without a restart.
+#[test]
+fn a_ca_file_that_appears_or_changes_later_is_read_without_a_restart() {
+    let env = Env::new("tls-late-ca");
+    let ca = TestCa::new("late");
+    let stranger = TestCa::new("rotated");
+    let front = TlsFront::start(ca.server_cert(&["127.0.0.1"], false), env.node.addr());
+    let ca_file = env.dir.join("late.pem");
+    env.write_config(&format!(
+        "[defaults]\ntimeout = 2\ncache_ttl = 0\n[nodes.late]\nurl = \"{}\"\njwt_secret_file = \"{}\"\nca_file = \"{}\"\n",
+        front.url(env.node.base_path()),
+        env.dir.join("demo.secret").display(),
+        ca_file.display()
+    ));
+    let agent = env.start_agent(AgentOptions {
+        start_agents: 1,
+        ..AgentOptions::default()
+    });
+    let key = "exalate.queue.count[late,AllContent,syncrequests]";
+    assert_eq!(
+        agent.get(key).error(),
+        format!(
+            "node 'late', relation 'AllContent', queue syncrequests: ca_file {}: cannot read: No such file or directory.",
+            ca_file.display()
+        )
+    );
+    write_file(&ca_file, &ca.pem, 0o644);
+    assert_eq!(
+        agent.get(key),
+        Reply::Value("3".into()),
+        "the new CA file is read at once"
+    );
+    // Rotated to another CA: the front's certificate is no longer trusted,
+    // once the file's change is seen (it is looked at once a second).
+    write_file(&ca_file, &stranger.pem, 0o644);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let reply = agent.get(key);
+        if let Reply::NotSupported(message) = &reply {
+            assert!(
+                message.contains("TLS failure: invalid peer certificate: UnknownIssuer"),
+                "{message}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotated CA file was never read: {reply:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    agent.assert_serving();
+}

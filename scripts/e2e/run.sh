@@ -1,0 +1,369 @@
+#!/usr/bin/env bash
+# make e2e: the template in a live Zabbix 6.0. A private PostgreSQL,
+# zabbix_server, an active zabbix_proxy (sqlite3), the frontend under PHP's
+# built-in server, the fake Exalate node and the agents, all on random
+# loopback ports with their files in target/e2e/run/; scripts/e2e/drive.php
+# drives and checks everything through the JSON-RPC API, one phase at a
+# time, while this script changes the fake node between phases.
+# usage: scripts/e2e/run.sh MODULE_SO FAKE_NODE [AGENT2_PLUGIN]
+#        E2E_SCREENSHOT=FILE also screenshots a dashboard (needs chromium).
+# Hosts: "Exalate agentd" (zabbix_agentd with the module, polled by the
+# server), "Exalate via proxy" (the same, polled by the proxy), "Exalate
+# active" (zabbix_agentd in active mode, template "... agent active") and,
+# when AGENT2_PLUGIN is given, "Exalate agent2" (zabbix_agent2 + plugin).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top"
+module_so=$(realpath "${1:?usage: $0 MODULE_SO FAKE_NODE [AGENT2_PLUGIN]}")
+fake_node=$(realpath "${2:?usage: $0 MODULE_SO FAKE_NODE [AGENT2_PLUGIN]}")
+agent2_plugin=${3:+$(realpath "$3")}
+e2e=$top/target/e2e
+root=$e2e/root
+run=$e2e/run
+frontend=$root/usr/share/zabbix
+started=$(date +%s)
+
+log() { printf '[e2e %3ss] %s\n' "$(($(date +%s) - started))" "$*"; }
+
+# ---- processes: each in its own process group, all stopped on exit ---------
+groups=()
+# stop_group PGID: TERM to the leader, which stops its own children (agent 2
+# its plugins: killed alongside, they would fail its last requests); then to
+# the whole group (PHP's workers survive their parent, lesson 7); KILL what
+# is left after 10 s.
+stop_group() {
+  local i
+  kill -TERM "$1" 2>/dev/null || true
+  for i in $(seq 100); do
+    kill -0 -- "-$1" 2>/dev/null || return 0
+    [ "$i" -ne 50 ] || kill -TERM -- "-$1" 2>/dev/null || true
+    [ -d "/proc/$1" ] || kill -TERM -- "-$1" 2>/dev/null || true
+    sleep 0.1
+  done
+  kill -KILL -- "-$1" 2>/dev/null || true
+}
+# Newest first: the agents and the server stop before the database they use.
+stop_all() {
+  local status=$? i
+  for ((i = ${#groups[@]} - 1; i >= 0; i--)); do stop_group "${groups[i]}"; done
+  if [ "$status" -ne 0 ]; then
+    echo "e2e failed; logs in $run:" >&2
+    for f in "$run"/*.log; do
+      [ -s "$f" ] || continue
+      echo "--- tail of $f" >&2
+      tail -n 15 "$f" >&2
+    done
+  fi
+  exit "$status"
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+# start NAME COMMAND...: runs COMMAND in a new session (its own process
+# group) with output to $run/NAME.out; remembers the group.
+start() {
+  local name=$1
+  shift
+  setsid "$@" >"$run/$name.out" 2>&1 </dev/null &
+  groups+=("$!")
+  eval "pid_$name=$!"
+}
+stop() {
+  local var="pid_$1" g kept=()
+  stop_group "${!var}"
+  for g in "${groups[@]}"; do [ "$g" = "${!var}" ] || kept+=("$g"); done
+  groups=("${kept[@]}")
+}
+
+# A port in 20000-32000 nobody listens on (other developers share this machine).
+used_ports=" "
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 12000))
+    [[ $used_ports == *" $port "* ]] && continue
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+    used_ports+="$port "
+    echo "$port"
+    return
+  done
+}
+
+# wait_for WHAT SECONDS COMMAND...: polls COMMAND until it succeeds.
+wait_for() {
+  local what=$1 seconds=$2
+  shift 2
+  local deadline=$(($(date +%s) + seconds))
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "timed out after ${seconds}s waiting for $what" >&2; return 1; }
+    sleep 0.2
+  done
+}
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+rm -rf "$run"
+mkdir -p "$run"
+# The daemons that drop root (postgres) pass through these directories.
+chmod 0755 "$e2e" "$run"
+
+pg_port=$(free_port) server_port=$(free_port) proxy_port=$(free_port) web_port=$(free_port)
+agentd_port=$(free_port) proxied_port=$(free_port) agent2_port=$(free_port)
+
+# ---- the frontend's locale (lesson 2) -----------------------------------------
+locale_dir=$e2e/locale
+if [ ! -f "$locale_dir/en_US.UTF-8/LC_CTYPE" ]; then
+  mkdir -p "$locale_dir"
+  localedef -i en_US -f UTF-8 "$locale_dir/en_US.UTF-8" 2>/dev/null || [ -f "$locale_dir/en_US.UTF-8/LC_CTYPE" ]
+fi
+
+# ---- PostgreSQL (as user postgres, lesson 4) ----------------------------------
+# One cluster kept in target/e2e/pg with the loaded schema as a template
+# database: each run starts from a fresh copy of it ("create database ...
+# template"), and only the first run (or a new Zabbix) pays for the load.
+pg_bin=$(dirname "$(printf '%s\n' /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
+pg_data=$e2e/pg
+schema=$root/usr/share/zabbix-server-pgsql
+schema_id="$pg_bin $(cat "$root/.versions")"
+if [ "$(cat "$e2e/pg.schema" 2>/dev/null)" != "$schema_id" ]; then
+  rm -rf "$pg_data" "$e2e/pg.schema"
+fi
+as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+if [ ! -f "$pg_data/PG_VERSION" ]; then
+  rm -rf "$pg_data"
+  mkdir -p "$pg_data"
+  chown postgres: "$pg_data"
+  as_postgres "$pg_bin/initdb" -D "$pg_data" -U postgres --auth=trust -E UTF8 --locale=C >"$run/initdb.log" 2>&1
+fi
+start postgres setpriv --reuid=postgres --regid=postgres --init-groups "$pg_bin/postgres" -D "$pg_data" \
+  -c listen_addresses=127.0.0.1 -c port="$pg_port" -c unix_socket_directories="$pg_data" \
+  -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60
+psql_zabbix() { PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres "$@"; }
+wait_for "PostgreSQL on $pg_port" 30 psql_zabbix -c 'select 1' postgres
+if [ ! -f "$e2e/pg.schema" ]; then
+  psql_zabbix -c 'drop database if exists zabbix_schema' -c 'create database zabbix_schema' postgres
+  zcat "$schema/schema.sql.gz" "$schema/images.sql.gz" "$schema/data.sql.gz" |
+    psql_zabbix zabbix_schema >"$run/schema.log"
+  echo "$schema_id" >"$e2e/pg.schema"
+  log "PostgreSQL: Zabbix schema loaded"
+fi
+psql_zabbix -c 'drop database if exists zabbix' -c 'create database zabbix template zabbix_schema' postgres
+log "PostgreSQL on $pg_port: database zabbix created"
+
+# ---- zabbix_server and zabbix_proxy (lesson 3: ListenPort, SocketDir) ---------
+cat >"$run/zabbix_server.conf" <<EOF
+ListenIP=127.0.0.1
+ListenPort=$server_port
+LogType=file
+LogFile=$run/zabbix_server.log
+PidFile=$run/zabbix_server.pid
+SocketDir=$run
+DBHost=127.0.0.1
+DBPort=$pg_port
+DBName=zabbix
+DBUser=postgres
+AllowRoot=1
+Timeout=5
+CacheUpdateFrequency=2
+StartPollers=2
+StartPollersUnreachable=1
+StartTrappers=3
+StartPingers=1
+StartDiscoverers=1
+StartHTTPPollers=1
+StartAlerters=1
+StartEscalators=1
+StartLLDProcessors=2
+StartPreprocessors=2
+StartDBSyncers=2
+StartHistoryPollers=1
+HousekeepingFrequency=0
+EOF
+start server "$root/usr/sbin/zabbix_server" -f -c "$run/zabbix_server.conf"
+
+cat >"$run/zabbix_proxy.conf" <<EOF
+ProxyMode=0
+Server=127.0.0.1:$server_port
+Hostname=e2e-proxy
+ListenIP=127.0.0.1
+ListenPort=$proxy_port
+LogType=file
+LogFile=$run/zabbix_proxy.log
+PidFile=$run/zabbix_proxy.pid
+SocketDir=$run/proxy
+DBName=$run/zabbix_proxy.db
+AllowRoot=1
+Timeout=5
+ConfigFrequency=2
+DataSenderFrequency=1
+StartPollers=2
+StartPollersUnreachable=1
+StartTrappers=1
+StartPingers=1
+StartDiscoverers=1
+StartHTTPPollers=1
+StartPreprocessors=1
+StartDBSyncers=1
+HousekeepingFrequency=0
+EOF
+mkdir -p "$run/proxy"
+
+# ---- the frontend (PHP's built-in server, lessons 1 and 7) ----------------------
+cat >"$frontend/conf/zabbix.conf.php" <<EOF
+<?php
+// Written by scripts/e2e/run.sh for this run.
+\$DB['TYPE'] = 'POSTGRESQL';
+\$DB['SERVER'] = '127.0.0.1';
+\$DB['PORT'] = '$pg_port';
+\$DB['DATABASE'] = 'zabbix';
+\$DB['USER'] = 'postgres';
+\$DB['PASSWORD'] = '';
+\$DB['SCHEMA'] = '';
+\$DB['ENCRYPTION'] = false;
+\$DB['KEY_FILE'] = '';
+\$DB['CERT_FILE'] = '';
+\$DB['CA_FILE'] = '';
+\$DB['VERIFY_HOST'] = false;
+\$DB['CIPHER_LIST'] = '';
+\$DB['VAULT_URL'] = '';
+\$DB['VAULT_DB_PATH'] = '';
+\$DB['VAULT_TOKEN'] = '';
+\$DB['DOUBLE_IEEE754'] = true;
+\$ZBX_SERVER = '127.0.0.1';
+\$ZBX_SERVER_PORT = '$server_port';
+\$ZBX_SERVER_NAME = 'exalate-zabbix e2e';
+\$IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;
+EOF
+start frontend env LOCPATH="$locale_dir" PHP_CLI_SERVER_WORKERS=4 php -S "127.0.0.1:$web_port" -t "$frontend" \
+  -d memory_limit=512M -d post_max_size=16M -d upload_max_filesize=2M -d max_execution_time=300 \
+  -d max_input_time=300 -d date.timezone=UTC -d opcache.enable_cli=1 -d session.save_path="$run"
+wait_for "the frontend on $web_port" 30 listening "$web_port"
+wait_for "zabbix_server on $server_port" 60 listening "$server_port"
+log "zabbix_server on $server_port, frontend on http://127.0.0.1:$web_port/"
+
+# ---- the fake Exalate node and the module's configuration ---------------------
+# Relation names with spaces, non-ASCII and '/'. Counts: syncrequests,
+# blobrequests, syncresponses, blobresponses, errorresponses, bloberrorresponses.
+secret_file=$run/demo.secret
+head -c 24 /dev/urandom | base64 >"$secret_file"
+chmod 0600 "$secret_file"
+node_args=(--base-path /jira --secret-file "$secret_file")
+busy_relations=(--relation "AllContent=3,1,2,0,2,1" --relation "Service Desk=40,0,1,0,0,0"
+  --relation "Jira Cloud/EU=1,0,0,1,1,0" --relation "Bücher & Söhne=0,2,0,0,0,0")
+calm_relations=(--relation "AllContent=0,0,0,0,0,0" --relation "Service Desk=0,0,0,0,0,0"
+  --relation "Jira Cloud/EU=0,0,0,0,0,0" --relation "Bücher & Söhne=0,0,0,0,0,0")
+node_port=$(free_port)
+start_node() {
+  start node "$fake_node" --listen "127.0.0.1:$node_port" "${node_args[@]}" "$@"
+  wait_for "the fake node on $node_port" 30 listening "$node_port"
+}
+start_node "${busy_relations[@]}"
+closed_port=$(free_port)
+# "Gone" is configured but the node has no such relation; node "down" listens nowhere:
+# the deliberately failing items.
+cat >"$run/exalate_zabbix.toml" <<EOF
+[defaults]
+timeout = 3
+cache_ttl = 1
+
+[nodes.demo]
+url = "http://127.0.0.1:$node_port/jira"
+relations = ["AllContent", "Service Desk", "Jira Cloud/EU", "Bücher & Söhne", "Gone"]
+jwt_secret_file = "$secret_file"
+
+[nodes.down]
+url = "http://127.0.0.1:$closed_port"
+relations = ["AllContent"]
+jwt_secret_file = "$secret_file"
+EOF
+chmod 0640 "$run/exalate_zabbix.toml"
+export EXALATE_ZABBIX_CONFIG=$run/exalate_zabbix.toml
+
+# agentd_conf NAME PORT EXTRA...: a zabbix_agentd config loading the module.
+agentd_conf() {
+  local name=$1 port=$2
+  shift 2
+  {
+    echo "LogType=file"
+    echo "LogFile=$run/$name.log"
+    echo "PidFile=$run/$name.pid"
+    echo "ListenIP=127.0.0.1"
+    echo "ListenPort=$port"
+    echo "AllowRoot=1"
+    echo "Timeout=5"
+    echo "LoadModulePath=$(dirname "$module_so")"
+    echo "LoadModule=$(basename "$module_so")"
+    printf '%s\n' "$@"
+  } >"$run/$name.conf"
+}
+agentd_conf agentd "$agentd_port" "Server=127.0.0.1" "ServerActive=" "StartAgents=2" "Hostname=Exalate agentd"
+agentd_conf proxied "$proxied_port" "Server=127.0.0.1" "ServerActive=" "StartAgents=2" "Hostname=Exalate via proxy"
+# Active mode only: no listener; asks the server for its checks.
+agentd_conf active "$(free_port)" "StartAgents=0" "ServerActive=127.0.0.1:$server_port" \
+  "Hostname=Exalate active" "RefreshActiveChecks=60" "BufferSend=1"
+start agentd /usr/sbin/zabbix_agentd -f -c "$run/agentd.conf"
+start proxied /usr/sbin/zabbix_agentd -f -c "$run/proxied.conf"
+
+if [ -n "$agent2_plugin" ]; then
+  cat >"$run/agent2.conf" <<EOF
+LogType=file
+LogFile=$run/agent2.log
+PidFile=$run/agent2.pid
+ControlSocket=$run/agent2.sock
+PluginSocket=$run/agent2.plugin.sock
+ListenIP=127.0.0.1
+ListenPort=$agent2_port
+Server=127.0.0.1
+ServerActive=
+Hostname=Exalate agent2
+Timeout=5
+Plugins.Exalate.System.Path=$agent2_plugin
+Plugins.Exalate.Config=$run/exalate_zabbix.toml
+EOF
+  start agent2 /usr/sbin/zabbix_agent2 -c "$run/agent2.conf"
+fi
+wait_for "zabbix_agentd on $agentd_port" 30 listening "$agentd_port"
+wait_for "zabbix_agentd on $proxied_port" 30 listening "$proxied_port"
+[ -z "$agent2_plugin" ] || wait_for "zabbix_agent2 on $agent2_port" 30 listening "$agent2_port"
+
+# ---- the checks -----------------------------------------------------------------
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+cat >"$run/drive.json" <<EOF
+{
+  "api": "http://127.0.0.1:$web_port/",
+  "template": "$top/packaging/template/template_exalate_zabbix.yaml",
+  "state": "$run/state.json",
+  "module_version": "$version",
+  "server_port": "$server_port",
+  "agentd_port": "$agentd_port",
+  "proxied_port": "$proxied_port",
+  "agent2_port": "$([ -n "$agent2_plugin" ] && echo "$agent2_port")",
+  "chart": "$run/chart.png",
+  "run": "$run",
+  "secret_file": "$secret_file"
+}
+EOF
+drive() { php -d date.timezone=UTC scripts/e2e/drive.php "$run/drive.json" "$@"; }
+
+drive setup
+# The proxy and the active agent start once the server knows them: their first
+# configuration request then carries every check.
+start proxy "$root/usr/sbin/zabbix_proxy" -f -c "$run/zabbix_proxy.conf"
+drive active-ready
+start active /usr/sbin/zabbix_agentd -f -c "$run/active.conf"
+drive busy
+# The README's picture (not in CI): E2E_SCREENSHOT=docs/dashboard.png with
+# Debian's chromium installed; the dashboard of host "Exalate agentd".
+if [ -n "${E2E_SCREENSHOT:-}" ]; then
+  url=$(drive guest-url)
+  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,1180 \
+    --virtual-time-budget=15000 --screenshot="$E2E_SCREENSHOT" "$url" >"$run/chromium.log" 2>&1
+  log "dashboard screenshot: $E2E_SCREENSHOT"
+fi
+log "node changed: errors cleared, queues drained"
+stop node
+start_node "${calm_relations[@]}"
+drive calm
+log "node stopped"
+stop node
+drive stopped
+log "passed in $(($(date +%s) - started))s"

@@ -1,0 +1,304 @@
+//! One node: its HTTP client (connections kept alive), its credentials, its
+//! cache, and fetching a queue within a deadline.
+
+use super::cache::Cache;
+use super::reload::{FileStamp, RELOAD_CHECK};
+use crate::auth::Credentials;
+use crate::config::NodeConfig;
+use crate::error::{body_excerpt, written_forms, Error, ErrorKind, Result};
+use crate::http::{encode_segment, HttpClient};
+use crate::queue::{read_queue, Keep, Queue, QueueSnapshot};
+use crate::secret::Secret;
+use std::io::Read;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// A count keeps the `queue.get` text of answers under this size, so that a
+/// get of a small queue is served by the same fetch; a larger queue is only
+/// counted (and a get of it fetches again). Bounds what counting holds.
+const KEEP_TEXT_BYTES: u64 = 256 * 1024;
+
+/// What a fetch must give beyond the count.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Summary,
+    Text,
+}
+
+/// When an item's time is up, for every request it makes.
+#[derive(Clone, Copy)]
+pub struct Deadline {
+    pub at: Instant,
+    pub timeout: Duration,
+}
+
+pub struct NodeSession {
+    pub config: NodeConfig,
+    credentials: Credentials,
+    http: Mutex<HttpState>,
+    pub cache: Cache,
+}
+
+/// The client, rebuilt when it could not be built (a missing `ca_file` is
+/// retried on the next call) or when the `ca_file` changed.
+#[derive(Default)]
+struct HttpState {
+    client: Option<Arc<HttpClient>>,
+    ca_stamp: Option<FileStamp>,
+    ca_checked_at: Option<Instant>,
+}
+
+impl NodeSession {
+    pub fn new(config: NodeConfig) -> NodeSession {
+        let credentials = Credentials::new(config.auth.clone(), config.auth_header);
+        let cache = Cache::new(config.cache_ttl, config.cache_max_bytes);
+        NodeSession {
+            config,
+            credentials,
+            http: Mutex::new(HttpState::default()),
+            cache,
+        }
+    }
+
+    /// The snapshot of a queue: from the cache while fresh, else fetched.
+    /// Errors name no place; the caller knows which item asked.
+    pub fn snapshot(
+        &self,
+        relation: &str,
+        queue: Queue,
+        need: Need,
+        deadline: Deadline,
+    ) -> Result<Arc<QueueSnapshot>> {
+        if let Some(hit) = self.cache.get(relation, queue, need == Need::Text) {
+            return hit;
+        }
+        let generation = self.cache.generation();
+        let keep = match need {
+            Need::Summary => Keep::WhileUnder(KEEP_TEXT_BYTES),
+            Need::Text => Keep::All,
+        };
+        let outcome = self
+            .fetch(relation, queue, keep, deadline)
+            .map(|s| Arc::new(self.scrubbed(s)));
+        let cacheable = match &outcome {
+            Ok(_) => true,
+            // A fixed config or secret file must take effect at once.
+            Err(e) => e.kind() != ErrorKind::Config && e.kind() != ErrorKind::InvalidArgument,
+        };
+        if cacheable {
+            self.cache.insert(generation, relation, queue, &outcome);
+        }
+        outcome
+    }
+
+    /// The snapshots of several queues of a relation, the missing ones
+    /// fetched at once, each on its own thread and kept-alive connection:
+    /// as long as the slowest, not the sum. The threads live in this call.
+    pub fn snapshots(
+        &self,
+        relation: &str,
+        queues: &[Queue],
+        need: Need,
+        deadline: Deadline,
+    ) -> Vec<Result<Arc<QueueSnapshot>>> {
+        let mut results: Vec<Option<Result<Arc<QueueSnapshot>>>> = queues
+            .iter()
+            .map(|&q| self.cache.get(relation, q, need == Need::Text))
+            .collect();
+        let missing: Vec<usize> = (0..queues.len())
+            .filter(|&i| results[i].is_none())
+            .collect();
+        if let Some((&first, rest)) = missing.split_first() {
+            std::thread::scope(|scope| {
+                let spawned: Vec<_> = rest
+                    .iter()
+                    .map(|&i| {
+                        let fetch = move || self.snapshot(relation, queues[i], need, deadline);
+                        let handle = std::thread::Builder::new()
+                            .name("exalate-fetch".into())
+                            .spawn_scoped(scope, fetch);
+                        (i, handle)
+                    })
+                    .collect();
+                results[first] = Some(self.snapshot(relation, queues[first], need, deadline));
+                for (i, handle) in spawned {
+                    results[i] = Some(match handle {
+                        Ok(handle) => handle
+                            .join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                        // No thread to be had (limits): fetch here, in turn.
+                        Err(_) => self.snapshot(relation, queues[i], need, deadline),
+                    });
+                }
+            });
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every queue answered"))
+            .collect()
+    }
+
+    fn fetch(
+        &self,
+        relation: &str,
+        queue: Queue,
+        keep: Keep,
+        deadline: Deadline,
+    ) -> Result<QueueSnapshot> {
+        self.fetch_once(relation, queue, keep, deadline, true)
+            .map_err(|e| {
+                let e = if e.kind() == ErrorKind::Timeout {
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!("timeout after {} s", deadline.timeout.as_secs()),
+                    )
+                } else {
+                    e
+                };
+                let secrets = self.credentials.known_secrets();
+                e.redact(&secrets.iter().map(Secret::as_str).collect::<Vec<_>>())
+            })
+    }
+
+    fn fetch_once(
+        &self,
+        relation: &str,
+        queue: Queue,
+        keep: Keep,
+        deadline: Deadline,
+        may_retry: bool,
+    ) -> Result<QueueSnapshot> {
+        let http = self.http()?;
+        let url = format!(
+            "{}/rest/issuehub/2.4/relations/{}/{}",
+            self.config.url,
+            encode_segment(relation),
+            queue.path()
+        );
+        let (name, value) = self.credentials.header()?;
+        let remaining = deadline.at.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(Error::new(ErrorKind::Timeout, "timed out"));
+        }
+        let mut response = http.get(&url, (name, &value), remaining)?;
+        let max = self.config.max_response_bytes;
+        match response.status {
+            200 => {
+                if response.content_length.is_some_and(|n| n > max) {
+                    return Err(Error::new(
+                        ErrorKind::TooLarge,
+                        format!("response larger than max_response_bytes ({max} bytes)"),
+                    ));
+                }
+                read_queue(queue, response.body, max, keep)
+            }
+            400 => Err(Error::new(
+                ErrorKind::RelationNotFound,
+                format!("relation not found on the node (HTTP 400: {})", self.excerpt(&mut response.body)),
+            )),
+            401 if may_retry && self.credentials.can_mint() => {
+                // The node may have restarted or its clock moved: one fresh token.
+                self.credentials.forget_minted();
+                self.fetch_once(relation, queue, keep, deadline, false)
+            }
+            401 => Err(Error::new(
+                ErrorKind::AuthRejected,
+                format!("credentials rejected (HTTP 401): {}", self.credentials.rejection_hint()),
+            )),
+            403 => Err(Error::new(
+                ErrorKind::NotAuthenticated,
+                format!(
+                    "not authenticated (HTTP 403): the node saw no credentials; check auth_header (sent: {name})"
+                ),
+            )),
+            status @ 500..=599 => Err(Error::new(
+                ErrorKind::NodeError,
+                format!("node error (HTTP {status}: {})", self.excerpt(&mut response.body)),
+            )),
+            status @ 300..=399 => Err(Error::new(
+                ErrorKind::BadResponse,
+                format!("unexpected redirect (HTTP {status}); redirects are not followed: check url"),
+            )),
+            status => Err(Error::new(
+                ErrorKind::BadResponse,
+                format!("unexpected HTTP status {status}: {}", self.excerpt(&mut response.body)),
+            )),
+        }
+    }
+
+    /// The start of an error body, read with a small cap, without our secrets.
+    fn excerpt(&self, body: &mut impl Read) -> String {
+        let mut start = Vec::new();
+        let _ = body.take(4096).read_to_end(&mut start);
+        let secrets = self.credentials.known_secrets();
+        let secrets: Vec<&str> = secrets.iter().map(Secret::as_str).collect();
+        match body_excerpt(&start, &secrets) {
+            e if e.is_empty() => "empty body".to_string(),
+            e => e,
+        }
+    }
+
+    /// The secret and the tokens this node's credentials sent.
+    pub fn known_secrets(&self) -> Vec<Secret> {
+        self.credentials.known_secrets()
+    }
+
+    /// The node's client; a `ca_file` that changed (checked at most once a
+    /// second) or that failed before is read again.
+    fn http(&self) -> Result<Arc<HttpClient>> {
+        let mut state = lock(&self.http);
+        if let Some(ca_file) = &self.config.ca_file {
+            let due = state
+                .ca_checked_at
+                .is_none_or(|t| t.elapsed() >= RELOAD_CHECK);
+            if due {
+                state.ca_checked_at = Some(Instant::now());
+                let stamp = FileStamp::of(ca_file);
+                if stamp != state.ca_stamp {
+                    state.client = None;
+                    state.ca_stamp = stamp;
+                }
+            }
+        }
+        if let Some(client) = &state.client {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(HttpClient::new(&self.config)?);
+        state.client = Some(client.clone());
+        Ok(client)
+    }
+
+    /// What a node answered never carries one of our secrets into a value,
+    /// even if a hostile node echoes it back (as is or JSON-escaped).
+    fn scrubbed(&self, mut snapshot: QueueSnapshot) -> QueueSnapshot {
+        let secrets = self.credentials.known_secrets();
+        let forms: Vec<String> = secrets
+            .iter()
+            .map(Secret::as_str)
+            .filter(|s| s.len() >= 4)
+            .flat_map(written_forms)
+            .collect();
+        let scrub = |text: &str| -> Option<String> {
+            forms.iter().any(|f| text.contains(f.as_str())).then(|| {
+                forms
+                    .iter()
+                    .fold(text.to_string(), |t, f| t.replace(f.as_str(), "***"))
+            })
+        };
+        if let Some(clean) = snapshot.text.as_deref().and_then(|t| scrub(t)) {
+            snapshot.text = Some(Arc::new(clean));
+        }
+        if snapshot.reasons.keys().any(|r| scrub(r).is_some()) {
+            let reasons = std::mem::take(&mut snapshot.reasons);
+            for (reason, n) in reasons {
+                let reason = scrub(&reason).unwrap_or(reason);
+                *snapshot.reasons.entry(reason).or_insert(0) += n;
+            }
+        }
+        snapshot
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
