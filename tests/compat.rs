@@ -384,8 +384,8 @@ trait Ask {
         message.to_string()
     }
 
-    /// Whether a plain-text request is bounded by the agent's Timeout: not
-    /// through a 7.0 agent 2, which gives such requests 60 s.
+    /// Whether a plain-text request (or `-t`) is bounded by the agent's
+    /// Timeout: not through a 7.0 agent 2, which gives such requests 60 s.
     fn plain_requests_use_agent_timeout(&self) -> bool {
         true
     }
@@ -473,6 +473,11 @@ impl Ask for OneShot<'_> {
             self.agent == Agent::Agent2 && self.suite.major() >= 7,
             message,
         )
+    }
+
+    /// A 7.0 agent 2's `-t` gives the item 60 s, as its plain-text requests.
+    fn plain_requests_use_agent_timeout(&self) -> bool {
+        !(self.agent == Agent::Agent2 && self.suite.major() >= 7)
     }
 }
 
