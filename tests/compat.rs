@@ -860,11 +860,17 @@ fn check_agent(suite: &Suite, env: &TestEnv, agent: Agent) -> Checks {
                 status.success(),
                 format!("{status}; log:\n{}", d.log()),
             )?;
-            let left: Vec<&u32> = d
-                .children
-                .iter()
-                .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
-                .collect();
+            // The plugin exits on the agent's terminate, a moment after the
+            // agent may have; a zombie (state Z) has exited too.
+            let running = |pid: &&u32| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").starts_with(" Z"))
+            };
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while d.children.iter().any(|pid| running(&pid)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let left: Vec<&u32> = d.children.iter().filter(running).collect();
             expect("plugins left", left.is_empty(), format!("{left:?}"))
         }),
     }
