@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PREFIX ?= /usr/local
 
-TEST_DEPS := zabbix-agent:/usr/sbin/zabbix_agentd valgrind:valgrind gcc:cc g++:c++ pkg-config:pkg-config
+TEST_DEPS := zabbix-agent:/usr/sbin/zabbix_agentd zabbix-agent2:/usr/sbin/zabbix_agent2 valgrind:valgrind gcc:cc g++:c++ pkg-config:pkg-config
 
 .PHONY: all build release demo test stress fuzz bench deps-demo deps-test deps-bench header install
 
@@ -22,7 +22,7 @@ release:
 	$(CARGO) build --release --workspace
 
 deps-demo:
-	scripts/deps.sh zabbix-agent:/usr/sbin/zabbix_agentd
+	scripts/deps.sh zabbix-agent:/usr/sbin/zabbix_agentd zabbix-agent2:/usr/sbin/zabbix_agent2
 
 deps-test:
 	scripts/deps.sh $(TEST_DEPS)
@@ -34,7 +34,7 @@ test: deps-test
 	$(CARGO) test --workspace --features exalate_zabbix/fault-injection
 
 deps-bench:
-	scripts/deps.sh zabbix-agent:/usr/sbin/zabbix_agentd curl:curl jq:jq time:/usr/bin/time
+	scripts/deps.sh zabbix-agent:/usr/sbin/zabbix_agentd zabbix-agent2:/usr/sbin/zabbix_agent2 curl:curl jq:jq time:/usr/bin/time
 
 # Benchmarks print tables: in-process calls and scale, then through the real agent.
 bench: deps-bench
@@ -45,7 +45,7 @@ bench: deps-bench
 # each agent process's RSS; the heap in use over 20,000 item calls.
 # CI runs it after `make test`.
 stress: deps-test
-	$(CARGO) test --workspace --features exalate_zabbix/fault-injection --test robustness -- --ignored --nocapture --test-threads=1
+	$(CARGO) test --workspace --features exalate_zabbix/fault-injection --test robustness --test agent2 -- --ignored --nocapture --test-threads=1
 
 # Fuzzing, FUZZ_SECONDS per target (minutes: not in CI). cargo-fuzz needs
 # nightly features: RUSTC_BOOTSTRAP=1 lets stable Rust provide them.
@@ -82,8 +82,10 @@ install:
 GLIBC_FLOOR := 2.28
 COMPAT_TARGET := x86_64-unknown-linux-gnu
 COMPAT_SO := target/$(COMPAT_TARGET)/release/libexalate_zabbix.so
+COMPAT_PLUGIN := target/$(COMPAT_TARGET)/release/zabbix-agent2-plugin-exalate
 ARM64_TARGET := aarch64-unknown-linux-gnu
 ARM64_SO := target/$(ARM64_TARGET)/release/libexalate_zabbix.so
+ARM64_PLUGIN := target/$(ARM64_TARGET)/release/zabbix-agent2-plugin-exalate
 ZIG_VENV := target/compat/zig-venv
 CARGO_ZIGBUILD_VERSION := 0.24.1
 ZIGLANG_VERSION := 0.17.1
@@ -95,21 +97,26 @@ COMPAT_ROOTS := target/compat/roots
 ARM64_SUITES ?= bullseye bookworm trixie
 ARM64_ROOTS := target/compat/roots-arm64
 
-.PHONY: release-compat compat-test compat-roots compat-clean print-compat-so
+.PHONY: release-compat compat-test compat-roots compat-clean print-compat-so print-compat-plugin
 
 release-compat:
 	scripts/deps.sh binutils:readelf
 	scripts/zig-tools.sh $(ZIG_VENV) $(CARGO_ZIGBUILD_VERSION) $(ZIGLANG_VERSION)
 	rustup target list --installed | grep -qx $(ARM64_TARGET) || rustup target add $(ARM64_TARGET)
-	$(ZIGBUILD) --target $(COMPAT_TARGET).$(GLIBC_FLOOR) --lib
+	$(ZIGBUILD) --target $(COMPAT_TARGET).$(GLIBC_FLOOR) --lib --bin zabbix-agent2-plugin-exalate
 	scripts/max-glibc.sh $(COMPAT_SO) $(GLIBC_FLOOR)
-	@echo "x86_64 module for glibc $(GLIBC_FLOOR)+: $(COMPAT_SO)"
-	$(ZIGBUILD) --target $(ARM64_TARGET).$(GLIBC_FLOOR) --lib
+	scripts/max-glibc.sh $(COMPAT_PLUGIN) $(GLIBC_FLOOR)
+	@echo "x86_64 module and agent 2 plugin for glibc $(GLIBC_FLOOR)+: $(COMPAT_SO) $(COMPAT_PLUGIN)"
+	$(ZIGBUILD) --target $(ARM64_TARGET).$(GLIBC_FLOOR) --lib --bin zabbix-agent2-plugin-exalate
 	scripts/max-glibc.sh $(ARM64_SO) $(GLIBC_FLOOR)
-	@echo "aarch64 module for glibc $(GLIBC_FLOOR)+: $(ARM64_SO)"
+	scripts/max-glibc.sh $(ARM64_PLUGIN) $(GLIBC_FLOOR)
+	@echo "aarch64 module and agent 2 plugin for glibc $(GLIBC_FLOOR)+: $(ARM64_SO) $(ARM64_PLUGIN)"
 
 print-compat-so:
 	@echo $(COMPAT_SO)
+
+print-compat-plugin:
+	@echo $(COMPAT_PLUGIN)
 
 compat-roots:
 	scripts/deps.sh debootstrap:debootstrap qemu-user-static:qemu-aarch64-static
@@ -117,11 +124,13 @@ compat-roots:
 	scripts/compat-roots.sh --arch arm64 $(ARM64_ROOTS) $(ARM64_SUITES)
 
 # Each suite's real agent loads the module and answers every item over TCP,
-# -t and -p: amd64 in chroots, arm64 under qemu-user. The build (CPU) and the
-# roots (network) run side by side.
+# -t and -p: amd64 in chroots, arm64 under qemu-user; trixie's agent 2 (7.0)
+# runs $(COMPAT_PLUGIN) the same way. The build (CPU) and the roots (network)
+# run side by side.
 compat-test:
 	$(MAKE) --no-print-directory -j2 release-compat compat-roots
-	EXALATE_COMPAT_SO="$(CURDIR)/$(COMPAT_SO)" EXALATE_COMPAT_ROOTS="$(CURDIR)/$(COMPAT_ROOTS)" \
+	EXALATE_COMPAT_SO="$(CURDIR)/$(COMPAT_SO)" EXALATE_COMPAT_PLUGIN="$(CURDIR)/$(COMPAT_PLUGIN)" \
+	EXALATE_COMPAT_ROOTS="$(CURDIR)/$(COMPAT_ROOTS)" \
 	EXALATE_COMPAT_SUITES="$(COMPAT_SUITES)" GLIBC_FLOOR=$(GLIBC_FLOOR) \
 	EXALATE_COMPAT_ARM64_SO="$(CURDIR)/$(ARM64_SO)" EXALATE_COMPAT_ARM64_ROOTS="$(CURDIR)/$(ARM64_ROOTS)" \
 	EXALATE_COMPAT_ARM64_SUITES="$(ARM64_SUITES)" \
@@ -141,7 +150,7 @@ PACKAGE_DIRS := $(foreach arch,$(PACKAGE_ARCHES),$(arch)=target/$(arch)-unknown-
 MODULE_SO ?=
 PACKAGE_DEPS := dpkg-dev:dpkg-shlibdeps rpm:rpmbuild binutils-x86-64-linux-gnu:x86_64-linux-gnu-strip \
 	binutils-aarch64-linux-gnu:aarch64-linux-gnu-strip debootstrap:debootstrap qemu-user-static:qemu-aarch64-static
-PACKAGE_TEST_DEPS := $(PACKAGE_DEPS) zabbix-agent:/usr/sbin/zabbix_agentd lintian:lintian \
+PACKAGE_TEST_DEPS := $(PACKAGE_DEPS) zabbix-agent:/usr/sbin/zabbix_agentd zabbix-agent2:/usr/sbin/zabbix_agent2 lintian:lintian \
 	rpm2cpio:rpm2cpio cpio:cpio php-cli:php php-symfony-yaml:/usr/share/php/Symfony/Component/Yaml/Yaml.php \
 	selinux-policy-dev:/usr/share/selinux/devel/Makefile gcc:cc pkg-config:pkg-config
 

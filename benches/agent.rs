@@ -2,7 +2,9 @@
 //! values per second for exalate.queue.count on a cache hit and a miss,
 //! against the agent's own agent.ping (the ceiling) and the way users do it
 //! today, a UserParameter running `curl | jq length` (the same fake node, the
-//! same 8 concurrent clients, StartAgents=3); then peak RSS and time of
+//! same 8 concurrent clients, StartAgents=3); in the same rounds, through
+//! the real zabbix_agent2 and the plugin: agent 2's own agent.ping, the
+//! plugin's cache hit and miss; then peak RSS and time of
 //! `zabbix_agentd -t` counting queues of 1k to 200k entries, against
 //! `-t agent.ping` and against parsing the answer into serde_json::Value.
 
@@ -36,7 +38,13 @@ fn main() {
         println!("{}", value.as_array().unwrap().len());
         return;
     }
-    for tool in ["/usr/bin/curl", "/usr/bin/jq", "/usr/bin/time", AGENTD] {
+    for tool in [
+        "/usr/bin/curl",
+        "/usr/bin/jq",
+        "/usr/bin/time",
+        AGENTD,
+        AGENT2,
+    ] {
         assert!(
             Path::new(tool).exists(),
             "{tool} missing: run `make bench`, which installs it"
@@ -58,22 +66,43 @@ fn main() {
         env.queue_url("$1", "syncevents/syncrequests")
     );
     let agent = AgentDaemon::start_with(dir, config, 3, &user_parameter);
+    let agent2 = AgentDaemon::start_agent2(dir, config, "");
 
     println!(
-        "through zabbix_agentd {} (StartAgents=3, {CLIENTS} clients; median of {ROUNDS} interleaved rounds of {} s):",
-        agent_version(),
+        "through zabbix_agentd {} (StartAgents=3) and zabbix_agent2 {} (the plugin), {CLIENTS} clients; median of {ROUNDS} interleaved rounds of {} s:",
+        agent_version(AGENTD),
+        agent_version(AGENT2),
         RUN_FOR.as_secs()
     );
     let keys = [
-        ("agent.ping", "1"),
-        ("exalate.queue.count[hit,AllContent,syncrequests]", "3"),
-        ("exalate.queue.count[miss,AllContent,syncrequests]", "3"),
-        ("curl.count[AllContent]", "3"),
+        (&agent, "agent.ping", "1"),
+        (
+            &agent,
+            "exalate.queue.count[hit,AllContent,syncrequests]",
+            "3",
+        ),
+        (
+            &agent,
+            "exalate.queue.count[miss,AllContent,syncrequests]",
+            "3",
+        ),
+        (&agent, "curl.count[AllContent]", "3"),
+        (&agent2, "agent.ping", "1"),
+        (
+            &agent2,
+            "exalate.queue.count[hit,AllContent,syncrequests]",
+            "3",
+        ),
+        (
+            &agent2,
+            "exalate.queue.count[miss,AllContent,syncrequests]",
+            "3",
+        ),
     ];
     let mut rounds = vec![Vec::new(); keys.len()];
     for _ in 0..ROUNDS {
-        for (i, (key, expected)) in keys.iter().enumerate() {
-            rounds[i].push(rate(&agent, key, expected));
+        for (i, (agent, key, expected)) in keys.iter().enumerate() {
+            rounds[i].push(rate(agent, key, expected));
         }
     }
     let medians: Vec<f64> = rounds
@@ -83,19 +112,52 @@ fn main() {
             r[r.len() / 2]
         })
         .collect();
-    println!("| key | values/s |");
-    println!("|---|---|");
-    for ((key, _), rate) in keys.iter().zip(&medians) {
-        println!("| {key} | {rate:.0} |");
+    println!("| agent | key | values/s |");
+    println!("|---|---|---|");
+    for ((agent, key, _), rate) in keys.iter().zip(&medians) {
+        let name = if std::ptr::eq(*agent, &agent2) {
+            "zabbix_agent2"
+        } else {
+            "zabbix_agentd"
+        };
+        println!("| {name} | {key} | {rate:.0} |");
     }
-    let [ping, hit, miss, curl] = medians[..] else {
+    let [ping, hit, miss, curl, ping2, hit2, miss2] = medians[..] else {
         unreachable!()
     };
     println!(
-        "cache hit / agent.ping = {:.2}x (target >= 0.8x); cache miss / curl|jq = {:.1}x (target >= 10x)\n",
+        "module: cache hit / agent.ping = {:.2}x (target >= 0.8x); cache miss / curl|jq = {:.1}x (target >= 10x)",
         hit / ping,
         miss / curl
     );
+    println!(
+        "plugin: cache hit / agent 2's agent.ping = {:.2}x (target >= 0.8x); cache miss / agent 2's agent.ping = {:.2}x; plugin hit / module hit = {:.2}x\n",
+        hit2 / ping2,
+        miss2 / ping2,
+        hit2 / hit
+    );
+    // Where a plugin value's time goes: CPU of agent 2 and of the plugin
+    // process per value, against agent 2's own agent.ping.
+    let plugin = children_of(agent2.pid())[0];
+    let cpu_per_value = |key: &str, expected: &str| {
+        let before = (cpu_ticks(agent2.pid()), cpu_ticks(plugin));
+        let start = Instant::now();
+        let values = rate(&agent2, key, expected) * start.elapsed().as_secs_f64();
+        let per = |ticks: u64| ticks as f64 / ticks_per_second() * 1e6 / values;
+        (
+            per(cpu_ticks(agent2.pid()) - before.0),
+            per(cpu_ticks(plugin) - before.1),
+        )
+    };
+    let (ping_agent, _) = cpu_per_value("agent.ping", "1");
+    let (hit_agent, hit_plugin) =
+        cpu_per_value("exalate.queue.count[hit,AllContent,syncrequests]", "3");
+    println!(
+        "CPU per value through agent 2: agent.ping {ping_agent:.0} µs (agent 2); plugin cache hit {hit_agent:.0} µs (agent 2) + {hit_plugin:.0} µs (plugin)\n\
+         (agent 2 spends {:.1}x its agent.ping's CPU relaying a value to and from any loadable plugin)\n",
+        hit_agent / ping_agent
+    );
+    drop(agent2);
     drop(agent);
 
     println!("zabbix_agentd -t, one process each (peak RSS from /usr/bin/time -v):");
@@ -249,8 +311,22 @@ fn time_command(cmd: &mut Command) -> (Duration, i64) {
     (took, rss)
 }
 
-fn agent_version() -> String {
-    let out = Command::new(AGENTD).arg("-V").output().unwrap();
+/// User and system CPU time of a process so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
+fn agent_version(program: &str) -> String {
+    let out = Command::new(program).arg("-V").output().unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .next()

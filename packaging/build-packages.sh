@@ -15,7 +15,11 @@ cd "$top"
 [ $# -gt 0 ] || { echo "usage: $0 ARCH=DIR... (e.g. x86_64=target/x86_64-unknown-linux-gnu/release)" >&2; exit 1; }
 
 # The built files each package carries, found in every ARCH's DIR.
-built_files=(libexalate_zabbix.so)
+built_files=(libexalate_zabbix.so zabbix-agent2-plugin-exalate)
+# Where Zabbix's own packages put agent 2's loadable plugins, and the snippet
+# that enables it (agent 2's config includes zabbix_agent2.d/plugins.d/*.conf).
+plugin_path=/usr/sbin/zabbix-agent2-plugin/zabbix-agent2-plugin-exalate
+agent2_snippet=/etc/zabbix/zabbix_agent2.d/plugins.d/exalate.conf
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 deb_version="$version-1"
@@ -46,6 +50,10 @@ stage() {
   install -m 0644 packaging/selinux/exalate_zabbix.te packaging/selinux/exalate_zabbix.fc \
     packaging/selinux/exalate_zabbix.if "$root/usr/share/exalate-zabbix/selinux/"
   install -m 0640 packaging/exalate_zabbix.toml "$root/etc/zabbix/exalate_zabbix.toml"
+  install -d "$root${plugin_path%/*}"
+  "$strip" --strip-unneeded --remove-section=.comment --remove-section=.note \
+    -o "$root$plugin_path" "$from/zabbix-agent2-plugin-exalate"
+  chmod 0755 "$root$plugin_path"
 }
 
 # dpkg-shlibdeps options for a foreign architecture: its libc6 and libgcc-s1,
@@ -129,6 +137,8 @@ build_rpm() {
     install -d "$rpm_root/etc/zabbix/$dir"
     echo "LoadModule=/usr/lib64/zabbix/modules/libexalate_zabbix.so" > "$rpm_root/etc/zabbix/$dir/exalate_zabbix.conf"
   done
+  install -d "$rpm_root${agent2_snippet%/*}"
+  echo "Plugins.Exalate.System.Path=$plugin_path" > "$rpm_root$agent2_snippet"
   install -D -m 0644 README.md "$rpm_root/usr/share/doc/exalate-zabbix/README.md"
   install -D -m 0644 CHANGELOG.md "$rpm_root/usr/share/doc/exalate-zabbix/CHANGELOG.md"
   install -D -m 0644 LICENSE "$rpm_root/usr/share/licenses/exalate-zabbix/LICENSE"
@@ -169,6 +179,6 @@ for spec in "$@"; do
   for f in "$deb" "$rpm"; do
     printf '  %-52s %6s KiB\n' "$f" "$(( ($(stat -c %s "$f") + 1023) / 1024 ))"
   done
-  echo "  .deb Depends: $deb_depends; Recommends: zabbix-agent"
+  echo "  .deb Depends: $deb_depends; Recommends: zabbix-agent | zabbix-agent2"
   echo "  .rpm Requires: $(rpm -qp --requires "$rpm" 2>/dev/null | grep -v '^rpmlib(' | paste -sd, | sed 's/,/, /g'); Recommends: $(rpm -qp --recommends "$rpm" 2>/dev/null | paste -sd,)"
 done

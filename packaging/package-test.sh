@@ -8,9 +8,10 @@
 #    highest GLIBC; both modules loaded by Debian's arm64 agent (qemu-user);
 #  - dpkg -i, then Debian's stock zabbix_agentd with its stock config (only the
 #    module's config path changed, to the demo node's) answers every item over
-#    TCP, including every key the installed template polls;
+#    TCP, including every key the installed template polls; then Debian's
+#    stock zabbix_agent2 the same through the plugin, with agentd's answers;
 #  - the installed template passes Zabbix 6.0's own import validator;
-#  - dpkg -r (the agent still starts; the conffile stays), dpkg -P (nothing stays).
+#  - dpkg -r (both agents still start; the conffile stays), dpkg -P (nothing stays).
 # Waits poll with a deadline; the secret is asserted absent from every output.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,8 +32,14 @@ node_bin=target/release/fake-exalate-node
 agentd=/usr/sbin/zabbix_agentd
 stock_conf=/etc/zabbix/zabbix_agentd.conf
 agent_log=/var/log/zabbix-agent/zabbix_agentd.log
+agent2=/usr/sbin/zabbix_agent2
+stock_conf2=/etc/zabbix/zabbix_agent2.conf
+agent2_log=/var/log/zabbix/zabbix_agent2.log
+plugin=/usr/sbin/zabbix-agent2-plugin/zabbix-agent2-plugin-exalate
+agent2_snippet=/etc/zabbix/zabbix_agent2.d/plugins.d/exalate.conf
 port=10050
-for f in "$deb" "$rpm" "$arm64_deb" "$arm64_rpm" "$arm64_root/usr/sbin/zabbix_agentd" "$node_bin" "$agentd" "$stock_conf"; do
+for f in "$deb" "$rpm" "$arm64_deb" "$arm64_rpm" "$arm64_root/usr/sbin/zabbix_agentd" "$node_bin" "$agentd" "$stock_conf" \
+  "$agent2" "$stock_conf2"; do
   [ -e "$f" ] || { echo "missing $f (run: make package-test)" >&2; exit 1; }
 done
 
@@ -40,6 +47,7 @@ work=$(mktemp -d /tmp/exalate-zabbix-package-test.XXXXXX)
 agent_pid="" node_pid="" made_run_dir=""
 # The stock agent logs to the stock log file: put it back as it was afterwards.
 log_size=$(stat -c %s "$agent_log" 2>/dev/null || echo none)
+log2_size=$(stat -c %s "$agent2_log" 2>/dev/null || echo none)
 passed=0
 
 cleanup() {
@@ -51,6 +59,7 @@ cleanup() {
   fi
   [ -z "$made_run_dir" ] || rm -rf /run/zabbix
   if [ "$log_size" = none ]; then rm -f "$agent_log"; else truncate -s "$log_size" "$agent_log" 2>/dev/null || true; fi
+  if [ "$log2_size" = none ]; then rm -f "$agent2_log"; else truncate -s "$log2_size" "$agent2_log" 2>/dev/null || true; fi
   rm -rf "$work"
   [ "$rc" -eq 0 ] || echo "package-test: $passed passed, 1 failed"
 }
@@ -97,6 +106,23 @@ start_agent() { # [EXALATE_ZABBIX_CONFIG value]
   }
   poll 30 "zabbix_agentd answering agent.ping" agent_ready
 }
+# The stock agent 2: stock config, as user zabbix (its systemd unit's User=).
+start_agent2() { # [EXALATE_ZABBIX_CONFIG value]
+  port_open && fail "port $port is already in use: stop the running Zabbix agent first"
+  local as_zabbix=(setpriv --reuid=zabbix --regid=zabbix --init-groups)
+  if [ -n "${1:-}" ]; then
+    EXALATE_ZABBIX_CONFIG=$1 "${as_zabbix[@]}" "$agent2" -c "$stock_conf2" </dev/null >/dev/null 2>"$work/agent2.stderr" &
+  else
+    "${as_zabbix[@]}" "$agent2" -c "$stock_conf2" </dev/null >/dev/null 2>"$work/agent2.stderr" &
+  fi
+  agent_pid=$!
+  agent2_ready() {
+    kill -0 "$agent_pid" 2>/dev/null ||
+      fail "zabbix_agent2 exited at start: $(cat "$work/agent2.stderr"; tail -n 20 "$agent2_log")"
+    [ "$(scripts/zbx_get.sh "$port" agent.ping 2>/dev/null)" = 1 ]
+  }
+  poll 30 "zabbix_agent2 answering agent.ping" agent2_ready
+}
 stop_agent() {
   [ -n "$agent_pid" ] || return 0
   kill -TERM "$agent_pid" 2>/dev/null || true
@@ -122,7 +148,8 @@ for path in /usr/lib64/zabbix/modules/libexalate_zabbix.so /usr/lib64/zabbix/mod
   /etc/zabbix/exalate_zabbix.toml /usr/include/exalate_zabbix.h /usr/lib64/pkgconfig/exalate_zabbix.pc \
   /usr/share/exalate-zabbix/template_exalate_zabbix.yaml /usr/share/exalate-zabbix/selinux/exalate_zabbix.te \
   /usr/share/exalate-zabbix/selinux/exalate_zabbix.fc /usr/share/doc/exalate-zabbix/README.md \
-  /usr/share/doc/exalate-zabbix/CHANGELOG.md /usr/share/licenses/exalate-zabbix/LICENSE; do
+  /usr/share/doc/exalate-zabbix/CHANGELOG.md /usr/share/licenses/exalate-zabbix/LICENSE \
+  "$plugin" "$agent2_snippet"; do
   grep -qx "$path" <<<"$rpm_list" || fail "rpm -qlp: $path missing"
 done
 ok "rpm -qlp: the contract's paths"
@@ -130,10 +157,12 @@ modes=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FIL
 expect "rpm: config is a noreplace conffile, 0640" "$(grep ' /etc/zabbix/exalate_zabbix.toml$' <<<"$modes" | cut -d' ' -f1-3)" "-rw-r----- root:root cn"
 expect "rpm: snippets are noreplace config" "$(grep -c '^-rw-r--r-- root:root cn /etc/zabbix/zabbix_agentd.*/exalate_zabbix.conf$' <<<"$modes")" 2
 expect "rpm: the module is 0755" "$(grep ' /usr/lib64/zabbix/modules/libexalate_zabbix.so$' <<<"$modes" | cut -d' ' -f1)" "-rwxr-xr-x"
+expect "rpm: the agent 2 plugin is 0755" "$(grep " $plugin$" <<<"$modes" | cut -d' ' -f1-2)" "-rwxr-xr-x root:root"
+expect "rpm: the agent 2 snippet is noreplace config" "$(grep " $agent2_snippet$" <<<"$modes" | cut -d' ' -f1-3)" "-rw-r--r-- root:root cn"
 requires=$(rpm -qp --requires "$rpm" 2>/dev/null)
 grep -q '^libc\.so\.6(GLIBC_2\.[0-9.]*)(64bit)$' <<<"$requires" && ok "rpm: Requires libc versions from the build" || fail "rpm requires: $requires"
 grep -q "^zabbix" <<<"$requires" && fail "rpm requires zabbix: $requires"
-expect "rpm: Recommends zabbix-agent, not Requires" "$(rpm -qp --recommends "$rpm" 2>/dev/null)" "zabbix-agent"
+expect "rpm: Recommends either agent, not Requires" "$(rpm -qp --recommends "$rpm" 2>/dev/null)" "(zabbix-agent or zabbix-agent2)"
 scripts=$(rpm -qp --scripts "$rpm" 2>/dev/null)
 expect_match "rpm -qp --scripts: only %post, setting the group when it exists" "$scripts" "postinstall scriptlet (using /bin/sh):*getent group zabbix*"
 
@@ -160,6 +189,9 @@ expect "rpm payload: config mode" "$(stat -c '%a' "$r/etc/zabbix/exalate_zabbix.
 for d in zabbix_agentd.d zabbix_agentd.conf.d; do
   expect "rpm payload: $d snippet" "$(cat "$r/etc/zabbix/$d/exalate_zabbix.conf")" "LoadModule=/usr/lib64/zabbix/modules/libexalate_zabbix.so"
 done
+expect "rpm payload: agent 2 snippet" "$(cat "$r$agent2_snippet")" "Plugins.Exalate.System.Path=$plugin"
+out=$(record "$(EXALATE_ZABBIX_CONFIG=/nonexistent "$r$plugin" 2>&1)" || true)
+expect_match "rpm payload: the plugin runs (and says agent 2 starts it)" "$out" "zabbix-agent2-plugin-exalate $version: a Zabbix agent 2 plugin*"
 expect "rpm payload: pkg-config libdir" "$(sed -n 's/^libdir=//p' "$r/usr/lib64/pkgconfig/exalate_zabbix.pc")" /usr/lib64/zabbix/modules
 cmp -s "$r/usr/share/exalate-zabbix/template_exalate_zabbix.yaml" packaging/template/template_exalate_zabbix.yaml &&
   ok "rpm payload: the template" || fail "rpm payload: template differs"
@@ -270,6 +302,8 @@ expect "module: .so.0 symlink" "$(readlink /usr/lib/zabbix/modules/libexalate_za
 for d in zabbix_agentd.conf.d zabbix_agentd.d; do
   expect "agent snippet in $d" "$(cat "/etc/zabbix/$d/exalate_zabbix.conf")" "LoadModule=/usr/lib/zabbix/modules/libexalate_zabbix.so"
 done
+expect "agent 2 plugin: root:root 0755" "$(stat -c '%a %U:%G' "$plugin")" "755 root:root"
+expect "agent 2 snippet in plugins.d" "$(cat "$agent2_snippet")" "Plugins.Exalate.System.Path=$plugin"
 expect "config: root:zabbix 0640 (postinst)" "$(stat -c '%a %U:%G' /etc/zabbix/exalate_zabbix.toml)" "640 root:zabbix"
 expect_match "config: the one conffile" "$(dpkg-query -W -f='${Conffiles}' exalate-zabbix)" " /etc/zabbix/exalate_zabbix.toml [0-9a-f]*"
 expect "pkg-config: libdir is the module dir" "$(sed -n 's/^libdir=//p' "/usr/lib/$multiarch/pkgconfig/exalate_zabbix.pc")" /usr/lib/zabbix/modules
@@ -340,11 +374,42 @@ while IFS= read -r key; do
   done
 done <<<"$polled"
 ok "every key the installed template polls answers ($(wc -l <<<"$polled") keys, 2 relations)"
+# What agent 2 must answer word for word: good keys and failing ones.
+compared_keys=(exalate.module.version exalate.discovery 'exalate.node.ping[demo]' 'exalate.node.ping'
+  'exalate.queue.count[demo,AllContent,syncrequests]' 'exalate.relation.stats[demo,"Jira Cloud/EU"]'
+  'exalate.queue.get[demo,AllContent,errorresponses]' 'exalate.queue.count[demo,Removed,syncrequests]'
+  'exalate.queue.count[staging,AllContent,syncrequests]' 'exalate.queue.count[demo,AllContent,errors]'
+  'exalate.queue.count[demo,AllContent]' 'exalate.discovery[x]')
+declare -A via_agentd
+for key in "${compared_keys[@]}"; do via_agentd[$key]=$(get "$key"); done
 stop_agent
 ok "agent stopped"
 [ "$log_size" = none ] && from=1 || from=$((log_size + 1))
 tail -c +"$from" "$agent_log" >> "$all_output" 2>/dev/null || true
 grep -q "exalate" "$all_output" || fail "nothing of the module in the outputs and agent log"
+
+echo "== Debian's stock zabbix_agent2, stock config (the plugin's snippet), as user zabbix"
+out=$(record "$(EXALATE_ZABBIX_CONFIG=$work/exalate_zabbix.toml "$agent2" -c "$stock_conf2" -t 'exalate.queue.count[demo,AllContent,syncrequests]' 2>&1)")
+expect_match "zabbix_agent2 -t through the plugin" "$(tail -n 1 <<<"$out")" "exalate.queue.count*\[s|3\]"
+start_agent2 "$work/exalate_zabbix.toml"
+expect "agent 2 runs as user zabbix" "$(ps -o user= -p "$agent_pid" | tr -d ' ')" zabbix
+for key in "${compared_keys[@]}"; do
+  expect "agent 2 = agentd: $key" "$(get "$key")" "${via_agentd[$key]}"
+done
+while IFS= read -r key; do
+  k=${key//'{#NODE}'/demo}
+  k=${k//'{#RELATION}'/AllContent}
+  v=$(get "$k")
+  [[ $v != ZBX_NOTSUPPORTED* && -n $v ]] || fail "agent 2: template key $k: $v"
+done <<<"$polled"
+ok "agent 2: every key the installed template polls answers"
+plugin_pids=$(pgrep -f "^$plugin " || true)
+expect "agent 2: one plugin process, user zabbix" "$(ps -o user= -p "${plugin_pids:-0}" | tr -d ' ')" zabbix
+stop_agent
+ok "agent 2 stopped"
+expect "agent 2: no plugin process left" "$(pgrep -f "^$plugin " || true)" ""
+[ "$log2_size" = none ] && from=1 || from=$((log2_size + 1))
+tail -c +"$from" "$agent2_log" >> "$all_output" 2>/dev/null || true
 
 echo "== the installed template: Zabbix 6.0's own import validator"
 (cd "$work" && { apt-get download -qq zabbix-frontend-php >/dev/null 2>&1 ||
@@ -367,9 +432,14 @@ expect "dpkg: removed, config-files left" "$(dpkg-query -W -f='${db:Status-Abbre
   ok "module gone" || fail "module left after dpkg -r"
 [ ! -e /etc/zabbix/zabbix_agentd.conf.d/exalate_zabbix.conf ] && [ ! -e /etc/zabbix/zabbix_agentd.d/exalate_zabbix.conf ] &&
   ok "agent snippets gone with the module" || fail "agent snippet left after dpkg -r"
+[ ! -e "$plugin" ] && [ ! -e "$agent2_snippet" ] &&
+  ok "agent 2 plugin and its snippet gone" || fail "agent 2 plugin or snippet left after dpkg -r"
 expect "the conffile stays until purge (policy)" "$(stat -c '%a %U:%G' /etc/zabbix/exalate_zabbix.toml)" "640 root:zabbix"
 start_agent
 expect_match "the stock agent still starts; the module's keys are gone" "$(get exalate.module.version)" "ZBX_NOTSUPPORTED*"
+stop_agent
+start_agent2
+expect_match "the stock agent 2 still starts; the plugin's keys are gone" "$(get exalate.module.version)" "ZBX_NOTSUPPORTED*"
 stop_agent
 
 echo "== dpkg -P"
@@ -382,7 +452,7 @@ while read -r path; do
   { [ -e "$path" ] || [ -L "$path" ]; } && left="$left $path"
 done < <(dpkg-deb --fsys-tarfile "$deb" | tar -t | grep -v '/$')
 for path in /etc/zabbix/zabbix_agentd.conf.d/exalate_zabbix.conf /etc/zabbix/zabbix_agentd.d/exalate_zabbix.conf \
-  /usr/lib/zabbix/modules /usr/share/exalate-zabbix /usr/share/doc/exalate-zabbix; do
+  /usr/lib/zabbix/modules /usr/share/exalate-zabbix /usr/share/doc/exalate-zabbix "$agent2_snippet" "${plugin%/*}"; do
   [ -e "$path" ] && left="$left $path"
 done
 [ "$had_zabbix_agentd_d" = yes ] || { [ -e /etc/zabbix/zabbix_agentd.d ] && left="$left /etc/zabbix/zabbix_agentd.d"; }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Debian chroots holding each suite's real zabbix-agent, for `make compat-test`:
-# bullseye 5.0, bookworm 6.0, trixie 7.0. Built in parallel with debootstrap
+# bullseye 5.0, bookworm 6.0, trixie 7.0, whose zabbix-agent2 also runs the
+# agent 2 plugin (bookworm's 6.0 agent 2 comes with the test deps; not in
+# foreign roots). Built in parallel with debootstrap
 # (minbase, about 30 s each) and kept: a finished chroot is reused until
 # removed (`make compat-clean`). Nothing is mounted into them.
 # With --arch ARCH (arm64), each is another CPU's sysroot: debootstrap's
@@ -54,11 +56,28 @@ agent_version() {
   fi | head -1 | awk '{print $NF}'
 }
 
+# The packages of a suite's root.
+packages() {
+  case $1 in
+    trixie) [ ${#foreign[@]} -gt 0 ] && echo zabbix-agent || echo zabbix-agent,zabbix-agent2 ;;
+    *) echo zabbix-agent ;;
+  esac
+}
+
+# Whether a finished root holds every package it should.
+complete() {
+  local root=$dir/$1
+  [ -x "$root/usr/sbin/zabbix_agentd" ] && [ -f "$root/.exalate-compat-ready" ] || return 1
+  case $(packages "$1") in
+    *zabbix-agent2*) [ -x "$root/usr/sbin/zabbix_agent2" ] ;;
+  esac
+}
+
 build() {
   local suite=$1 root=$dir/$1 partial=$dir/$1.partial log=$dir/$1.log mirror version
   remove_tree "$partial"
   for mirror in "${mirrors[@]}"; do
-    if debootstrap "${foreign[@]}" --variant=minbase --include=zabbix-agent "$suite" "$partial" "$mirror" >"$log" 2>&1 &&
+    if debootstrap "${foreign[@]}" --variant=minbase --include="$(packages "$suite")" "$suite" "$partial" "$mirror" >"$log" 2>&1 &&
       unpack_foreign "$partial"; then
       version=$(agent_version "$partial")
       echo "$version" >"$partial/.exalate-compat-ready"
@@ -77,11 +96,11 @@ build() {
 pids=()
 suites=()
 for suite in "$@"; do
-  if [ -x "$dir/$suite/usr/sbin/zabbix_agentd" ] && [ -f "$dir/$suite/.exalate-compat-ready" ]; then
+  if complete "$suite"; then
     echo "$suite: cached, zabbix_agentd $(cat "$dir/$suite/.exalate-compat-ready")"
     continue
   fi
-  echo "$suite: debootstrap --variant=minbase --include=zabbix-agent ..."
+  echo "$suite: debootstrap --variant=minbase --include=$(packages "$suite") ..."
   build "$suite" &
   pids+=("$!")
   suites+=("$suite")

@@ -1,21 +1,26 @@
 //! exalate_zabbix: monitors Exalate sync queues over the issuehub 2.4 REST API.
 //!
 //! The safe core (`config`, `auth`, `secret`, `http`, `proxy`, `queue`,
-//! `monitor`, `error`) knows nothing of Zabbix or C. Two thin layers adapt
-//! it: `zabbix`, the loadable-module ABI of `zabbix_agentd`, and `capi`, the
-//! C API declared in `include/exalate_zabbix.h`; every function C calls goes
-//! through `boundary` (`ffi_fn!`).
+//! `monitor`, `error`) knows nothing of Zabbix or C. `items` maps the item
+//! keys onto it, shared by both agents. Three thin front ends adapt it:
+//! `zabbix`, the loadable-module ABI of `zabbix_agentd`; `agent2`, the
+//! plugin protocol of `zabbix_agent2` (the `zabbix-agent2-plugin-exalate`
+//! executable); and `capi`, the C API declared in
+//! `include/exalate_zabbix.h`. Every function C calls goes through
+//! `boundary` (`ffi_fn!`).
 
 // Unsafe code only where it is marked (`#[allow(unsafe_code)]`), and
 // `#[no_mangle]` (which this lint also refuses) only through `ffi_fn!`.
 #![deny(unsafe_code)]
 
+pub mod agent2;
 pub mod auth;
 mod boundary;
 pub mod capi;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod items;
 pub mod monitor;
 pub mod proxy;
 pub mod queue;

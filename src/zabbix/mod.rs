@@ -9,12 +9,11 @@
 //! first item call, in the process that uses it.
 
 pub mod compat;
-pub mod items;
 
 use crate::boundary::{ffi_fn, panic_message, PanicOrDefault};
 use crate::config;
+use crate::items::{self, Item, ItemValue};
 use crate::monitor::Monitor;
-use items::{Item, ItemValue};
 use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -1,6 +1,7 @@
 //! Shared test harness: temp dirs, a fake node with its config file, the
-//! real `zabbix_agentd` (one-shot `-t` and as a daemon), and a passive-check
-//! client speaking the agent's ZBXD protocol (Debian ships no zabbix_get).
+//! real `zabbix_agentd` with the module and the real `zabbix_agent2` with
+//! the plugin (one-shot `-t` and as daemons), and a passive-check client
+//! speaking the agent's ZBXD protocol (Debian ships no zabbix_get).
 #![allow(dead_code)]
 
 use fake_exalate_node::{Auth, AuthHeader, ExpUnit, FakeNode, NodeConfig, RelationData};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 pub const SECRET: &str = "test-shared-secret-6f1d2a9c";
 pub const AGENTD: &str = "/usr/sbin/zabbix_agentd";
+pub const AGENT2: &str = "/usr/sbin/zabbix_agent2";
 
 /// The six queue names, in the contract's order.
 pub const QUEUES: [&str; 6] = [
@@ -233,6 +235,11 @@ impl TestEnv {
     pub fn agent_test(&self, key: &str) -> String {
         agent_test(&self.dir, &self.config_path, key)
     }
+
+    /// `zabbix_agent2 -t KEY` with the plugin; returns its stdout.
+    pub fn agent2_test(&self, key: &str) -> String {
+        agent2_test(&self.dir, &self.config_path, key)
+    }
 }
 
 /// An agent config that loads the module, in `dir`.
@@ -295,11 +302,13 @@ pub fn free_port() -> u16 {
     panic!("no free port in 20000-32000");
 }
 
-/// A running `zabbix_agentd -f` with the module; stopped on drop.
+/// A running `zabbix_agentd -f` with the module, or `zabbix_agent2` with
+/// the plugin; stopped on drop.
 pub struct AgentDaemon {
     child: Child,
     pub addr: SocketAddr,
     pub dir: PathBuf,
+    log_file: PathBuf,
 }
 
 impl AgentDaemon {
@@ -329,7 +338,33 @@ impl AgentDaemon {
         config: &Path,
         env: &[(String, String)],
     ) -> AgentDaemon {
-        let child = Command::new(AGENTD)
+        let log_file = dir.join("zabbix_agentd.log");
+        AgentDaemon::spawn_program(AGENTD, conf, port, config, env, log_file)
+    }
+
+    /// `zabbix_agent2` with the plugin, its own ports and sockets in `dir`,
+    /// the plugin's config `config` (through the environment, as the
+    /// module's) and the `extra` lines in its config.
+    pub fn start_agent2(dir: &Path, config: &Path, extra: &str) -> AgentDaemon {
+        let port = free_port();
+        let conf = Agent2Conf::new(dir, port, extra);
+        AgentDaemon::spawn_program(AGENT2, &conf.path, port, config, &[], conf.log)
+    }
+
+    /// Runs `PROGRAM -f -c CONF` with `env` and waits until agent.ping
+    /// answers on `port`.
+    pub fn spawn_program(
+        program: &str,
+        conf: &Path,
+        port: u16,
+        config: &Path,
+        env: &[(String, String)],
+        log_file: PathBuf,
+    ) -> AgentDaemon {
+        let dir = log_file.parent().unwrap().to_path_buf();
+        // Agent 2 reports its own panics (Go) on stderr, not in its log.
+        let stderr = std::fs::File::create(log_file.with_extension("stderr")).unwrap();
+        let child = Command::new(program)
             .arg("-f")
             .arg("-c")
             .arg(conf)
@@ -339,14 +374,15 @@ impl AgentDaemon {
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
-            .expect("start zabbix_agentd");
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut daemon = AgentDaemon {
             child,
             addr,
-            dir: dir.to_path_buf(),
+            dir,
+            log_file,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -356,13 +392,13 @@ impl AgentDaemon {
             }
             if let Ok(Some(status)) = daemon.child.try_wait() {
                 panic!(
-                    "zabbix_agentd exited at start ({status}); log:\n{}",
+                    "{program} exited at start ({status}); log:\n{}",
                     daemon.log()
                 );
             }
             assert!(
                 Instant::now() < deadline,
-                "zabbix_agentd not ready; log:\n{}",
+                "{program} not ready; log:\n{}",
                 daemon.log()
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -374,8 +410,13 @@ impl AgentDaemon {
         zabbix_get(self.addr, key).unwrap_or_else(|e| panic!("{key}: {e}; log:\n{}", self.log()))
     }
 
+    /// The agent's log file, then what it wrote to stderr, if anything.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("zabbix_agentd.log")).unwrap_or_default()
+        let log = std::fs::read_to_string(&self.log_file).unwrap_or_default();
+        match std::fs::read_to_string(self.log_file.with_extension("stderr")) {
+            Ok(stderr) if !stderr.is_empty() => format!("{log}\nstderr:\n{stderr}"),
+            _ => log,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -397,6 +438,107 @@ impl AgentDaemon {
     pub fn stop(&mut self) {
         stop_agent(&mut self.child);
     }
+
+    /// Stops the agent with SIGTERM and returns how it exited.
+    pub fn stop_status(&mut self) -> std::process::ExitStatus {
+        stop_agent(&mut self.child);
+        self.child.wait().expect("agent reaped")
+    }
+}
+
+/// The agent 2 plugin cargo built for this test run.
+pub fn plugin_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_zabbix-agent2-plugin-exalate"))
+}
+
+/// An agent 2 config of its own: port, ControlSocket, PluginSocket and log
+/// file in `dir`, numbered so that agents can run side by side there;
+/// loads the plugin, then the `extra` lines.
+pub struct Agent2Conf {
+    pub path: PathBuf,
+    pub log: PathBuf,
+    pub plugin_socket: PathBuf,
+}
+
+impl Agent2Conf {
+    pub fn new(dir: &Path, port: u16, extra: &str) -> Agent2Conf {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let conf = Agent2Conf {
+            path: dir.join(format!("zabbix_agent2-{n}.conf")),
+            log: dir.join(format!("zabbix_agent2-{n}.log")),
+            plugin_socket: dir.join(format!("plugin-{n}.sock")),
+        };
+        let text = format!(
+            "LogType=file\nLogFile={log}\nPidFile={dir}/zabbix_agent2-{n}.pid\n\
+             ListenIP=127.0.0.1\nListenPort={port}\nServer=127.0.0.1\nServerActive=\n\
+             Hostname=exalate-test\nControlSocket={dir}/control-{n}.sock\n\
+             PluginSocket={socket}\nTimeout=3\n\
+             Plugins.Exalate.System.Path={plugin}\n{extra}\n",
+            log = conf.log.display(),
+            dir = dir.display(),
+            socket = conf.plugin_socket.display(),
+            plugin = plugin_path().display(),
+        );
+        std::fs::write(&conf.path, text).unwrap();
+        conf
+    }
+}
+
+/// `zabbix_agent2 -t KEY` with the plugin and the plugin config `config`;
+/// returns its stdout.
+pub fn agent2_test(dir: &Path, config: &Path, key: &str) -> String {
+    let conf = Agent2Conf::new(dir, free_port(), "");
+    let out = Command::new(AGENT2)
+        .arg("-c")
+        .arg(&conf.path)
+        .arg("-t")
+        .arg(key)
+        .env("EXALATE_ZABBIX_CONFIG", config)
+        .output()
+        .expect("run zabbix_agent2 -t");
+    assert!(
+        out.status.success(),
+        "zabbix_agent2 -t {key} failed: {}; log: {}",
+        describe(&out),
+        std::fs::read_to_string(&conf.log).unwrap_or_default()
+    );
+    agent2_test_line(&String::from_utf8_lossy(&out.stdout), key)
+}
+
+/// The result line of `zabbix_agent2 -t KEY`, as `KEY [t|value]`. 6.0 also
+/// prints its log there (a burst of errors when a plugin exits, reference
+/// §7.1), and a key wider than its column gets no space before `[`.
+pub fn agent2_test_line(stdout: &str, key: &str) -> String {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("no result for {key} in {stdout:?}"));
+    format!("{key} {}", line[key.len()..].trim())
+}
+
+/// VmRSS of a process in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Processes whose command line has `arg` (e.g. a plugin's socket path).
+pub fn processes_with_arg(arg: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.split(|&b| b == 0).any(|a| a == arg.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
 }
 
 impl Drop for AgentDaemon {
@@ -405,17 +547,30 @@ impl Drop for AgentDaemon {
     }
 }
 
-/// A process and its children (an agent's parent and its forks).
+/// A process and its children (an agent's parent and its forks, or agent
+/// 2 and its plugin processes).
 pub fn process_and_children(pid: u32) -> Vec<u32> {
     let mut pids = vec![pid];
-    let children =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    pids.extend(
-        children
-            .split_whitespace()
-            .filter_map(|p| p.parse::<u32>().ok()),
-    );
+    pids.extend(children_of(pid));
     pids
+}
+
+/// The children of a process, whichever of its threads started them (agent
+/// 2 is a Go program: any thread may).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut children: Vec<u32> = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    children.sort_unstable();
+    children
 }
 
 /// SIGTERM (the agent stops its children and runs zbx_module_uninit), then

@@ -6,7 +6,7 @@
 //! a time.
 
 use crate::support::*;
-use exalate_zabbix::zabbix::items::{serve, Item};
+use exalate_zabbix::items::{serve, Item};
 use exalate_zabbix::Monitor;
 
 /// Bytes allocated and not freed, over all malloc arenas.

@@ -1,9 +1,12 @@
-//! The item keys of the contract, mapped onto the monitor. Safe Rust: the
-//! ABI glue in `super` hands over parameters as strings.
+//! The item keys of the contract, mapped onto the monitor: shared word for
+//! word by every agent front end (`zabbix`, the module ABI; `agent2`, the
+//! plugin protocol), which hand over parameters as strings.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::monitor::Monitor;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Item {
@@ -58,7 +61,7 @@ impl Item {
     }
 
     /// How many parameters the key takes (an empty `[]` counts as none).
-    fn arity(self) -> usize {
+    pub fn arity(self) -> usize {
         match self {
             Item::QueueCount | Item::QueueGet => 3,
             Item::RelationStats => 2,
@@ -99,6 +102,41 @@ pub fn serve(monitor: &Monitor, item: Item, params: &[&str]) -> Result<ItemValue
     })
 }
 
+/// What an agent shows for `item`: its value, or why it failed as one
+/// sentence (the message and a full stop, as the module reports it). Bound
+/// by `call_timeout` where the agent gives one; a panic becomes a failure.
+pub fn answer(
+    monitor: &Monitor,
+    item: Item,
+    params: &[&str],
+    call_timeout: Option<Duration>,
+) -> std::result::Result<ItemValue, String> {
+    catch_unwind(AssertUnwindSafe(|| {
+        monitor
+            .with_call_timeout(call_timeout, || serve(monitor, item, params))
+            .map_err(|e| format!("{}.", e.message()))
+    }))
+    .unwrap_or_else(|panic| {
+        let secrets = monitor.known_secrets();
+        let secrets: Vec<&str> = secrets.iter().map(|s| s.as_str()).collect();
+        Err(format!(
+            "internal error in the exalate module ({}); the agent goes on.",
+            crate::boundary::panic_message(&*panic, &secrets)
+        ))
+    })
+}
+
+impl ItemValue {
+    /// The value as text, for hosts that take every value as a string.
+    pub fn to_text(&self) -> String {
+        match self {
+            ItemValue::Uint(v) => v.to_string(),
+            ItemValue::Str(s) => s.clone(),
+            ItemValue::Text(s) => s.as_ref().clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +152,19 @@ mod tests {
             ItemValue::Str(crate::VERSION.into())
         );
         assert!(serve(&monitor(), Item::ModuleVersion, &[""]).is_ok());
+    }
+
+    #[test]
+    fn answer_is_a_value_or_one_sentence() {
+        assert_eq!(
+            answer(&monitor(), Item::ModuleVersion, &[], None),
+            Ok(ItemValue::Str(crate::VERSION.into()))
+        );
+        assert_eq!(
+            answer(&monitor(), Item::NodePing, &["a", "b"], None),
+            Err("wrong number of parameters: exalate.node.ping takes 1, got 2: use exalate.node.ping[<node>].".into())
+        );
+        assert_eq!(ItemValue::Uint(7).to_text(), "7");
     }
 
     #[test]

@@ -1,0 +1,443 @@
+//! Front end 2: Zabbix agent 2's loadable-plugin protocol, spoken directly
+//! (no Go, no SDK). Agent 2 starts the plugin as `PATH SOCKET true|false`;
+//! the plugin connects to the agent's socket and answers framed JSON
+//! (`frame`, `message`). The registration run (`true`) only names the
+//! plugin and its keys; the operational run (`false`) answers exports, each
+//! on a pool thread (`pool`) through the shared item layer.
+//!
+//! Agent 2 has no plugin restart: a plugin that dies takes the whole agent
+//! down, and a 6.0 agent can panic if the registration run exits late. So:
+//! SIGINT/SIGTERM are ignored (the agent terminates us itself), terminate
+//! exits at once, nothing but the protocol is done before it, every export
+//! runs under `catch_unwind`, and nothing is written to stdout/stderr (the
+//! agent's log gets protocol log messages). Facts and sources:
+//! `zabbix-agent2-plugin-protocol.md` of the shared reference.
+
+pub mod frame;
+pub mod message;
+pub mod options;
+pub mod pool;
+pub mod reap_guard;
+
+use crate::config;
+use crate::items::{self, Item};
+use crate::monitor::Monitor;
+use message::{kind, Request, Severity};
+use options::PrivateOptions;
+use serde_json::Value;
+use std::ffi::OsString;
+use std::io::{ErrorKind as IoErrorKind, Write};
+use std::os::unix::net::UnixStream;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The plugin's name: agent 2's config says `Plugins.Exalate.System.Path=...`.
+pub const PLUGIN_NAME: &str = "Exalate";
+/// Protocol versions agents send (6.0.0-era, 6.0.13+, 6.2, 6.4 and 7.0);
+/// others are accepted with a warning, the wire format has only grown.
+pub const KNOWN_VERSIONS: [&str; 4] = ["1.0", "6.0.13", "6.2.7", "6.4.0"];
+/// The agent's socket is there at once; the Go SDK also retries for 3 s.
+const CONNECT_FOR: Duration = Duration::from_secs(3);
+/// The registration run exits when the agent says nothing for longer than
+/// its longest PluginTimeout (30 s): a 7.0 agent that refused the
+/// registration waits for us to exit and would otherwise hang.
+const REGISTRATION_WATCHDOG: Duration = Duration::from_secs(35);
+/// Exports answered at once; more wait in the queue (agent 2 itself sends at
+/// most its Capacity, 100 in 6.0 and 1000 in 7.0, at a time).
+const MAX_THREADS: usize = 64;
+const MAX_QUEUED: usize = 4096;
+/// A write the agent does not take within this is given up.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How `zabbix_agent2 -R metrics` lists each key (a capital first, a full stop last).
+pub fn description(item: Item) -> &'static str {
+    match item {
+        Item::QueueCount => "Entries in one sync queue of an Exalate relation.",
+        Item::QueueGet => "Entries of one sync queue of an Exalate relation, as JSON.",
+        Item::RelationStats => {
+            "Counts of the six sync queues and error reasons of a relation, as JSON."
+        }
+        Item::Discovery => "Discovery of the configured Exalate nodes and relations.",
+        Item::NodePing => "Whether an Exalate node answers and accepts the credentials (1 or 0).",
+        Item::ModuleVersion => "Version of the exalate-zabbix plugin.",
+    }
+}
+
+/// The register response's key list: every item of the contract.
+pub fn metrics() -> Vec<(&'static str, &'static str)> {
+    Item::ALL
+        .iter()
+        .map(|&i| (i.key(), description(i)))
+        .collect()
+}
+
+/// The executable's whole life; never returns.
+pub fn main() -> ! {
+    ignore_group_signals();
+    // Panics are caught and reported through the items; never to stderr.
+    std::panic::set_hook(Box::new(|_| {}));
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let code = catch_unwind(AssertUnwindSafe(|| run(&args))).unwrap_or(1);
+    std::process::exit(code)
+}
+
+fn run(args: &[OsString]) -> i32 {
+    if args.get(1).is_some_and(|a| a == reap_guard::FLAG) {
+        return reap_guard::run(args.get(2).map(|a| a.as_os_str()));
+    }
+    let Some(socket) = args
+        .get(1)
+        .filter(|a| !a.as_encoded_bytes().starts_with(b"-"))
+    else {
+        // Not started by the agent: a person at a terminal.
+        eprintln!(
+            "zabbix-agent2-plugin-exalate {}: a Zabbix agent 2 plugin; agent 2 starts it itself.\n\
+             Configure it with Plugins.{PLUGIN_NAME}.System.Path=<this file> (README: \"Zabbix agent 2\").",
+            crate::VERSION
+        );
+        return 2;
+    };
+    let registration = args.get(2).is_some_and(|a| a == "true");
+    let Some(stream) = connect(socket) else {
+        return 1;
+    };
+    let Ok(write_half) = stream.try_clone() else {
+        return 1;
+    };
+    let _ = write_half.set_write_timeout(Some(WRITE_TIMEOUT));
+    if registration {
+        let _ = stream.set_read_timeout(Some(REGISTRATION_WATCHDOG));
+    }
+    let plugin = Plugin {
+        writer: Arc::new(Writer {
+            stream: Mutex::new(write_half),
+        }),
+        config_path: Mutex::new(None),
+        agent_timeout_secs: AtomicU64::new(0),
+        monitor: OnceLock::new(),
+        pool: pool::Pool::new(MAX_THREADS, MAX_QUEUED),
+        registration,
+        guard_on_exit: AtomicBool::new(false),
+    };
+    if !registration {
+        bound_malloc();
+    }
+    plugin.serve(stream)
+}
+
+/// Before anything else: systemd and Ctrl+C signal the whole process group,
+/// and the agent must be the one to stop the plugin (reference §2).
+#[allow(unsafe_code)]
+fn ignore_group_signals() {
+    // SAFETY: setting a signal disposition to SIG_IGN.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+    }
+}
+
+/// One process answers many exports at once, where the module's agent
+/// processes answer one at a time: glibc would give each thread an arena of
+/// its own and keep what large answers' parses freed, so the process would
+/// settle at the worst overlap it ever saw. Two arenas, and large blocks
+/// (answer buffers, entry lists) mapped on their own and returned when
+/// freed, keep its size to what is in use.
+#[allow(unsafe_code)]
+fn bound_malloc() {
+    // SAFETY: mallopt, before any thread is started.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// Exits at once, skipping even atexit handlers.
+#[allow(unsafe_code)]
+fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit ends the process; nothing is left half-written (a frame
+    // goes out in one write under the writer's lock).
+    unsafe { libc::_exit(code) }
+}
+
+fn connect(socket: &OsString) -> Option<UnixStream> {
+    let started = Instant::now();
+    loop {
+        match UnixStream::connect(socket) {
+            Ok(stream) => return Some(stream),
+            Err(_) if started.elapsed() < CONNECT_FOR => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The socket's sending side: one whole frame at a time, from any thread.
+pub struct Writer {
+    stream: Mutex<UnixStream>,
+}
+
+impl Writer {
+    fn send(&self, message: &Value) {
+        let body = serde_json::to_vec(message).expect("JSON values serialize");
+        let frame = frame::encode(&body);
+        let mut stream = self.stream.lock().unwrap_or_else(|p| p.into_inner());
+        // A failed write means the agent is gone; the reader then sees the
+        // end of the stream and exits.
+        let _ = stream.write_all(&frame);
+    }
+
+    fn log(&self, severity: Severity, text: &str) {
+        self.send(&message::log(severity, text));
+    }
+}
+
+struct Plugin {
+    writer: Arc<Writer>,
+    /// `Plugins.Exalate.Config`, from configure.
+    config_path: Mutex<Option<PathBuf>>,
+    /// The agent's Timeout from configure (0: not given).
+    agent_timeout_secs: AtomicU64,
+    /// Created on configure or the first export, never in the registration run.
+    monitor: OnceLock<Arc<Monitor>>,
+    pool: pool::Pool,
+    /// Started with `true`: answer register (and validate), then exit.
+    registration: bool,
+    /// Whether terminate leaves a reap guard: a registration run for a 6.0
+    /// agent (see `reap_guard`).
+    guard_on_exit: AtomicBool,
+}
+
+impl Plugin {
+    /// Reads requests until terminate or the end of the stream; the exit code.
+    fn serve(&self, mut stream: UnixStream) -> i32 {
+        loop {
+            match frame::read(&mut stream) {
+                Ok(Some(frame::Frame::Json(body))) => match Request::parse(&body) {
+                    Ok(request) => {
+                        let handled = catch_unwind(AssertUnwindSafe(|| self.handle(request)));
+                        if let Err(panic) = handled {
+                            let what = panic
+                                .downcast_ref::<&str>()
+                                .copied()
+                                .unwrap_or("panic");
+                            self.writer.log(
+                                Severity::Err,
+                                &format!("internal error handling a request ({what}); the plugin goes on"),
+                            );
+                        }
+                    }
+                    Err(e) => self.writer.log(
+                        Severity::Err,
+                        &format!("ignored a request that is not a protocol message: {e}"),
+                    ),
+                },
+                Ok(Some(frame::Frame::Skipped { kind, len })) => self.writer.log(
+                    Severity::Err,
+                    &format!("ignored a frame of type {kind}, {len} bytes (expected JSON, type 1, at most {} bytes)", frame::MAX_INCOMING),
+                ),
+                // The registration run's watchdog: the agent gave up on us.
+                Err(e) if matches!(e.kind(), IoErrorKind::WouldBlock | IoErrorKind::TimedOut) => {
+                    return 1
+                }
+                // The agent closed the socket: nothing is left to answer.
+                Ok(None) | Err(_) => return 0,
+            }
+        }
+    }
+
+    fn handle(&self, request: Request) {
+        match request.kind {
+            kind::REGISTER_REQUEST => self.register(&request),
+            kind::VALIDATE_REQUEST => {
+                self.warn_unknown(&PrivateOptions::from_tree(request.private_options.as_ref()));
+                self.writer.send(&message::validate_response(request.id));
+            }
+            kind::CONFIGURE_REQUEST => self.configure(&request),
+            kind::START_REQUEST => {}
+            // At once, skipping even atexit handlers: a 6.0 agent reaps the
+            // registration run from two places once its start-up moves on,
+            // and panics if the wrong one wins (`reap_guard`).
+            kind::TERMINATE_REQUEST => {
+                if self.guard_on_exit.load(Ordering::Relaxed) {
+                    reap_guard::spawn();
+                }
+                exit_now(0)
+            }
+            kind::EXPORT_REQUEST => self.export(request),
+            other => self.writer.log(
+                Severity::Debug,
+                &format!("ignored a message of type {other}"),
+            ),
+        }
+    }
+
+    /// Static data only: registration never fails because of our config.
+    fn register(&self, request: &Request) {
+        if self.registration {
+            self.guard_on_exit.store(
+                reap_guard::RACY_VERSIONS.contains(&request.version.as_str()),
+                Ordering::Relaxed,
+            );
+        }
+        self.writer.send(&message::register_response(
+            request.id,
+            PLUGIN_NAME,
+            &metrics(),
+        ));
+        if !KNOWN_VERSIONS.contains(&request.version.as_str()) {
+            self.writer.log(
+                Severity::Warning,
+                &format!(
+                    "agent plugin protocol version {:?} is not one this plugin was tested with ({}); accepted",
+                    request.version,
+                    KNOWN_VERSIONS.join(", ")
+                ),
+            );
+        }
+    }
+
+    fn configure(&self, request: &Request) {
+        let options = PrivateOptions::from_tree(request.private_options.as_ref());
+        self.warn_unknown(&options);
+        if let Some(path) = options.config {
+            *self.config_path.lock().unwrap_or_else(|p| p.into_inner()) = Some(path);
+        }
+        if let Some(seconds) = request.global_options.as_ref().and_then(|g| g.timeout()) {
+            self.agent_timeout_secs.store(seconds, Ordering::Relaxed);
+        }
+        let monitor = self.monitor();
+        self.writer.log(
+            Severity::Debug,
+            &format!(
+                "exalate-zabbix {} ready, config {}",
+                crate::VERSION,
+                monitor.config_path().display()
+            ),
+        );
+    }
+
+    fn warn_unknown(&self, options: &PrivateOptions) {
+        for name in &options.unknown {
+            self.writer.log(
+                Severity::Warning,
+                &format!(
+                    "unknown option Plugins.{PLUGIN_NAME}.{name} ignored; the only option is Plugins.{PLUGIN_NAME}.{}",
+                    options::CONFIG
+                ),
+            );
+        }
+    }
+
+    fn monitor(&self) -> Arc<Monitor> {
+        self.monitor
+            .get_or_init(|| {
+                let path = self
+                    .config_path
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .unwrap_or_else(config::default_path);
+                let monitor = Monitor::new_lazy(path);
+                match self.agent_timeout_secs.load(Ordering::Relaxed) {
+                    0 => {}
+                    seconds => monitor.set_host_timeout(seconds),
+                }
+                Arc::new(monitor)
+            })
+            .clone()
+    }
+
+    /// Answers on a pool thread: a slow node delays only its own items.
+    fn export(&self, request: Request) {
+        let id = request.id;
+        let Some(item) = Item::ALL.into_iter().find(|i| i.key() == request.key) else {
+            let error = format!("Unknown metric {:?} for plugin {PLUGIN_NAME}.", request.key);
+            self.writer.send(&message::export_response(id, Err(error)));
+            return;
+        };
+        // As zabbix_agentd answers for the module's keys without parameters.
+        if item.arity() == 0 && request.parameters.is_some() {
+            let error = "Item does not allow parameters.".to_string();
+            self.writer.send(&message::export_response(id, Err(error)));
+            return;
+        }
+        let timeout = answer_within(
+            request.item_timeout(),
+            self.agent_timeout_secs.load(Ordering::Relaxed),
+        );
+        let params = request.parameters.unwrap_or_default();
+        let monitor = self.monitor();
+        let writer = self.writer.clone();
+        let job = move || -> pool::Finish {
+            let params: Vec<&str> = params.iter().map(String::as_str).collect();
+            let answer = items::answer(&monitor, item, &params, timeout).map(|v| v.to_text());
+            Box::new(move || writer.send(&message::export_response(id, answer)))
+        };
+        if self.pool.submit(job).is_err() {
+            let error = format!(
+                "The exalate plugin is busy: {MAX_THREADS} requests running and {MAX_QUEUED} waiting."
+            );
+            self.writer.send(&message::export_response(id, Err(error)));
+        }
+    }
+}
+
+/// The timeout an export is answered within, so that the answer arrives
+/// before the agent gives up: a 7.0 agent gives the item's timeout and waits
+/// half a second more; a 6.0 agent gives none and waits exactly its
+/// PluginTimeout (by default its Timeout, the only one the plugin learns),
+/// so a second less. Whole seconds, as the monitor reports them.
+fn answer_within(item_timeout: Option<u64>, agent_timeout: u64) -> Option<Duration> {
+    match (item_timeout, agent_timeout) {
+        (Some(seconds), _) => Some(Duration::from_secs(seconds)),
+        (None, 0) => None,
+        (None, seconds) => Some(Duration::from_secs(seconds.saturating_sub(1).max(1))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_come_before_the_agent_gives_up() {
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(answer_within(Some(4), 3), secs(4), "7.0: the item's own");
+        assert_eq!(answer_within(None, 3), secs(2), "6.0: inside its Timeout");
+        assert_eq!(answer_within(None, 1), secs(1));
+        assert_eq!(answer_within(None, 0), None, "no configure yet");
+    }
+
+    /// The agent's rules for the key list (reference §5.3); a 6.0 agent
+    /// panics at start-up on a violation, so they are checked here.
+    #[test]
+    fn metric_list_follows_the_agents_rules() {
+        let metrics = metrics();
+        assert_eq!(metrics.len(), Item::ALL.len());
+        let mut seen = std::collections::HashSet::new();
+        for (key, description) in metrics {
+            assert!(
+                !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c)),
+                "{key}"
+            );
+            assert!(seen.insert(key), "{key} twice");
+            let first = description.chars().next().unwrap();
+            assert!(!first.is_lowercase(), "{description}");
+            assert!(description.ends_with('.'), "{description}");
+        }
+    }
+
+    #[test]
+    fn known_versions_cover_6_0_and_7_0() {
+        for v in ["1.0", "6.0.13", "6.4.0"] {
+            assert!(KNOWN_VERSIONS.contains(&v));
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! How the registration run keeps clear of a 6.0 agent 2's start-up race.
+//!
+//! Agent 2 6.0.x reaps a plugin's registration run from a goroutine that
+//! calls `wait4(-1, WNOHANG)` on SIGCHLD and panics when that fails; moments
+//! later its daemon installs a SIGCHLD handler of its own that also calls
+//! `wait4(-1)`. An exit that reaches the agent after that wakes both, and if
+//! the daemon's handler reaps the plugin first, the goroutine finds no child
+//! at all: "panic: failed to obtain PID of dead child process: no child
+//! processes" (reference §7.1). Exiting at once narrows the window, but not
+//! enough on a loaded machine.
+//!
+//! `wait4` with WNOHANG fails only when the agent has no child left. So just
+//! before it exits, the registration run gives the agent one more child for
+//! a moment: a sibling made with `clone(CLONE_PARENT)`, which runs this
+//! executable as `--reap-guard PID` (nothing else in it looks like the
+//! plugin). While it lives, the goroutine's `wait4` reaps the plugin or
+//! returns 0, never an error. The guard waits until the agent has reaped
+//! PID, a little more for the goroutine, and exits; the daemon's handler
+//! reaps it and finds it is no plugin's process. Only for agents whose
+//! protocol version says 6.0 or 6.2: later ones wait for their plugin's own
+//! pid and have no such race.
+
+use std::ffi::{CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+/// The guard's first argument.
+pub const FLAG: &str = "--reap-guard";
+/// Protocol versions of agents with the race (6.0.0-era, 6.0.13+, 6.2).
+pub const RACY_VERSIONS: [&str; 3] = ["1.0", "6.0.13", "6.2.7"];
+/// The agent reaps the registration run within milliseconds; a guard that
+/// sees no reap gives up after this.
+const WAIT_FOR_REAP: Duration = Duration::from_secs(10);
+/// After the reap, the goroutine's own `wait4` follows at once; this is
+/// ample even when the machine is busy.
+const AFTER_REAP: Duration = Duration::from_millis(500);
+
+/// Leaves the guard behind as a child of the agent; best effort (without
+/// it, the plain exit that follows is what the SDK's plugins do).
+#[allow(unsafe_code)]
+pub fn spawn() {
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let (Ok(exe), Ok(flag), Ok(pid)) = (
+        CString::new(exe.as_os_str().as_bytes()),
+        CString::new(FLAG),
+        CString::new(std::process::id().to_string()),
+    ) else {
+        return;
+    };
+    let argv = [exe.as_ptr(), flag.as_ptr(), pid.as_ptr(), std::ptr::null()];
+    // SAFETY: clone with no new stack behaves as fork. The registration run
+    // has a single thread, and the child only calls execv and _exit, both
+    // async-signal-safe; the socket is close-on-exec, so the agent still
+    // sees it close when the plugin exits.
+    unsafe {
+        let child = libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        );
+        if child == 0 {
+            libc::execv(exe.as_ptr(), argv.as_ptr());
+            libc::_exit(0);
+        }
+    }
+}
+
+/// The guard's whole life: until the agent has reaped `pid`, then a moment.
+pub fn run(pid: Option<&OsStr>) -> i32 {
+    let Some(pid) = pid
+        .and_then(|p| std::str::from_utf8(p.as_bytes()).ok())
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
+        return 2;
+    };
+    // A sibling, not the parent: the reap shows only as /proc/PID going away.
+    let proc_entry = format!("/proc/{pid}");
+    let started = Instant::now();
+    while std::path::Path::new(&proc_entry).exists() && started.elapsed() < WAIT_FOR_REAP {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(AFTER_REAP);
+    0
+}
