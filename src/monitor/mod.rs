@@ -19,6 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// At most this much before an item's timeout its requests give up.
+const ENFORCEMENT_MARGIN: Duration = Duration::from_millis(250);
 /// Relation names longer than this are refused before any request.
 const MAX_RELATION_CHARS: usize = 1000;
 /// The relation asked by `node.ping` when a node lists none: any answer but
@@ -231,8 +233,11 @@ impl Monitor {
                 Duration::from_secs(self.host_timeout_secs.load(Ordering::Relaxed))
             }),
         };
+        // Requests give up a little before the timeout, so that even a late
+        // wake-up answers within it (agent 2 drops an answer past it).
+        let margin = (timeout / 10).min(ENFORCEMENT_MARGIN);
         Deadline {
-            at: Instant::now() + timeout,
+            at: Instant::now() + timeout - margin,
             timeout,
         }
     }

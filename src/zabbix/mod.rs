@@ -249,22 +249,21 @@ unsafe fn serve_item(item: Item, request: *mut AgentRequest, result: *mut AgentR
     if result.is_null() {
         return SYSINFO_RET_FAIL;
     }
+    // The item layer gives the value or the failure sentence, as for agent 2;
+    // this guard covers only reading the request.
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: see the function's contract.
-        let params = unsafe { read_params(request) }?;
+        let params = unsafe { read_params(request) }.map_err(|m| format!("{m}."))?;
         let params: Vec<&str> = params.iter().map(String::as_str).collect();
         // SAFETY: as above; the layout is the one `compat` detected.
         let timeout = unsafe { compat::item_timeout(request, compat::host_has_item_timeouts()) };
-        let monitor = monitor();
-        monitor
-            .with_call_timeout(timeout, || items::serve(&monitor, item, &params))
-            .map_err(|e| e.message().to_string())
+        items::answer(&monitor(), item, &params, timeout)
     }));
     let outcome = outcome.unwrap_or_else(|panic| {
         let secrets = known_secrets();
         let secrets: Vec<&str> = secrets.iter().map(|s| s.as_str()).collect();
         Err(format!(
-            "internal error in the exalate module ({}); the agent goes on",
+            "internal error in the exalate module ({}); the agent goes on.",
             panic_message(&*panic, &secrets)
         ))
     });
@@ -279,7 +278,7 @@ unsafe fn serve_item(item: Item, request: *mut AgentRequest, result: *mut AgentR
         Ok(ItemValue::Str(s)) => set_string(result, &s, AR_STRING),
         Ok(ItemValue::Text(s)) => set_string(result, &s, AR_TEXT),
         Err(message) => {
-            let msg = malloc_cstring(&format!("{message}."));
+            let msg = malloc_cstring(&message);
             if !msg.is_null() {
                 result.msg = msg;
                 result.type_ |= AR_MESSAGE;
