@@ -373,7 +373,7 @@ pub fn is_root() -> bool {
 }
 
 // ---------------------------------------------------------------------------
-// A server that gives every connection the same canned bytes.
+// A server that answers every connection from its request head alone.
 // ---------------------------------------------------------------------------
 
 pub struct CannedServer {
@@ -386,6 +386,11 @@ pub struct CannedServer {
 impl CannedServer {
     /// Reads each request head, answers `response`, closes.
     pub fn start(response: Vec<u8>) -> CannedServer {
+        CannedServer::answering(move |_| response.clone())
+    }
+
+    /// Reads each request head, answers what `reply` makes of it, closes.
+    pub fn answering(reply: impl Fn(&str) -> Vec<u8> + Send + 'static) -> CannedServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let heads = Arc::new(Mutex::new(Vec::new()));
@@ -406,10 +411,9 @@ impl CannedServer {
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                t_heads
-                    .lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&head).to_string());
+                let head = String::from_utf8_lossy(&head).to_string();
+                let response = reply(&head);
+                t_heads.lock().unwrap().push(head);
                 let _ = stream.write_all(&response);
                 let _ = stream.shutdown(std::net::Shutdown::Both);
             }
@@ -424,14 +428,7 @@ impl CannedServer {
 
     /// `response` as an HTTP/1.1 answer with Content-Length.
     pub fn http(status: &str, headers: &[(&str, &str)], body: &[u8]) -> CannedServer {
-        let mut response = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", body.len());
-        for (name, value) in headers {
-            response.push_str(&format!("{name}: {value}\r\n"));
-        }
-        response.push_str("Connection: close\r\n\r\n");
-        let mut bytes = response.into_bytes();
-        bytes.extend_from_slice(body);
-        CannedServer::start(bytes)
+        CannedServer::start(http_response(status, headers, body))
     }
 
     pub fn url(&self) -> String {
@@ -442,6 +439,18 @@ impl CannedServer {
     pub fn heads(&self) -> Vec<String> {
         self.heads.lock().unwrap().clone()
     }
+}
+
+/// An HTTP/1.1 answer with Content-Length that closes the connection.
+pub fn http_response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut response = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    response.push_str("Connection: close\r\n\r\n");
+    let mut bytes = response.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 impl Drop for CannedServer {
