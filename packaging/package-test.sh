@@ -109,11 +109,13 @@ start_agent() { # [EXALATE_ZABBIX_CONFIG value]
 # The stock agent 2: stock config, as user zabbix (its systemd unit's User=).
 start_agent2() { # [EXALATE_ZABBIX_CONFIG value]
   port_open && fail "port $port is already in use: stop the running Zabbix agent first"
+  # In /, as systemd starts it: agent 2 resolves its relative Include from the
+  # working directory, which user zabbix may not be able to enter (a 0700 clone).
   local as_zabbix=(setpriv --reuid=zabbix --regid=zabbix --init-groups)
   if [ -n "${1:-}" ]; then
-    EXALATE_ZABBIX_CONFIG=$1 "${as_zabbix[@]}" "$agent2" -c "$stock_conf2" </dev/null >/dev/null 2>"$work/agent2.stderr" &
+    (cd / && EXALATE_ZABBIX_CONFIG=$1 exec "${as_zabbix[@]}" "$agent2" -c "$stock_conf2") </dev/null >/dev/null 2>"$work/agent2.stderr" &
   else
-    "${as_zabbix[@]}" "$agent2" -c "$stock_conf2" </dev/null >/dev/null 2>"$work/agent2.stderr" &
+    (cd / && exec "${as_zabbix[@]}" "$agent2" -c "$stock_conf2") </dev/null >/dev/null 2>"$work/agent2.stderr" &
   fi
   agent_pid=$!
   agent2_ready() {
