@@ -103,8 +103,14 @@ listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 rm -rf "$run"
 mkdir -p "$run"
-# The daemons that drop root (postgres) pass through these directories.
+# The daemons that drop root (postgres) pass through these directories, and
+# through every one above them: a checkout made by mktemp -d is 0700.
 chmod 0755 "$e2e" "$run"
+dir=$(dirname "$(realpath "$e2e")")
+while [ "$dir" != / ]; do
+  [ -n "$(find "$dir" -maxdepth 0 -perm -o+x)" ] || chmod o+x "$dir"
+  dir=$(dirname "$dir")
+done
 
 pg_port=$(free_port) server_port=$(free_port) proxy_port=$(free_port) web_port=$(free_port)
 agentd_port=$(free_port) proxied_port=$(free_port) agent2_port=$(free_port)
