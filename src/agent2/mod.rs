@@ -84,7 +84,9 @@ pub fn main() -> ! {
     std::process::exit(code)
 }
 
-fn run(args: &[OsString]) -> i32 {
+/// What `main` runs, with the process's arguments; the exit code. Public so
+/// that a test can run the plugin in its own process and count its heap.
+pub fn run(args: &[OsString]) -> i32 {
     if args.get(1).is_some_and(|a| a == reap_guard::FLAG) {
         return reap_guard::run(args.get(2).map(|a| a.as_os_str()));
     }

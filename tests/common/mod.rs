@@ -661,3 +661,53 @@ pub fn test_value(output: &str) -> (char, String) {
         .to_string();
     (kind, value)
 }
+
+/// Growth of a process's RSS allowed after the warm-up in the soaks. RSS
+/// moves by a few MiB as answers of MBs are parsed and kept-alive
+/// connections come and go; the heap tests (`robustness/heap.rs`) bound
+/// what the library keeps by bytes.
+pub const RSS_SLACK_KIB: u64 = 2048;
+
+/// A soak's RSS samples of one process, as (second, KiB), after a warm-up of
+/// half the run: on a slow machine allocator arenas, thread stacks and
+/// connections settle over most of a minute.
+pub struct RssTrend {
+    pub first: u64,
+    /// Median of the first half after the warm-up.
+    pub warm: u64,
+    /// Median of the second half.
+    pub late: u64,
+    pub end: u64,
+    pub max: u64,
+    /// The seconds the medians cover: warm-up end, middle, end.
+    pub windows: (u64, u64, u64),
+}
+
+impl RssTrend {
+    pub fn of(samples: &[(u64, u64)], duration: Duration) -> RssTrend {
+        let total = duration.as_secs();
+        let (warm_from, half) = (total / 2, total / 2 + total / 4);
+        let median = |from: u64, to: u64| {
+            let mut v: Vec<u64> = samples
+                .iter()
+                .filter(|(t, _)| (from..to).contains(t))
+                .map(|(_, k)| *k)
+                .collect();
+            assert!(!v.is_empty(), "no RSS samples in {from}-{to} s");
+            v.sort_unstable();
+            v[v.len() / 2]
+        };
+        RssTrend {
+            first: samples[0].1,
+            warm: median(warm_from, half),
+            late: median(half, u64::MAX),
+            end: samples.last().unwrap().1,
+            max: samples.iter().map(|(_, k)| *k).max().unwrap(),
+            windows: (warm_from, half, total),
+        }
+    }
+
+    pub fn grew(&self) -> bool {
+        self.late > self.warm + RSS_SLACK_KIB || self.end > self.warm + RSS_SLACK_KIB
+    }
+}

@@ -11,9 +11,6 @@ use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 16;
 const START_AGENTS: u32 = 5;
-/// Growth of any agent process's RSS allowed between the end of the warm-up
-/// and the end of the run.
-const RSS_SLACK_KIB: u64 = 1024;
 
 /// What a key must answer.
 enum Check {
@@ -60,7 +57,6 @@ fn role(pid: u32) -> String {
 #[ignore = "soak: a minute long; run by `make stress`"]
 fn sixteen_clients_for_a_minute_nothing_crashes_or_grows() {
     let duration = Duration::from_secs(seconds());
-    let warm_up = duration / 4;
     // A relation with thousands of entries (3.5 MB answers), so memory of
     // large parses is exercised too.
     let env = Env::with_node(
@@ -283,34 +279,24 @@ fn sixteen_clients_for_a_minute_nothing_crashes_or_grows() {
     // RSS after warm-up is flat: parsing a large answer makes short peaks,
     // so halves are compared by their median, and the quiet end by itself.
     let samples = samples.into_inner().unwrap();
-    let (warm_from, half) = (
-        warm_up.as_secs(),
-        warm_up.as_secs() + (duration - warm_up).as_secs() / 2,
-    );
-    eprintln!(
-        "RSS (KiB) of each agent process: at start; median {warm_from}-{half} s; median {half}-{} s; after the load; max",
-        duration.as_secs()
-    );
-    let median = |s: &[(u64, u64)], from: u64, to: u64| {
-        let mut v: Vec<u64> = s
-            .iter()
-            .filter(|(t, _)| (from..to).contains(t))
-            .map(|(_, k)| *k)
-            .collect();
-        v.sort_unstable();
-        v.get(v.len() / 2).copied()
-    };
     let mut grown = Vec::new();
     for &pid in &pids {
         let s = &samples[&pid];
-        let first = s.first().unwrap().1;
-        let warm = median(s, warm_from, half).expect("samples after warm-up");
-        let late = median(s, half, u64::MAX - 1).expect("samples in the second half");
-        let end = s.last().unwrap().1;
-        let max = s.iter().map(|(_, k)| *k).max().unwrap();
+        let rss = RssTrend::of(s, duration);
+        if pid == pids[0] {
+            let (warm_from, half, end) = rss.windows;
+            eprintln!(
+                "RSS (KiB) of each agent process: at start; median {warm_from}-{half} s; median {half}-{end} s; after the load; max",
+            );
+        }
         eprintln!(
-            "  pid {pid:>7} {:<12} {first:>7} {warm:>7} {late:>7} {end:>7} {max:>7}",
-            role(pid)
+            "  pid {pid:>7} {:<12} {:>7} {:>7} {:>7} {:>7} {:>7}",
+            role(pid),
+            rss.first,
+            rss.warm,
+            rss.late,
+            rss.end,
+            rss.max
         );
         let trend: Vec<String> = s
             .iter()
@@ -318,8 +304,11 @@ fn sixteen_clients_for_a_minute_nothing_crashes_or_grows() {
             .map(|(t, k)| format!("{t}s:{k}"))
             .collect();
         eprintln!("      every 10 s: {}", trend.join(" "));
-        if late > warm + RSS_SLACK_KIB || end > warm + RSS_SLACK_KIB {
-            grown.push(format!("{pid}: {warm} -> {late} (median), {end} (end) KiB"));
+        if rss.grew() {
+            grown.push(format!(
+                "{pid}: {} -> {} (median), {} (end) KiB",
+                rss.warm, rss.late, rss.end
+            ));
         }
     }
     assert!(grown.is_empty(), "RSS grew after warm-up: {grown:?}");
