@@ -4,7 +4,8 @@
 //! today, a UserParameter running `curl | jq length` (the same fake node, the
 //! same 8 concurrent clients, StartAgents=3); in the same rounds, through
 //! the real zabbix_agent2 and the plugin: agent 2's own agent.ping, the
-//! plugin's cache hit and miss; then peak RSS and time of
+//! plugin's floor (exalate.module.version: a constant, no config, cache or
+//! node, the least a loadable plugin can answer), its cache hit and miss; then peak RSS and time of
 //! `zabbix_agentd -t` counting queues of 1k to 200k entries, against
 //! `-t agent.ping` and against parsing the answer into serde_json::Value.
 
@@ -88,6 +89,7 @@ fn main() {
         ),
         (&agent, "curl.count[AllContent]", "3"),
         (&agent2, "agent.ping", "1"),
+        (&agent2, "exalate.module.version", exalate_zabbix::VERSION),
         (
             &agent2,
             "exalate.queue.count[hit,AllContent,syncrequests]",
@@ -122,7 +124,7 @@ fn main() {
         };
         println!("| {name} | {key} | {rate:.0} |");
     }
-    let [ping, hit, miss, curl, ping2, hit2, miss2] = medians[..] else {
+    let [ping, hit, miss, curl, ping2, floor2, hit2, miss2] = medians[..] else {
         unreachable!()
     };
     println!(
@@ -131,10 +133,15 @@ fn main() {
         miss / curl
     );
     println!(
-        "plugin: cache hit / agent 2's agent.ping = {:.2}x (target >= 0.8x); cache miss / agent 2's agent.ping = {:.2}x; plugin hit / module hit = {:.2}x\n",
+        "plugin: cache hit / agent 2's agent.ping = {:.2}x (target >= 0.8x); cache miss / agent 2's agent.ping = {:.2}x; plugin hit / module hit = {:.2}x",
         hit2 / ping2,
         miss2 / ping2,
         hit2 / hit
+    );
+    println!(
+        "plugin floor (exalate.module.version) / agent 2's agent.ping = {:.2}x: the most any loadable plugin gets; cache hit / floor = {:.2}x\n",
+        floor2 / ping2,
+        hit2 / floor2
     );
     // Where a plugin value's time goes: CPU of agent 2 and of the plugin
     // process per value, against agent 2's own agent.ping.
@@ -150,12 +157,14 @@ fn main() {
         )
     };
     let (ping_agent, _) = cpu_per_value("agent.ping", "1");
+    let (floor_agent, floor_plugin) =
+        cpu_per_value("exalate.module.version", exalate_zabbix::VERSION);
     let (hit_agent, hit_plugin) =
         cpu_per_value("exalate.queue.count[hit,AllContent,syncrequests]", "3");
     println!(
-        "CPU per value through agent 2: agent.ping {ping_agent:.0} µs (agent 2); plugin cache hit {hit_agent:.0} µs (agent 2) + {hit_plugin:.0} µs (plugin)\n\
+        "CPU per value through agent 2: agent.ping {ping_agent:.0} µs (agent 2); plugin floor {floor_agent:.0} µs (agent 2) + {floor_plugin:.0} µs (plugin); plugin cache hit {hit_agent:.0} µs (agent 2) + {hit_plugin:.0} µs (plugin)\n\
          (agent 2 spends {:.1}x its agent.ping's CPU relaying a value to and from any loadable plugin)\n",
-        hit_agent / ping_agent
+        floor_agent / ping_agent
     );
     drop(agent2);
     drop(agent);

@@ -437,7 +437,9 @@ fn registration_run_answers_and_exits_at_once_on_terminate() {
     plugin.send(r#"{"id":0,"type":5}"#);
     let (took, code) = plugin.wait_exit();
     assert_eq!(code, Some(0), "exit code");
-    assert!(took < Duration::from_millis(100), "exit took {took:?}");
+    // At once: nothing is waited for (answers in flight, the 35 s
+    // watchdog); the bound leaves room for a busy machine.
+    assert!(took < Duration::from_millis(500), "exit took {took:?}");
     plugin.assert_silent();
 }
 
@@ -453,14 +455,24 @@ fn registration_run_for_6_0_leaves_a_short_lived_reap_guard() {
     let pid = plugin.child.id();
     assert_eq!(plugin.wait_exit().1, Some(0));
     let guard_arg = pid.to_string();
-    let guards: Vec<u32> = children_of(std::process::id())
-        .into_iter()
-        .filter(|child| {
-            std::fs::read(format!("/proc/{child}/cmdline"))
-                .map(|c| c.split(|&b| b == 0).any(|a| a == guard_arg.as_bytes()))
-                .unwrap_or(false)
-        })
-        .collect();
+    let guards_now = || -> Vec<u32> {
+        children_of(std::process::id())
+            .into_iter()
+            .filter(|child| {
+                std::fs::read(format!("/proc/{child}/cmdline"))
+                    .map(|c| c.split(|&b| b == 0).any(|a| a == guard_arg.as_bytes()))
+                    .unwrap_or(false)
+            })
+            .collect()
+    };
+    // The guard is forked before the plugin exits, but may not have run
+    // its execv yet (until then it has the plugin's command line).
+    let looking = Instant::now();
+    let mut guards = guards_now();
+    while guards.is_empty() && looking.elapsed() < Duration::from_secs(5) {
+        std::thread::yield_now();
+        guards = guards_now();
+    }
     assert_eq!(guards.len(), 1, "one guard for {pid}: {guards:?}");
     let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", guards[0])).unwrap();
     assert!(cmdline.contains("--reap-guard"), "{cmdline:?}");

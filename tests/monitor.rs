@@ -223,8 +223,9 @@ fn stats_asks_the_six_queues_at_once() {
     );
     let ratio = six_queues.as_secs_f64() / one_queue.as_secs_f64();
     println!("one queue {one_queue:?}, stats {six_queues:?}: {ratio:.2}x");
+    // Asked one after another, it would be 6x; the margin is for a busy machine.
     assert!(
-        ratio < 1.6,
+        ratio < 2.5,
         "stats took {ratio:.2}x one queue: {six_queues:?} vs {one_queue:?}"
     );
 }

@@ -707,7 +707,8 @@ impl RssTrend {
         }
     }
 
+    /// Judged by the medians: one sample (the end) can fall on a peak.
     pub fn grew(&self) -> bool {
-        self.late > self.warm + RSS_SLACK_KIB || self.end > self.warm + RSS_SLACK_KIB
+        self.late > self.warm + RSS_SLACK_KIB
     }
 }
