@@ -202,7 +202,8 @@ fn stats_asks_the_six_queues_at_once() {
     monitor
         .queue_count("demo", "AllContent", "syncrequests")
         .unwrap();
-    let delay = Duration::from_millis(400);
+    // Long enough that a busy machine's scheduling is small beside it.
+    let delay = Duration::from_millis(800);
     env.node.set_response_delay(delay);
     let started = Instant::now();
     monitor
@@ -223,9 +224,8 @@ fn stats_asks_the_six_queues_at_once() {
     );
     let ratio = six_queues.as_secs_f64() / one_queue.as_secs_f64();
     println!("one queue {one_queue:?}, stats {six_queues:?}: {ratio:.2}x");
-    // Asked one after another, it would be 6x; the margin is for a busy machine.
     assert!(
-        ratio < 2.5,
+        ratio < 1.6,
         "stats took {ratio:.2}x one queue: {six_queues:?} vs {one_queue:?}"
     );
 }
