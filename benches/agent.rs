@@ -145,7 +145,7 @@ fn main() {
     );
     // Where a plugin value's time goes: CPU of agent 2 and of the plugin
     // process per value, against agent 2's own agent.ping.
-    let plugin = children_of(agent2.pid())[0];
+    let plugin = plugin_processes(agent2.pid())[0];
     let cpu_per_value = |key: &str, expected: &str| {
         let before = (cpu_ticks(agent2.pid()), cpu_ticks(plugin));
         let start = Instant::now();

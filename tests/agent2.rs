@@ -581,7 +581,7 @@ fn plugin_rss_stays_flat_under_sustained_load() {
         "exalate.queue.get[demo,Big,errorresponses]",
     ]);
     let expected: Vec<Reply> = keys.iter().map(|k| agent2.get(k)).collect();
-    let plugins = children_of(agent2.pid());
+    let plugins = plugin_processes(agent2.pid());
     assert_eq!(plugins.len(), 1, "one plugin process: {plugins:?}");
     let plugin = plugins[0];
 
@@ -632,7 +632,7 @@ fn plugin_rss_stays_flat_under_sustained_load() {
         agent2.log()
     );
     assert_eq!(
-        children_of(agent2.pid()),
+        plugin_processes(agent2.pid()),
         [plugin],
         "the plugin process changed"
     );

@@ -555,6 +555,18 @@ pub fn process_and_children(pid: u32) -> Vec<u32> {
     pids
 }
 
+/// Agent 2's plugin processes in their operational run (`PATH SOCKET
+/// false`): a 6.0 agent 2 also has, for half a second after its start, the
+/// registration run's reap guard as a child.
+pub fn plugin_processes(agent2: u32) -> Vec<u32> {
+    children_of(agent2)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.ends_with(b"\0false\0"))
+        })
+        .collect()
+}
+
 /// The children of a process, whichever of its threads started them (agent
 /// 2 is a Go program: any thread may).
 pub fn children_of(pid: u32) -> Vec<u32> {
