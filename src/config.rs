@@ -402,12 +402,7 @@ fn validate_proxy(proxy: &str) -> std::result::Result<String, String> {
         // Never echo it: the part before '@' is a credential.
         return Err("proxy must not contain credentials (user:password@)".into());
     }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
-            (host, Some(port))
-        }
-        _ => (authority, None),
-    };
+    let (host, port) = crate::proxy::split_authority(authority);
     let host_ok = !host.is_empty()
         && host.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'[' | b']' | b':')
@@ -683,6 +678,14 @@ cache_max_bytes = 0
             m.contains("must not contain credentials") && !m.contains("hunter2"),
             "{m}"
         );
+        for v6 in ["http://[::1]", "http://[fd00::1]:3128"] {
+            let c = parse(&format!(
+                "[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\nproxy = \"{v6}\"\n"
+            ))
+            .unwrap();
+            assert_eq!(c.nodes["a"].proxy.as_deref(), Some(v6));
+        }
+        assert!(bad("http://[::1]x").contains("is not http://host or http://host:port"));
         assert!(bad("http://p:99999").contains("is not http://host or http://host:port"));
         assert!(bad("http://p/path").contains("is not http://host"));
         assert!(bad("http://").contains("is not http://host"));

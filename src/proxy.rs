@@ -36,11 +36,8 @@ impl Route {
         if url.starts_with("https://") {
             return Route::Connect(proxy.to_string());
         }
-        let authority = proxy.trim_start_matches("http://");
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) if port.parse::<u16>().is_ok() => (host, port.parse().unwrap_or(80)),
-            _ => (authority, 80),
-        };
+        let (host, port) = split_authority(proxy.trim_start_matches("http://"));
+        let port = port.and_then(|p| p.parse().ok()).unwrap_or(80);
         Route::AbsoluteForm {
             host: host
                 .trim_start_matches('[')
@@ -48,6 +45,22 @@ impl Route {
                 .to_string(),
             port,
         }
+    }
+}
+
+/// The host and port of `host`, `host:port`, `[v6]` or `[v6]:port`; after
+/// a bracketed host, anything but `:port` comes back as the port, to fail.
+pub(crate) fn split_authority(authority: &str) -> (&str, Option<&str>) {
+    if let Some(end) = authority.find(']').filter(|_| authority.starts_with('[')) {
+        let (host, rest) = authority.split_at(end + 1);
+        return match rest {
+            "" => (host, None),
+            rest => (host, Some(rest.strip_prefix(':').unwrap_or(rest))),
+        };
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
     }
 }
 
@@ -151,5 +164,14 @@ mod tests {
                 port: 80
             }
         );
+        for (proxy, port) in [("http://[::1]", 80), ("http://[::1]:3128", 3128)] {
+            assert_eq!(
+                Route::new("http://n", Some(proxy)),
+                Route::AbsoluteForm {
+                    host: "::1".into(),
+                    port
+                }
+            );
+        }
     }
 }
