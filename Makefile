@@ -179,8 +179,8 @@ package-test: deps-package-test packages
 
 # The template in a live Zabbix 6.0 (README "The template in a live
 # Zabbix"): PostgreSQL, zabbix_server, a zabbix_proxy, the frontend, and
-# hosts on zabbix_agentd (passive, through the proxy, active) and, once the
-# crate has its agent 2 plugin, zabbix_agent2; checked through the API.
+# hosts on zabbix_agentd (passive, through the proxy, active) and
+# zabbix_agent2 with the plugin; checked through the API.
 # Everything private under target/e2e/ and on random loopback ports. As root.
 # The agent 2 plugin runs as its debug build: after `make test` only the
 # crate itself compiles.
@@ -193,8 +193,6 @@ ifeq ($(E2E_MODULE),$(COMPAT_SO))
 	$(MAKE) --no-print-directory release-compat
 endif
 	$(CARGO) build --release -p fake_exalate_node --bin fake-exalate-node
-	plugin=; if $(CARGO) metadata --no-deps --format-version 1 | grep -q '"name":"$(AGENT2_PLUGIN)"'; then \
-	  scripts/deps.sh zabbix-agent2:/usr/sbin/zabbix_agent2 && \
-	  $(CARGO) build -p exalate_zabbix --bin $(AGENT2_PLUGIN) && plugin=target/debug/$(AGENT2_PLUGIN); \
-	fi; \
-	scripts/e2e/run.sh $(E2E_MODULE) target/release/fake-exalate-node $$plugin
+	scripts/deps.sh zabbix-agent2:/usr/sbin/zabbix_agent2
+	$(CARGO) build -p exalate_zabbix --bin $(AGENT2_PLUGIN)
+	scripts/e2e/run.sh $(E2E_MODULE) target/release/fake-exalate-node target/debug/$(AGENT2_PLUGIN)

@@ -13,7 +13,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{write_file, BenchEnv, BENCH_TOKEN};
+use common::{rss_kib, write_file, BenchEnv, BENCH_TOKEN};
 use exalate_zabbix::zabbix::{self, AgentRequest, AgentResult};
 use exalate_zabbix::Monitor;
 use fake_exalate_node::{FakeNode, RelationData};
@@ -224,9 +224,7 @@ fn cache_budget(env: &BenchEnv) {
 
 /// This process's resident set, from /proc.
 fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
+    rss_kib(std::process::id()).unwrap() * 1024
 }
 
 /// One call of exalate.queue.count through the module's item function,

@@ -4,6 +4,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::monitor::Monitor;
+use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,14 +117,18 @@ pub fn answer(
             .with_call_timeout(call_timeout, || serve(monitor, item, params))
             .map_err(|e| format!("{}.", e.message()))
     }))
-    .unwrap_or_else(|panic| {
-        let secrets = monitor.known_secrets();
-        let secrets: Vec<&str> = secrets.iter().map(|s| s.as_str()).collect();
-        Err(format!(
-            "internal error in the exalate module ({}); the agent goes on.",
-            crate::boundary::panic_message(&*panic, &secrets)
-        ))
-    })
+    .unwrap_or_else(|panic| Err(panic_failure(Some(monitor), &*panic)))
+}
+
+/// The failure sentence for a panic in an item, its message scrubbed of
+/// the secrets `monitor` (if there is one yet) knows.
+pub(crate) fn panic_failure(monitor: Option<&Monitor>, panic: &(dyn Any + Send)) -> String {
+    let secrets = monitor.map(Monitor::known_secrets).unwrap_or_default();
+    let secrets: Vec<&str> = secrets.iter().map(|s| s.as_str()).collect();
+    format!(
+        "internal error in the exalate module ({}); the agent goes on.",
+        crate::boundary::panic_message(panic, &secrets)
+    )
 }
 
 impl ItemValue {

@@ -458,11 +458,7 @@ fn registration_run_for_6_0_leaves_a_short_lived_reap_guard() {
     let guards_now = || -> Vec<u32> {
         children_of(std::process::id())
             .into_iter()
-            .filter(|child| {
-                std::fs::read(format!("/proc/{child}/cmdline"))
-                    .map(|c| c.split(|&b| b == 0).any(|a| a == guard_arg.as_bytes()))
-                    .unwrap_or(false)
-            })
+            .filter(|child| has_arg(*child, &guard_arg))
             .collect()
     };
     // The guard is forked before the plugin exits, but may not have run
@@ -554,12 +550,7 @@ fn operational_run_answers_by_id_ignores_garbage_and_exits_on_close() {
 #[ignore = "soak: 90 seconds long; run by `make stress`"]
 fn plugin_rss_stays_flat_under_sustained_load() {
     let _alone = AGENT2_STARTS.write().unwrap_or_else(|p| p.into_inner());
-    let duration = Duration::from_secs(
-        std::env::var("EXALATE_SOAK_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(90),
-    );
+    let duration = soak_duration(90);
     let clients: usize = std::env::var("EXALATE_SOAK_CLIENTS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -588,18 +579,21 @@ fn plugin_rss_stays_flat_under_sustained_load() {
     let started = Instant::now();
     let samples = std::sync::Mutex::new(Vec::new());
     let answers = std::sync::atomic::AtomicU64::new(0);
+    let sample = || {
+        if let Some(kib) = rss_kib(plugin) {
+            let threads = std::fs::read_dir(format!("/proc/{plugin}/task"))
+                .map(|d| d.count())
+                .unwrap_or(0);
+            samples
+                .lock()
+                .unwrap()
+                .push((started.elapsed().as_secs(), kib, threads));
+        }
+    };
     std::thread::scope(|s| {
         s.spawn(|| {
             while started.elapsed() < duration {
-                if let Some(kib) = rss_kib(plugin) {
-                    let threads = std::fs::read_dir(format!("/proc/{plugin}/task"))
-                        .map(|d| d.count())
-                        .unwrap_or(0);
-                    samples
-                        .lock()
-                        .unwrap()
-                        .push((started.elapsed().as_secs(), kib, threads));
-                }
+                sample();
                 std::thread::sleep(Duration::from_millis(500));
             }
         });
@@ -626,6 +620,8 @@ fn plugin_rss_stays_flat_under_sustained_load() {
             });
         }
     });
+    // The last sample, after the load.
+    sample();
     assert!(
         agent2.is_running(),
         "agent 2 stopped; log:\n{}",

@@ -222,10 +222,7 @@ impl Plugin {
                     Ok(request) => {
                         let handled = catch_unwind(AssertUnwindSafe(|| self.handle(request)));
                         if let Err(panic) = handled {
-                            let what = panic
-                                .downcast_ref::<&str>()
-                                .copied()
-                                .unwrap_or("panic");
+                            let what = crate::boundary::panic_message(&*panic, &[]);
                             self.writer.log(
                                 Severity::Err,
                                 &format!("internal error handling a request ({what}); the plugin goes on"),

@@ -10,7 +10,7 @@
 
 pub mod compat;
 
-use crate::boundary::{ffi_fn, panic_message, PanicOrDefault};
+use crate::boundary::{ffi_fn, PanicOrDefault};
 use crate::config;
 use crate::items::{self, Item, ItemValue};
 use crate::monitor::Monitor;
@@ -260,12 +260,9 @@ unsafe fn serve_item(item: Item, request: *mut AgentRequest, result: *mut AgentR
         items::answer(&monitor(), item, &params, timeout)
     }));
     let outcome = outcome.unwrap_or_else(|panic| {
-        let secrets = known_secrets();
-        let secrets: Vec<&str> = secrets.iter().map(|s| s.as_str()).collect();
-        Err(format!(
-            "internal error in the exalate module ({}); the agent goes on.",
-            panic_message(&*panic, &secrets)
-        ))
+        // The monitor, if making it was not what panicked.
+        let monitor = MONITOR.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Err(items::panic_failure(monitor.as_deref(), &*panic))
     });
     // SAFETY: `result` is the agent's, non-null (checked above).
     let result = unsafe { &mut *result };
@@ -350,11 +347,4 @@ pub fn malloc_cstring(s: &str) -> *mut c_char {
         *ptr.add(bytes.len()) = 0;
         ptr.cast()
     }
-}
-
-/// The secrets and tokens of this process's monitor, if it has one, to
-/// scrub a panic's message with.
-fn known_secrets() -> Vec<crate::secret::Secret> {
-    let monitor = MONITOR.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    monitor.map(|m| m.known_secrets()).unwrap_or_default()
 }

@@ -526,6 +526,22 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// A soak's length: EXALATE_SOAK_SECONDS, else `default`.
+pub fn soak_duration(default: u64) -> Duration {
+    let seconds = std::env::var("EXALATE_SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    Duration::from_secs(seconds)
+}
+
+/// Whether a process's command line has `arg` as one of its arguments.
+pub fn has_arg(pid: u32, arg: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| c.split(|&b| b == 0).any(|a| a == arg.as_bytes()))
+        .unwrap_or(false)
+}
+
 /// Processes whose command line has `arg` (e.g. a plugin's socket path).
 pub fn processes_with_arg(arg: &str) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -533,11 +549,7 @@ pub fn processes_with_arg(arg: &str) -> Vec<u32> {
     };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| c.split(|&b| b == 0).any(|a| a == arg.as_bytes()))
-                .unwrap_or(false)
-        })
+        .filter(|pid| has_arg(*pid, arg))
         .collect()
 }
 
@@ -719,8 +731,9 @@ impl RssTrend {
         }
     }
 
-    /// Judged by the medians: one sample (the end) can fall on a peak.
+    /// The medians, and the end: the soaks take their last sample after
+    /// the load, when no parse is making a peak.
     pub fn grew(&self) -> bool {
-        self.late > self.warm + RSS_SLACK_KIB
+        self.late > self.warm + RSS_SLACK_KIB || self.end > self.warm + RSS_SLACK_KIB
     }
 }

@@ -34,13 +34,6 @@ impl Check {
     }
 }
 
-fn seconds() -> u64 {
-    std::env::var("EXALATE_SOAK_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60)
-}
-
 /// The process's role from its title ("listener #3 [waiting for connection]").
 fn role(pid: u32) -> String {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -56,7 +49,7 @@ fn role(pid: u32) -> String {
 #[test]
 #[ignore = "soak: a minute long; run by `make stress`"]
 fn sixteen_clients_for_a_minute_nothing_crashes_or_grows() {
-    let duration = Duration::from_secs(seconds());
+    let duration = soak_duration(60);
     // A relation with thousands of entries (3.5 MB answers), so memory of
     // large parses is exercised too.
     let env = Env::with_node(
