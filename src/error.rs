@@ -104,20 +104,38 @@ const MIN_JWT_TAIL_CHARS: usize = 8;
 /// Secrets shorter than 4 bytes are not looked for (they would match
 /// ordinary words).
 pub fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_string();
-    for secret in secrets.iter().filter(|s| s.len() >= 4) {
-        for form in written_forms(secret) {
-            if out.contains(&form) {
-                out = out.replace(&form, REDACTED);
-            }
-        }
+    let replaced = SecretForms::new(secrets).replace(text);
+    scrub_token_runs(replaced.as_deref().unwrap_or(text), secrets)
+}
+
+/// The forms in which secrets (4 bytes or more) may be written, worked out
+/// once for all the texts to clean.
+pub(crate) struct SecretForms(Vec<String>);
+
+impl SecretForms {
+    pub(crate) fn new(secrets: &[&str]) -> SecretForms {
+        SecretForms(
+            secrets
+                .iter()
+                .filter(|s| s.len() >= 4)
+                .flat_map(|s| written_forms(s))
+                .collect(),
+        )
     }
-    scrub_token_runs(&out, secrets)
+
+    /// `text` with every form replaced, or `None` when it holds none.
+    pub(crate) fn replace(&self, text: &str) -> Option<String> {
+        self.0.iter().any(|f| text.contains(f.as_str())).then(|| {
+            self.0
+                .iter()
+                .fold(text.to_string(), |t, f| t.replace(f.as_str(), REDACTED))
+        })
+    }
 }
 
 /// A secret as a node may echo it: as is, and escaped inside a JSON string
 /// (quotes, backslashes, control characters; `/` as `\/` too).
-pub(crate) fn written_forms(secret: &str) -> Vec<String> {
+fn written_forms(secret: &str) -> Vec<String> {
     let mut forms = vec![secret.to_string()];
     let json = serde_json::to_string(secret).unwrap_or_default();
     let json = json.trim_matches('"');

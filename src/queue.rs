@@ -444,9 +444,10 @@ impl<'de> DeserializeSeed<'de> for StrippedWriter<'_> {
 }
 
 impl StrippedWriter<'_> {
-    fn raw(self, text: &[u8]) -> Option<String> {
+    /// Writes a scalar as serde_json writes it, straight into the text.
+    fn json(self, v: &impl serde::Serialize) -> Option<String> {
         if let Some(out) = self.out {
-            out.extend(text);
+            serde_json::to_writer(&mut *out, v).expect("writing to memory cannot fail");
         }
         None
     }
@@ -459,20 +460,16 @@ impl<'de> Visitor<'de> for StrippedWriter<'_> {
         f.write_str("any JSON value")
     }
     fn visit_bool<E>(self, v: bool) -> std::result::Result<Option<String>, E> {
-        Ok(self.raw(if v { b"true" } else { b"false" }))
+        Ok(self.json(&v))
     }
     fn visit_i64<E>(self, v: i64) -> std::result::Result<Option<String>, E> {
-        Ok(self.raw(v.to_string().as_bytes()))
+        Ok(self.json(&v))
     }
     fn visit_u64<E>(self, v: u64) -> std::result::Result<Option<String>, E> {
-        Ok(self.raw(v.to_string().as_bytes()))
+        Ok(self.json(&v))
     }
     fn visit_f64<E>(self, v: f64) -> std::result::Result<Option<String>, E> {
-        Ok(self.raw(
-            serde_json::to_string(&v)
-                .expect("f64 serializes")
-                .as_bytes(),
-        ))
+        Ok(self.json(&v))
     }
     fn visit_str<E>(self, v: &str) -> std::result::Result<Option<String>, E> {
         if let Some(out) = self.out {
@@ -481,10 +478,10 @@ impl<'de> Visitor<'de> for StrippedWriter<'_> {
         Ok(self.want_str.then(|| v.to_string()))
     }
     fn visit_unit<E>(self) -> std::result::Result<Option<String>, E> {
-        Ok(self.raw(b"null"))
+        Ok(self.json(&()))
     }
     fn visit_none<E>(self) -> std::result::Result<Option<String>, E> {
-        Ok(self.raw(b"null"))
+        Ok(self.json(&()))
     }
     fn visit_seq<A: SeqAccess<'de>>(
         self,

@@ -53,18 +53,28 @@ pub fn read(reader: &mut impl Read) -> io::Result<Option<Frame>> {
     Ok(Some(Frame::Json(body)))
 }
 
-/// Header and body in one buffer: the writer sends a frame with one write.
-pub fn encode(json: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(HEADER_LEN + json.len());
-    frame.extend_from_slice(&JSON.to_le_bytes());
-    frame.extend_from_slice(&(json.len() as u32).to_le_bytes());
-    frame.extend_from_slice(json);
+/// `message` as one frame, serialised straight after its header (an answer
+/// can be megabytes: no second copy), so the writer sends it with one write.
+pub fn encode(message: &impl serde::Serialize) -> Vec<u8> {
+    let mut frame = vec![0; HEADER_LEN];
+    serde_json::to_writer(&mut frame, message).expect("JSON values serialize");
+    let len = (frame.len() - HEADER_LEN) as u32;
+    frame[..4].copy_from_slice(&JSON.to_le_bytes());
+    frame[4..HEADER_LEN].copy_from_slice(&len.to_le_bytes());
     frame
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A frame of any bytes, JSON or not.
+    fn raw(body: &[u8]) -> Vec<u8> {
+        let mut frame = JSON.to_le_bytes().to_vec();
+        frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        frame.extend_from_slice(body);
+        frame
+    }
 
     /// Hands out at most `step` bytes per read, like a socket under load.
     struct Trickle<'a> {
@@ -83,8 +93,8 @@ mod tests {
 
     #[test]
     fn round_trip_through_one_byte_reads() {
-        let mut stream = encode(br#"{"id":1,"type":2,"version":"6.0.13"}"#);
-        stream.extend(encode(b"{}"));
+        let mut stream = raw(br#"{"id":1,"type":2,"version":"6.0.13"}"#);
+        stream.extend(raw(b"{}"));
         let mut reader = Trickle {
             data: &stream,
             step: 1,
@@ -104,13 +114,14 @@ mod tests {
 
     #[test]
     fn header_is_little_endian_type_then_length() {
-        assert_eq!(encode(b"{}"), [1, 0, 0, 0, 2, 0, 0, 0, b'{', b'}']);
+        let message = serde_json::json!({});
+        assert_eq!(encode(&message), [1, 0, 0, 0, 2, 0, 0, 0, b'{', b'}']);
     }
 
     #[test]
     fn large_frames_up_to_the_limit_are_read_whole() {
         let body = vec![b' '; MAX_INCOMING as usize];
-        let stream = encode(&body);
+        let stream = raw(&body);
         let mut reader = Trickle {
             data: &stream,
             step: 4096,
@@ -120,11 +131,11 @@ mod tests {
 
     #[test]
     fn oversized_and_foreign_frames_are_skipped_in_step() {
-        let mut stream = encode(&vec![b' '; MAX_INCOMING as usize + 1]);
+        let mut stream = raw(&vec![b' '; MAX_INCOMING as usize + 1]);
         stream.extend_from_slice(&7u32.to_le_bytes());
         stream.extend_from_slice(&3u32.to_le_bytes());
         stream.extend_from_slice(b"abc");
-        stream.extend(encode(b"{}"));
+        stream.extend(raw(b"{}"));
         let mut reader = stream.as_slice();
         assert_eq!(
             read(&mut reader).unwrap(),
@@ -155,7 +166,7 @@ mod tests {
 
     #[test]
     fn end_of_stream_inside_a_frame_is_an_error() {
-        let stream = encode(b"{\"id\":1}");
+        let stream = raw(b"{\"id\":1}");
         for cut in [3, HEADER_LEN, HEADER_LEN + 2] {
             let err = read(&mut &stream[..cut]).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}");

@@ -184,8 +184,7 @@ pub struct Writer {
 
 impl Writer {
     fn send(&self, message: &Value) {
-        let body = serde_json::to_vec(message).expect("JSON values serialize");
-        let frame = frame::encode(&body);
+        let frame = frame::encode(message);
         let mut stream = self.stream.lock().unwrap_or_else(|p| p.into_inner());
         // A failed write means the agent is gone; the reader then sees the
         // end of the stream and exits.

@@ -74,25 +74,31 @@ impl Monitor {
 
     /// Entries in `queue` of `relation` on `node` now.
     pub fn queue_count(&self, node: &str, relation: &str, queue: &str) -> Result<u64> {
-        let (session, queue) = self.target(node, relation, Some(queue))?;
-        let queue = queue.expect("queue given");
-        let deadline = self.deadline(&session);
-        let snapshot = session
-            .snapshot(relation, queue, Need::Summary, deadline)
-            .map_err(|e| e.context(&place(&session, relation, Some(queue))))?;
-        Ok(snapshot.count)
+        Ok(self
+            .queue_snapshot(node, relation, queue, Need::Summary)?
+            .count)
     }
 
     /// The entries of a queue as a JSON array, without `encodedPayload`:
     /// the text kept by the fetch, shared with the cache, not copied.
     pub fn queue_get(&self, node: &str, relation: &str, queue: &str) -> Result<Arc<String>> {
+        let snapshot = self.queue_snapshot(node, relation, queue, Need::Text)?;
+        Ok(snapshot.text.clone().expect("a fetch for text keeps it"))
+    }
+
+    fn queue_snapshot(
+        &self,
+        node: &str,
+        relation: &str,
+        queue: &str,
+        need: Need,
+    ) -> Result<Arc<QueueSnapshot>> {
         let (session, queue) = self.target(node, relation, Some(queue))?;
         let queue = queue.expect("queue given");
         let deadline = self.deadline(&session);
-        let snapshot = session
-            .snapshot(relation, queue, Need::Text, deadline)
-            .map_err(|e| e.context(&place(&session, relation, Some(queue))))?;
-        Ok(snapshot.text.clone().expect("a fetch for text keeps it"))
+        session
+            .snapshot(relation, queue, need, deadline)
+            .map_err(|e| e.context(&place(&session, relation, Some(queue))))
     }
 
     /// The six counts and the error reasons of a relation as one JSON object.

@@ -27,20 +27,41 @@ pub struct ConfigWatch {
 #[derive(Default)]
 struct Loaded {
     current: Option<Result<Arc<Setup>>>,
+    file: WatchedFile,
+}
+
+/// A file looked at (one `stat`) at most once per [`RELOAD_CHECK`].
+#[derive(Default)]
+pub struct WatchedFile {
     stamp: Option<FileStamp>,
     checked_at: Option<Instant>,
 }
 
+impl WatchedFile {
+    /// Whether `path` changed since the last look (from never looked at,
+    /// whether it exists); `false` until the next look is due.
+    pub fn changed(&mut self, path: &Path) -> bool {
+        if self.checked_at.is_some_and(|t| t.elapsed() < RELOAD_CHECK) {
+            return false;
+        }
+        self.checked_at = Some(Instant::now());
+        let stamp = FileStamp::of(path);
+        let changed = stamp != self.stamp;
+        self.stamp = stamp;
+        changed
+    }
+}
+
 /// What tells a changed file from the one already read.
 #[derive(Clone, PartialEq, Eq)]
-pub struct FileStamp {
+struct FileStamp {
     modified: Option<SystemTime>,
     len: u64,
     inode: u64,
 }
 
 impl FileStamp {
-    pub fn of(path: &Path) -> Option<FileStamp> {
+    fn of(path: &Path) -> Option<FileStamp> {
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::metadata(path).ok()?;
         Some(FileStamp {
@@ -66,22 +87,14 @@ impl ConfigWatch {
     /// The current setup, re-reading the config when the file changed.
     pub fn current(&self) -> Result<Arc<Setup>> {
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        let due = loaded
-            .checked_at
-            .is_none_or(|t| t.elapsed() >= RELOAD_CHECK);
-        if due {
-            loaded.checked_at = Some(Instant::now());
-            let stamp = FileStamp::of(&self.path);
-            if loaded.current.is_none() || stamp != loaded.stamp {
-                let previous = match &loaded.current {
-                    Some(Ok(setup)) => Some(setup.clone()),
-                    _ => None,
-                };
-                let next = Config::load(&self.path)
-                    .map(|config| Arc::new(Setup::new(config, previous.as_deref())));
-                loaded.stamp = stamp;
-                loaded.current = Some(next);
-            }
+        if loaded.file.changed(&self.path) || loaded.current.is_none() {
+            let previous = match &loaded.current {
+                Some(Ok(setup)) => Some(setup.clone()),
+                _ => None,
+            };
+            let next = Config::load(&self.path)
+                .map(|config| Arc::new(Setup::new(config, previous.as_deref())));
+            loaded.current = Some(next);
         }
         loaded.current.clone().expect("loaded above")
     }

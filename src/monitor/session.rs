@@ -2,10 +2,10 @@
 //! cache, and fetching a queue within a deadline.
 
 use super::cache::Cache;
-use super::reload::{FileStamp, RELOAD_CHECK};
+use super::reload::WatchedFile;
 use crate::auth::Credentials;
 use crate::config::NodeConfig;
-use crate::error::{body_excerpt, written_forms, Error, ErrorKind, Result};
+use crate::error::{body_excerpt, Error, ErrorKind, Result, SecretForms};
 use crate::http::{encode_segment, HttpClient};
 use crate::queue::{read_queue, Keep, Queue, QueueSnapshot};
 use crate::secret::Secret;
@@ -44,8 +44,7 @@ pub struct NodeSession {
 #[derive(Default)]
 struct HttpState {
     client: Option<Arc<HttpClient>>,
-    ca_stamp: Option<FileStamp>,
-    ca_checked_at: Option<Instant>,
+    ca_file: WatchedFile,
 }
 
 impl NodeSession {
@@ -248,16 +247,8 @@ impl NodeSession {
     fn http(&self) -> Result<Arc<HttpClient>> {
         let mut state = lock(&self.http);
         if let Some(ca_file) = &self.config.ca_file {
-            let due = state
-                .ca_checked_at
-                .is_none_or(|t| t.elapsed() >= RELOAD_CHECK);
-            if due {
-                state.ca_checked_at = Some(Instant::now());
-                let stamp = FileStamp::of(ca_file);
-                if stamp != state.ca_stamp {
-                    state.client = None;
-                    state.ca_stamp = stamp;
-                }
+            if state.ca_file.changed(ca_file) {
+                state.client = None;
             }
         }
         if let Some(client) = &state.client {
@@ -272,19 +263,8 @@ impl NodeSession {
     /// even if a hostile node echoes it back (as is or JSON-escaped).
     fn scrubbed(&self, mut snapshot: QueueSnapshot) -> QueueSnapshot {
         let secrets = self.credentials.known_secrets();
-        let forms: Vec<String> = secrets
-            .iter()
-            .map(Secret::as_str)
-            .filter(|s| s.len() >= 4)
-            .flat_map(written_forms)
-            .collect();
-        let scrub = |text: &str| -> Option<String> {
-            forms.iter().any(|f| text.contains(f.as_str())).then(|| {
-                forms
-                    .iter()
-                    .fold(text.to_string(), |t, f| t.replace(f.as_str(), "***"))
-            })
-        };
+        let forms = SecretForms::new(&secrets.iter().map(Secret::as_str).collect::<Vec<_>>());
+        let scrub = |text: &str| forms.replace(text);
         if let Some(clean) = snapshot.text.as_deref().and_then(|t| scrub(t)) {
             snapshot.text = Some(Arc::new(clean));
         }

@@ -142,7 +142,7 @@ fn plugin_heap_in_use_stays_flat_over_thousands_of_exports() {
         .unwrap();
     let configure = serde_json::json!({"id": 1, "type": kind::CONFIGURE_REQUEST, "global_options": {"Timeout": 3},
         "private_options": {"Name": "Exalate"}});
-    stream.write_all(&json_frame(&configure)).unwrap();
+    stream.write_all(&frame::encode(&configure)).unwrap();
     let requests: Vec<Vec<u8>> = round_calls()
         .iter()
         .enumerate()
@@ -153,7 +153,7 @@ fn plugin_heap_in_use_stays_flat_over_thousands_of_exports() {
             if !params.is_empty() {
                 request["parameters"] = params.as_slice().into();
             }
-            json_frame(&request)
+            frame::encode(&request)
         })
         .collect();
     assert_heap_flat("agent 2 plugin", &env, || {
@@ -179,10 +179,6 @@ fn plugin_heap_in_use_stays_flat_over_thousands_of_exports() {
     drop(stream);
     assert_eq!(plugin.join().unwrap(), 0);
     std::env::remove_var("EXALATE_ZABBIX_CONFIG");
-}
-
-fn json_frame(message: &serde_json::Value) -> Vec<u8> {
-    frame::encode(&serde_json::to_vec(message).unwrap())
 }
 
 fn receive(stream: &mut UnixStream) -> serde_json::Value {
