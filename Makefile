@@ -140,10 +140,11 @@ compat-test:
 compat-clean:
 	rm -rf --one-file-system $(COMPAT_ROOTS) $(ARM64_ROOTS)
 
-# Packages: a .deb and an .rpm per architecture in target/packages/ (README
-# "Packages"), from the glibc-2.28 builds (release-compat) in each
-# architecture's target/<rust target>/release/. MODULE_SO names another
-# module: then only this machine's architecture is packaged, from its directory.
+# Packages: a .deb and an .rpm per architecture in target/packages/
+# (docs/testing.md "Building the packages"), from the glibc-2.28 builds
+# (release-compat) in each architecture's target/<rust target>/release/.
+# MODULE_SO names another module: then only this machine's architecture is
+# packaged, from its directory.
 # The arm64 .deb's Depends come from arm64 bookworm's own libc6 and libgcc-s1,
 # which its sysroot (compat-roots) holds.
 PACKAGE_ARCHES := x86_64 aarch64
@@ -177,8 +178,8 @@ package-test: deps-package-test packages
 	$(CARGO) build --release -p fake_exalate_node --bin fake-exalate-node
 	packaging/package-test.sh
 
-# The template in a live Zabbix 6.0 (README "The template in a live
-# Zabbix"): PostgreSQL, zabbix_server, a zabbix_proxy, the frontend, and
+# The template in a live Zabbix 6.0 (docs/testing.md "The template in a
+# live Zabbix"): PostgreSQL, zabbix_server, a zabbix_proxy, the frontend, and
 # hosts on zabbix_agentd (passive, through the proxy, active) and
 # zabbix_agent2 with the plugin; checked through the API.
 # Everything private under target/e2e/ and on random loopback ports. As root.

@@ -32,6 +32,10 @@ rm -f "$out"/exalate-zabbix_*.deb "$out"/exalate-zabbix-*.rpm
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 
 header=include/exalate_zabbix.h
+# The documentation, in /usr/share/doc/exalate-zabbix/ as in the source tree
+# (README.md and docs/*.md), and the template's README, also beside the template.
+doc_files=(README.md docs/*.md)
+template_readme=packaging/template/README.md
 
 # stage ROOT MODULEDIR PKGCONFIGDIR: the files both packages share, from $from
 # (the architecture's built files), stripped with $strip.
@@ -45,7 +49,7 @@ stage() {
   sed -e "s|@prefix@|/usr|; s|@libdir@|$moduledir|; s|@includedir@|/usr/include|; s|@version@|$version|" \
     packaging/exalate_zabbix.pc.in > "$root$pcdir/exalate_zabbix.pc"
   install -m 0644 "$header" "$root/usr/include/exalate_zabbix.h"
-  install -m 0644 packaging/template/template_exalate_zabbix.yaml "$root/usr/share/exalate-zabbix/"
+  install -m 0644 packaging/template/template_exalate_zabbix.yaml "$template_readme" "$root/usr/share/exalate-zabbix/"
   install -d "$root/usr/share/exalate-zabbix/selinux"
   install -m 0644 packaging/selinux/exalate_zabbix.te packaging/selinux/exalate_zabbix.fc \
     packaging/selinux/exalate_zabbix.if "$root/usr/share/exalate-zabbix/selinux/"
@@ -88,7 +92,12 @@ build_deb() {
   install -m 0644 packaging/debian/copyright "$doc/copyright"
   gzip -9n < packaging/debian/changelog > "$doc/changelog.Debian.gz"
   gzip -9n < CHANGELOG.md > "$doc/changelog.gz"
-  gzip -9n < README.md > "$doc/README.md.gz"
+  # Compressed, as Debian policy asks of documentation (dh_compress).
+  install -d "$doc/docs" "$doc/template"
+  for file in "${doc_files[@]}"; do
+    gzip -9n < "$file" > "$doc/$file.gz"
+  done
+  gzip -9n < "$template_readme" > "$doc/template/README.md.gz"
   install -m 0644 packaging/debian/lintian-overrides "$deb_root/usr/share/lintian/overrides/exalate-zabbix"
 
   # Depends from the built files themselves: the libc (and libgcc) versions
@@ -139,7 +148,10 @@ build_rpm() {
   done
   install -d "$rpm_root${agent2_snippet%/*}"
   echo "Plugins.Exalate.System.Path=$plugin_path" > "$rpm_root$agent2_snippet"
-  install -D -m 0644 README.md "$rpm_root/usr/share/doc/exalate-zabbix/README.md"
+  for file in "${doc_files[@]}"; do
+    install -D -m 0644 "$file" "$rpm_root/usr/share/doc/exalate-zabbix/$file"
+  done
+  install -D -m 0644 "$template_readme" "$rpm_root/usr/share/doc/exalate-zabbix/template/README.md"
   install -D -m 0644 CHANGELOG.md "$rpm_root/usr/share/doc/exalate-zabbix/CHANGELOG.md"
   install -D -m 0644 LICENSE "$rpm_root/usr/share/licenses/exalate-zabbix/LICENSE"
   sed -e "s|@version@|$version|" packaging/rpm/exalate-zabbix.spec.in > "$build/rpm/exalate-zabbix.spec"

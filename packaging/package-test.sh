@@ -37,6 +37,8 @@ stock_conf2=/etc/zabbix/zabbix_agent2.conf
 agent2_log=/var/log/zabbix/zabbix_agent2.log
 plugin=/usr/sbin/zabbix-agent2-plugin/zabbix-agent2-plugin-exalate
 agent2_snippet=/etc/zabbix/zabbix_agent2.d/plugins.d/exalate.conf
+# The documentation pages, shipped in /usr/share/doc/exalate-zabbix/ under these paths.
+doc_pages=(README.md docs/*.md)
 port=10050
 for f in "$deb" "$rpm" "$arm64_deb" "$arm64_rpm" "$arm64_root/usr/sbin/zabbix_agentd" "$node_bin" "$agentd" "$stock_conf" \
   "$agent2" "$stock_conf2"; do
@@ -149,7 +151,8 @@ for path in /usr/lib64/zabbix/modules/libexalate_zabbix.so /usr/lib64/zabbix/mod
   /etc/zabbix/zabbix_agentd.conf.d/exalate_zabbix.conf /etc/zabbix/zabbix_agentd.d/exalate_zabbix.conf \
   /etc/zabbix/exalate_zabbix.toml /usr/include/exalate_zabbix.h /usr/lib64/pkgconfig/exalate_zabbix.pc \
   /usr/share/exalate-zabbix/template_exalate_zabbix.yaml /usr/share/exalate-zabbix/selinux/exalate_zabbix.te \
-  /usr/share/exalate-zabbix/selinux/exalate_zabbix.fc /usr/share/doc/exalate-zabbix/README.md \
+  /usr/share/exalate-zabbix/selinux/exalate_zabbix.fc /usr/share/exalate-zabbix/README.md \
+  /usr/share/doc/exalate-zabbix/template/README.md "${doc_pages[@]/#//usr/share/doc/exalate-zabbix/}" \
   /usr/share/doc/exalate-zabbix/CHANGELOG.md /usr/share/licenses/exalate-zabbix/LICENSE \
   "$plugin" "$agent2_snippet"; do
   grep -qx "$path" <<<"$rpm_list" || fail "rpm -qlp: $path missing"
@@ -311,10 +314,19 @@ expect_match "config: the one conffile" "$(dpkg-query -W -f='${Conffiles}' exala
 expect "pkg-config: libdir is the module dir" "$(sed -n 's/^libdir=//p' "/usr/lib/$multiarch/pkgconfig/exalate_zabbix.pc")" /usr/lib/zabbix/modules
 for f in /usr/include/exalate_zabbix.h /usr/share/exalate-zabbix/template_exalate_zabbix.yaml \
   /usr/share/doc/exalate-zabbix/copyright /usr/share/doc/exalate-zabbix/changelog.Debian.gz \
-  /usr/share/doc/exalate-zabbix/changelog.gz /usr/share/doc/exalate-zabbix/README.md.gz; do
+  /usr/share/doc/exalate-zabbix/changelog.gz /usr/share/exalate-zabbix/README.md; do
   [ -f "$f" ] || fail "missing $f"
 done
-ok "header, template, copyright, changelogs, README installed"
+# Each page gzip-compressed (Debian policy), the template's README beside the template too.
+for page in "${doc_pages[@]}" template/README.md; do
+  source_file=$page
+  [ "$page" = template/README.md ] && source_file=packaging/template/README.md
+  gzip -dc "/usr/share/doc/exalate-zabbix/$page.gz" 2>/dev/null | cmp -s - "$source_file" ||
+    fail "/usr/share/doc/exalate-zabbix/$page.gz is not $source_file, compressed"
+done
+cmp -s /usr/share/exalate-zabbix/README.md packaging/template/README.md ||
+  fail "/usr/share/exalate-zabbix/README.md is not packaging/template/README.md"
+ok "header, template and its README, copyright, changelogs, README and docs installed"
 # The C API side: a C program builds with the installed pkg-config file and runs
 # (-L, -rpath and the .so.0 link); the header compiles when it is the real one.
 cat > "$work/capi.c" <<'C'
