@@ -1,5 +1,5 @@
 //! The item keys of the contract, mapped onto the monitor: shared word for
-//! word by every agent front end (`zabbix`, the module ABI; `agent2`, the
+//! word by every agent front end (`agentd`, the module ABI; `agent2`, the
 //! plugin protocol), which hand over parameters as strings.
 
 use crate::error::{Error, ErrorKind, Result};

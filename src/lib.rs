@@ -3,7 +3,7 @@
 //! The safe core (`config`, `auth`, `secret`, `http`, `proxy`, `queue`,
 //! `monitor`, `error`) knows nothing of Zabbix or C. `items` maps the item
 //! keys onto it, shared by both agents. Three thin front ends adapt it:
-//! `zabbix`, the loadable-module ABI of `zabbix_agentd`; `agent2`, the
+//! `agentd`, the loadable-module ABI of `zabbix_agentd`; `agent2`, the
 //! plugin protocol of `zabbix_agent2` (the `zabbix-agent2-plugin-exalate`
 //! executable); and `capi`, the C API declared in
 //! `include/exalate_zabbix.h`. Every function C calls goes through
@@ -14,6 +14,7 @@
 #![deny(unsafe_code)]
 
 pub mod agent2;
+pub mod agentd;
 pub mod auth;
 mod boundary;
 pub mod capi;
@@ -25,7 +26,6 @@ pub mod monitor;
 pub mod proxy;
 pub mod queue;
 pub mod secret;
-pub mod zabbix;
 
 pub use error::{Error, ErrorKind, Result};
 pub use monitor::Monitor;

@@ -11,8 +11,8 @@
 mod common;
 
 use common::TestEnv;
+use exalate_zabbix::agentd::{zbx_module_item_list, CF_HAVEPARAMS};
 use exalate_zabbix::items::{self, Item};
-use exalate_zabbix::zabbix::{zbx_module_item_list, CF_HAVEPARAMS};
 use exalate_zabbix::Monitor;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};

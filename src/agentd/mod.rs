@@ -1,14 +1,15 @@
-//! The Zabbix loadable-module ABI (api version 2), declared here so the
-//! module links nothing from the agent and works across agent versions.
+//! Front end 1: the classic agent's (`zabbix_agentd`) loadable-module ABI
+//! (api version 2), declared here so the module links nothing from the
+//! agent and works across agent versions.
 //! Only the fields common to every version (4.0 to 7.x) are read or written,
-//! save 7.0's per-item `timeout`, read only where `compat` finds a 7.0+ agent.
+//! save 7.0's per-item `timeout`, read only where `item_timeout` finds a 7.0+ agent.
 //!
 //! The agent loads the module, calls `zbx_module_init` and `zbx_module_item_list`
 //! in its parent process, then forks: item functions run in the children, so
 //! every piece of state (config, HTTP agents, tokens, cache) is created on the
 //! first item call, in the process that uses it.
 
-pub mod compat;
+pub mod item_timeout;
 
 use crate::boundary::{ffi_fn, PanicOrDefault};
 use crate::config;
@@ -255,8 +256,9 @@ unsafe fn serve_item(item: Item, request: *mut AgentRequest, result: *mut AgentR
         // SAFETY: see the function's contract.
         let params = unsafe { read_params(request) }.map_err(|m| format!("{m}."))?;
         let params: Vec<&str> = params.iter().map(String::as_str).collect();
-        // SAFETY: as above; the layout is the one `compat` detected.
-        let timeout = unsafe { compat::item_timeout(request, compat::host_has_item_timeouts()) };
+        // SAFETY: as above; the layout is the one `item_timeout` detected.
+        let timeout =
+            unsafe { item_timeout::item_timeout(request, item_timeout::host_has_item_timeouts()) };
         items::answer(&monitor(), item, &params, timeout)
     }));
     let outcome = outcome.unwrap_or_else(|panic| {

@@ -1,4 +1,5 @@
-//! What differs between agent generations, told apart at run time.
+//! 7.0's per-item timeout in `AGENT_REQUEST`: whether the host agent has
+//! the field (told apart at run time) and reading it.
 //!
 //! Zabbix 7.0 appends the item's own timeout to `AGENT_REQUEST` (an `int` at
 //! offset 48); 4.4 to 6.4 end the struct before it, so reading it there reads
