@@ -67,7 +67,8 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send), secrets: &[&str]) -> St
 /// Defines a function C calls, with the C ABI and a panic boundary.
 ///
 /// `pub` ones are exported by name (`#[no_mangle]`); the others are only
-/// handed to C as pointers (the module's item functions). The return type
+/// handed to C as pointers (the module's item functions, one instance of a
+/// function generic over a `const` per item). The return type
 /// is always written (`-> ()` for none) and must implement
 /// [`PanicOrDefault`]. Parameters are simple `name: type` pairs.
 macro_rules! ffi_fn {
@@ -84,6 +85,13 @@ macro_rules! ffi_fn {
         #[no_mangle]
         #[allow(unsafe_code, clippy::unused_unit)]
         pub extern "C" fn $name($($arg: $ty),*) -> $ret {
+            $crate::boundary::guard(move || -> $ret { $body })
+        }
+    };
+    ($(#[$meta:meta])* unsafe fn $name:ident<const $n:ident: $nty:ty>($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
+        $(#[$meta])*
+        #[allow(unsafe_code, clippy::unused_unit)]
+        unsafe extern "C" fn $name<const $n: $nty>($($arg: $ty),*) -> $ret {
             $crate::boundary::guard(move || -> $ret { $body })
         }
     };

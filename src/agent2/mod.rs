@@ -52,25 +52,12 @@ const MAX_QUEUED: usize = 4096;
 /// A write the agent does not take within this is given up.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How `zabbix_agent2 -R metrics` lists each key (a capital first, a full stop last).
-pub fn description(item: Item) -> &'static str {
-    match item {
-        Item::QueueCount => "Entries in one sync queue of an Exalate relation.",
-        Item::QueueGet => "Entries of one sync queue of an Exalate relation, as JSON.",
-        Item::RelationStats => {
-            "Counts of the six sync queues and error reasons of a relation, as JSON."
-        }
-        Item::Discovery => "Discovery of the configured Exalate nodes and relations.",
-        Item::NodePing => "Whether an Exalate node answers and accepts the credentials (1 or 0).",
-        Item::ModuleVersion => "Version of the exalate-zabbix plugin.",
-    }
-}
-
-/// The register response's key list: every item of the contract.
+/// The register response's key list: every item of the contract, with the
+/// description `zabbix_agent2 -R metrics` shows.
 pub fn metrics() -> Vec<(&'static str, &'static str)> {
     Item::ALL
         .iter()
-        .map(|&i| (i.key(), description(i)))
+        .map(|&i| (i.key(), i.spec().description))
         .collect()
 }
 
@@ -352,7 +339,7 @@ impl Plugin {
     /// Answers on a pool thread: a slow node delays only its own items.
     fn export(&self, request: Request) {
         let id = request.id;
-        let Some(item) = Item::ALL.into_iter().find(|i| i.key() == request.key) else {
+        let Some(item) = Item::from_key(&request.key) else {
             let error = format!("Unknown metric {:?} for plugin {PLUGIN_NAME}.", request.key);
             self.writer.send(&message::export_response(id, Err(error)));
             return;
@@ -372,7 +359,8 @@ impl Plugin {
         let writer = self.writer.clone();
         let job = move || -> pool::Finish {
             let params: Vec<&str> = params.iter().map(String::as_str).collect();
-            let answer = items::answer(&monitor, item, &params, timeout).map(|v| v.to_text());
+            let answer =
+                items::value_or_failure(&monitor, item, &params, timeout).map(|v| v.to_text());
             Box::new(move || writer.send(&message::export_response(id, answer)))
         };
         if self.pool.submit(job).is_err() {

@@ -13,7 +13,7 @@ pub mod item_timeout;
 
 use crate::boundary::{ffi_fn, PanicOrDefault};
 use crate::config;
-use crate::items::{self, Item, ItemValue};
+use crate::items::{self, Item, ItemValue, ITEMS};
 use crate::monitor::Monitor;
 use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
@@ -121,25 +121,71 @@ fn monitor() -> Arc<Monitor> {
     .clone()
 }
 
-/// The item functions, one per key, each through the C boundary.
-macro_rules! item_functions {
-    ($($name:ident => $item:expr),* $(,)?) => {$(
-        ffi_fn! {
-            unsafe fn $name(request: *mut AgentRequest, result: *mut AgentResult) -> SysinfoRet {
-                // SAFETY: the agent passes valid pointers for the call's duration.
-                SysinfoRet(unsafe { serve_item($item, request, result) })
-            }
-        }
-    )*};
+/// The most items the module's list can hold; [`ITEMS`] has fewer.
+const MAX_ITEMS: usize = 16;
+const _: () = assert!(ITEMS.len() <= MAX_ITEMS, "raise MAX_ITEMS");
+
+ffi_fn! {
+    /// The item function of the `N`th entry of [`ITEMS`], through the C
+    /// boundary (one instance per item).
+    unsafe fn item_function<const N: usize>(request: *mut AgentRequest, result: *mut AgentResult) -> SysinfoRet {
+        let Some(spec) = ITEMS.get(N) else {
+            return SysinfoRet(SYSINFO_RET_FAIL);
+        };
+        // SAFETY: the agent passes valid pointers for the call's duration.
+        SysinfoRet(unsafe { serve_item(spec.item, request, result) })
+    }
 }
 
-item_functions! {
-    item_queue_count => Item::QueueCount,
-    item_queue_get => Item::QueueGet,
-    item_relation_stats => Item::RelationStats,
-    item_discovery => Item::Discovery,
-    item_node_ping => Item::NodePing,
-    item_module_version => Item::ModuleVersion,
+/// One instance of [`item_function`] per place in the list; the list takes
+/// the first `ITEMS.len()`.
+const ITEM_FUNCTIONS: [ItemFunction; MAX_ITEMS] = [
+    item_function::<0>,
+    item_function::<1>,
+    item_function::<2>,
+    item_function::<3>,
+    item_function::<4>,
+    item_function::<5>,
+    item_function::<6>,
+    item_function::<7>,
+    item_function::<8>,
+    item_function::<9>,
+    item_function::<10>,
+    item_function::<11>,
+    item_function::<12>,
+    item_function::<13>,
+    item_function::<14>,
+    item_function::<15>,
+];
+
+/// The module's entries, one per item of [`ITEMS`] and a NULL key to end.
+const ITEM_LIST_LEN: usize = ITEMS.len() + 1;
+
+/// The module's list, built from [`ITEMS`]: the key, `CF_HAVEPARAMS` for
+/// keys that take parameters, the function and the test parameters.
+const fn item_list() -> [ZbxMetric; ITEM_LIST_LEN] {
+    const END: ZbxMetric = ZbxMetric {
+        key: std::ptr::null(),
+        flags: 0,
+        function: None,
+        test_param: std::ptr::null(),
+    };
+    let mut list = [END; ITEM_LIST_LEN];
+    let mut i = 0;
+    while i < ITEMS.len() {
+        let spec = &ITEMS[i];
+        list[i] = ZbxMetric {
+            key: spec.c_key.as_ptr(),
+            flags: if spec.arity > 0 { CF_HAVEPARAMS } else { 0 },
+            function: Some(ITEM_FUNCTIONS[i]),
+            test_param: match spec.test_params {
+                Some(params) => params.as_ptr(),
+                None => std::ptr::null(),
+            },
+        };
+        i += 1;
+    }
+    list
 }
 
 /// The item table, handed to the agent as a pointer: the agent rewrites
@@ -147,57 +193,14 @@ item_functions! {
 /// as the process. Rust never reads or writes it after the hand-over; the
 /// wrapper is what lets a `static` hold raw pointers and interior mutability
 /// without `static mut` (no references to a `static mut`, edition 2024).
-struct ItemList(UnsafeCell<[ZbxMetric; 7]>);
+struct ItemList(UnsafeCell<[ZbxMetric; ITEM_LIST_LEN]>);
 
 // SAFETY: Rust code only takes the table's address; the agent's own
 // threads and processes are what write it, under the agent's rules.
 #[allow(unsafe_code)]
 unsafe impl Sync for ItemList {}
 
-static ITEM_LIST: ItemList = ItemList(UnsafeCell::new([
-    ZbxMetric {
-        key: c"exalate.queue.count".as_ptr(),
-        flags: CF_HAVEPARAMS,
-        function: Some(item_queue_count),
-        test_param: c",AllContent,syncrequests".as_ptr(),
-    },
-    ZbxMetric {
-        key: c"exalate.queue.get".as_ptr(),
-        flags: CF_HAVEPARAMS,
-        function: Some(item_queue_get),
-        test_param: c",AllContent,errorresponses".as_ptr(),
-    },
-    ZbxMetric {
-        key: c"exalate.relation.stats".as_ptr(),
-        flags: CF_HAVEPARAMS,
-        function: Some(item_relation_stats),
-        test_param: c",AllContent".as_ptr(),
-    },
-    ZbxMetric {
-        key: c"exalate.discovery".as_ptr(),
-        flags: 0,
-        function: Some(item_discovery),
-        test_param: std::ptr::null(),
-    },
-    ZbxMetric {
-        key: c"exalate.node.ping".as_ptr(),
-        flags: CF_HAVEPARAMS,
-        function: Some(item_node_ping),
-        test_param: c"".as_ptr(),
-    },
-    ZbxMetric {
-        key: c"exalate.module.version".as_ptr(),
-        flags: 0,
-        function: Some(item_module_version),
-        test_param: std::ptr::null(),
-    },
-    ZbxMetric {
-        key: std::ptr::null(),
-        flags: 0,
-        function: None,
-        test_param: std::ptr::null(),
-    },
-]));
+static ITEM_LIST: ItemList = ItemList(UnsafeCell::new(item_list()));
 
 ffi_fn! {
     pub fn zbx_module_api_version() -> ApiVersion {
@@ -259,7 +262,7 @@ unsafe fn serve_item(item: Item, request: *mut AgentRequest, result: *mut AgentR
         // SAFETY: as above; the layout is the one `item_timeout` detected.
         let timeout =
             unsafe { item_timeout::item_timeout(request, item_timeout::host_has_item_timeouts()) };
-        items::answer(&monitor(), item, &params, timeout)
+        items::value_or_failure(&monitor(), item, &params, timeout)
     }));
     let outcome = outcome.unwrap_or_else(|panic| {
         // The monitor, if making it was not what panicked.
@@ -348,5 +351,52 @@ pub fn malloc_cstring(s: &str) -> *mut c_char {
         }
         *ptr.add(bytes.len()) = 0;
         ptr.cast()
+    }
+}
+
+#[cfg(test)]
+#[allow(unsafe_code)]
+mod tests {
+    use super::*;
+
+    /// The list the table gives is the one the module always handed over.
+    #[test]
+    fn item_list_comes_from_the_table() {
+        let expected: [(&CStr, c_uint, Option<&CStr>); 6] = [
+            (
+                c"exalate.queue.count",
+                CF_HAVEPARAMS,
+                Some(c",AllContent,syncrequests"),
+            ),
+            (
+                c"exalate.queue.get",
+                CF_HAVEPARAMS,
+                Some(c",AllContent,errorresponses"),
+            ),
+            (
+                c"exalate.relation.stats",
+                CF_HAVEPARAMS,
+                Some(c",AllContent"),
+            ),
+            (c"exalate.discovery", 0, None),
+            (c"exalate.node.ping", CF_HAVEPARAMS, Some(c"")),
+            (c"exalate.module.version", 0, None),
+        ];
+        let list = item_list();
+        assert_eq!(list.len(), expected.len() + 1);
+        for (metric, (key, flags, test_param)) in list.iter().zip(expected) {
+            // SAFETY: the table's keys and test parameters are static C strings.
+            unsafe {
+                assert_eq!(CStr::from_ptr(metric.key), key);
+                assert_eq!(
+                    (!metric.test_param.is_null()).then(|| CStr::from_ptr(metric.test_param)),
+                    test_param
+                );
+            }
+            assert_eq!(metric.flags, flags);
+            assert!(metric.function.is_some());
+        }
+        let end = &list[expected.len()];
+        assert!(end.key.is_null() && end.function.is_none() && end.test_param.is_null());
     }
 }
