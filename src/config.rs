@@ -2,6 +2,7 @@
 //! validated, with every error naming the file and line.
 
 use crate::error::{quoted, Error, ErrorKind, Result};
+use crate::timeout::{self, TIMEOUT_RANGE_SECS};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,9 +16,6 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_CACHE_MAX_BYTES: u64 = 32 * 1024 * 1024;
 const DEFAULT_JWT_TTL: u64 = 60;
 const DEFAULT_ISSUER: &str = "EXALATE";
-/// The agent's own Timeout range; a longer request would block an agent process.
-const TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 1..=30;
-
 /// The config path: `$EXALATE_ZABBIX_CONFIG`, else the default.
 pub fn default_path() -> PathBuf {
     match std::env::var_os(PATH_ENV) {
@@ -274,15 +272,10 @@ impl Config {
             };
             let timeout = match node.timeout.as_ref().or(defaults.timeout.as_ref()) {
                 None => None,
-                Some(t) if TIMEOUT_RANGE.contains(t.get_ref()) => {
+                Some(t) if TIMEOUT_RANGE_SECS.contains(t.get_ref()) => {
                     Some(Duration::from_secs(*t.get_ref()))
                 }
-                Some(t) => {
-                    return Err(err(
-                        Some(t.span()),
-                        "timeout must be 1 to 30 seconds".into(),
-                    ))
-                }
+                Some(t) => return Err(err(Some(t.span()), timeout::OUT_OF_RANGE.into())),
             };
             let max_response_bytes = match node
                 .max_response_bytes

@@ -153,7 +153,12 @@ impl Item {
 }
 
 /// Answers `item` with `params` as the agent passed them.
-pub fn get_value(monitor: &Monitor, item: Item, params: &[&str]) -> Result<ItemValue> {
+pub fn get_value(
+    monitor: &Monitor,
+    item: Item,
+    params: &[&str],
+    item_timeout: Option<Duration>,
+) -> Result<ItemValue> {
     // `key[]` arrives as one empty parameter; `node.ping` may omit its node.
     let params = match params {
         [""] if item.arity() != 1 => &[][..],
@@ -174,28 +179,35 @@ pub fn get_value(monitor: &Monitor, item: Item, params: &[&str]) -> Result<ItemV
     }
     let p = |i: usize| params.get(i).copied().unwrap_or("");
     Ok(match item {
-        Item::QueueCount => ItemValue::Uint(monitor.queue_count(p(0), p(1), p(2))?),
-        Item::QueueGet => ItemValue::Text(monitor.queue_get(p(0), p(1), p(2))?),
-        Item::RelationStats => ItemValue::Text(monitor.relation_stats(p(0), p(1))?.into()),
+        Item::QueueCount => {
+            ItemValue::Uint(monitor.queue_count_within(p(0), p(1), p(2), item_timeout)?)
+        }
+        Item::QueueGet => {
+            ItemValue::Text(monitor.queue_get_within(p(0), p(1), p(2), item_timeout)?)
+        }
+        Item::RelationStats => ItemValue::Text(
+            monitor
+                .relation_stats_within(p(0), p(1), item_timeout)?
+                .into(),
+        ),
         Item::Discovery => ItemValue::Text(monitor.discovery()?.into()),
-        Item::NodePing => ItemValue::Uint(monitor.node_ping(p(0))? as u64),
+        Item::NodePing => ItemValue::Uint(monitor.node_ping_within(p(0), item_timeout)? as u64),
         Item::ModuleVersion => ItemValue::Str(crate::VERSION.to_string()),
     })
 }
 
 /// What an agent shows for `item`: its value, or why it failed as one
 /// sentence (the message and a full stop, as the module reports it). Bound
-/// by `call_timeout` where the agent gives one; a panic becomes a failure.
+/// by `item_timeout` where the agent gives one (see [`crate::timeout`]); a
+/// panic becomes a failure.
 pub fn value_or_failure(
     monitor: &Monitor,
     item: Item,
     params: &[&str],
-    call_timeout: Option<Duration>,
+    item_timeout: Option<Duration>,
 ) -> std::result::Result<ItemValue, String> {
     catch_unwind(AssertUnwindSafe(|| {
-        monitor
-            .with_call_timeout(call_timeout, || get_value(monitor, item, params))
-            .map_err(|e| format!("{}.", e.message()))
+        get_value(monitor, item, params, item_timeout).map_err(|e| format!("{}.", e.message()))
     }))
     .unwrap_or_else(|panic| Err(panic_failure(Some(monitor), &*panic)))
 }
@@ -244,10 +256,10 @@ mod tests {
     #[test]
     fn version_needs_no_config() {
         assert_eq!(
-            get_value(&monitor(), Item::ModuleVersion, &[]).unwrap(),
+            get_value(&monitor(), Item::ModuleVersion, &[], None).unwrap(),
             ItemValue::Str(crate::VERSION.into())
         );
-        assert!(get_value(&monitor(), Item::ModuleVersion, &[""]).is_ok());
+        assert!(get_value(&monitor(), Item::ModuleVersion, &[""], None).is_ok());
     }
 
     #[test]
@@ -265,14 +277,14 @@ mod tests {
 
     #[test]
     fn parameter_count_is_checked_first() {
-        let e = get_value(&monitor(), Item::QueueCount, &["a", "b"]).unwrap_err();
+        let e = get_value(&monitor(), Item::QueueCount, &["a", "b"], None).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
         assert_eq!(
             e.message(),
             "wrong number of parameters: exalate.queue.count takes 3, got 2: use exalate.queue.count[<node>,<relation>,<queue>]"
         );
-        assert!(get_value(&monitor(), Item::Discovery, &["x"]).is_err());
-        assert!(get_value(&monitor(), Item::NodePing, &["a", "b"]).is_err());
+        assert!(get_value(&monitor(), Item::Discovery, &["x"], None).is_err());
+        assert!(get_value(&monitor(), Item::NodePing, &["a", "b"], None).is_err());
     }
 
     #[test]
@@ -281,6 +293,7 @@ mod tests {
             &monitor(),
             Item::QueueCount,
             &["", "AllContent", "syncrequests"],
+            None,
         )
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
@@ -289,7 +302,7 @@ mod tests {
             "{e}"
         );
         assert_eq!(
-            get_value(&monitor(), Item::Discovery, &[])
+            get_value(&monitor(), Item::Discovery, &[], None)
                 .unwrap_err()
                 .kind(),
             ErrorKind::Config

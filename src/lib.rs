@@ -26,6 +26,7 @@ pub mod monitor;
 pub mod proxy;
 pub mod queue;
 pub mod secret;
+mod timeout;
 
 pub use error::{Error, ErrorKind, Result};
 pub use monitor::Monitor;

@@ -22,6 +22,7 @@ pub mod reap_guard;
 use crate::config;
 use crate::items::{self, Item};
 use crate::monitor::Monitor;
+use crate::timeout;
 use message::{kind, Request, Severity};
 use options::PrivateOptions;
 use serde_json::Value;
@@ -329,7 +330,7 @@ impl Plugin {
                 let monitor = Monitor::new_lazy(path);
                 match self.agent_timeout_secs.load(Ordering::Relaxed) {
                     0 => {}
-                    seconds => monitor.set_host_timeout(seconds),
+                    seconds => monitor.set_agent_timeout(seconds),
                 }
                 Arc::new(monitor)
             })
@@ -350,7 +351,7 @@ impl Plugin {
             self.writer.send(&message::export_response(id, Err(error)));
             return;
         }
-        let timeout = answer_within(
+        let item_timeout = timeout::agent2_item_timeout(
             request.item_timeout(),
             self.agent_timeout_secs.load(Ordering::Relaxed),
         );
@@ -360,7 +361,7 @@ impl Plugin {
         let job = move || -> pool::Finish {
             let params: Vec<&str> = params.iter().map(String::as_str).collect();
             let answer =
-                items::value_or_failure(&monitor, item, &params, timeout).map(|v| v.to_text());
+                items::value_or_failure(&monitor, item, &params, item_timeout).map(|v| v.to_text());
             Box::new(move || writer.send(&message::export_response(id, answer)))
         };
         if self.pool.submit(job).is_err() {
@@ -372,31 +373,9 @@ impl Plugin {
     }
 }
 
-/// The timeout an export is answered within, so that the answer arrives
-/// before the agent gives up: a 7.0 agent gives the item's timeout and waits
-/// half a second more; a 6.0 agent gives none and waits exactly its
-/// PluginTimeout (by default its Timeout, the only one the plugin learns),
-/// so a second less. Whole seconds, as the monitor reports them.
-fn answer_within(item_timeout: Option<u64>, agent_timeout: u64) -> Option<Duration> {
-    match (item_timeout, agent_timeout) {
-        (Some(seconds), _) => Some(Duration::from_secs(seconds)),
-        (None, 0) => None,
-        (None, seconds) => Some(Duration::from_secs(seconds.saturating_sub(1).max(1))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn answers_come_before_the_agent_gives_up() {
-        let secs = |s| Some(Duration::from_secs(s));
-        assert_eq!(answer_within(Some(4), 3), secs(4), "7.0: the item's own");
-        assert_eq!(answer_within(None, 3), secs(2), "6.0: inside its Timeout");
-        assert_eq!(answer_within(None, 1), secs(1));
-        assert_eq!(answer_within(None, 0), None, "no configure yet");
-    }
 
     /// The agent's rules for the key list (reference §5.3); a 6.0 agent
     /// panics at start-up on a violation, so they are checked here.

@@ -21,9 +21,6 @@ use std::time::Duration;
 /// The symbol whose presence in the host process says `AGENT_REQUEST` has `timeout`.
 pub const ITEM_TIMEOUT_MARKER: &CStr = c"zbx_validate_item_timeout";
 
-/// The longest per-item timeout 7.0 accepts (`ZBX_ITEM_TIMEOUT_MAX`).
-pub const MAX_ITEM_TIMEOUT_SECS: c_int = 600;
-
 /// AGENT_REQUEST as 7.0 declares it: the common prefix, `types` (4.4.10+),
 /// then `timeout`. Only ever read through a pointer the agent passed, and
 /// only when [`host_has_item_timeouts`] says the agent has this layout.
@@ -56,7 +53,8 @@ pub fn exports_symbol(name: &CStr) -> bool {
 }
 
 /// The item's own timeout, when the host has the field and it holds a
-/// timeout 7.0 could have set (1 to 600 s); else `None`: use the global one.
+/// timeout 7.0 could have set (1 to 600 s, [`crate::timeout`]); else
+/// `None`: the agent's Timeout applies.
 ///
 /// # Safety
 /// `request` is null or points to the agent's AGENT_REQUEST, and when
@@ -68,15 +66,7 @@ pub unsafe fn item_timeout(request: *const AgentRequest, has_field: bool) -> Opt
     }
     // SAFETY: caller's contract: a 7.0 request, valid for the call.
     let raw = unsafe { (*request.cast::<AgentRequestV7>()).timeout };
-    valid_item_timeout(raw)
-}
-
-/// A raw per-item timeout as a duration, when it is one 7.0 accepts (0 is
-/// 7.0's "undefined").
-pub fn valid_item_timeout(raw: c_int) -> Option<Duration> {
-    (1..=MAX_ITEM_TIMEOUT_SECS)
-        .contains(&raw)
-        .then(|| Duration::from_secs(raw as u64))
+    crate::timeout::item_timeout_from_secs(raw.into())
 }
 
 #[cfg(test)]
@@ -96,16 +86,6 @@ mod tests {
             size_of::<AgentRequest>() <= 48,
             "never reads past a 6.0 request"
         );
-    }
-
-    #[test]
-    fn only_timeouts_7_0_accepts_are_used() {
-        assert_eq!(valid_item_timeout(1), Some(Duration::from_secs(1)));
-        assert_eq!(valid_item_timeout(45), Some(Duration::from_secs(45)));
-        assert_eq!(valid_item_timeout(600), Some(Duration::from_secs(600)));
-        for raw in [0, -1, 601, c_int::MAX, c_int::MIN] {
-            assert_eq!(valid_item_timeout(raw), None, "{raw}");
-        }
     }
 
     fn request_v7(timeout: c_int) -> AgentRequestV7 {

@@ -15,6 +15,7 @@ use crate::boundary::{ffi_fn, PanicOrDefault};
 use crate::config;
 use crate::items::{self, Item, ItemValue, ITEMS};
 use crate::monitor::Monitor;
+use crate::timeout;
 use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -105,7 +106,7 @@ pub struct AgentResult {
 }
 
 /// The agent's Timeout, as given by `zbx_module_item_timeout`.
-static AGENT_TIMEOUT_SECS: AtomicU64 = AtomicU64::new(3);
+static AGENT_TIMEOUT_SECS: AtomicU64 = AtomicU64::new(timeout::DEFAULT_AGENT_TIMEOUT_SECS);
 
 /// Created on the first item call, in the agent process that serves it;
 /// dropped by `zbx_module_uninit`, so nothing is left when the agent unloads us.
@@ -115,7 +116,7 @@ fn monitor() -> Arc<Monitor> {
     let mut slot = MONITOR.lock().unwrap_or_else(|p| p.into_inner());
     slot.get_or_insert_with(|| {
         let monitor = Monitor::new_lazy(config::default_path());
-        monitor.set_host_timeout(AGENT_TIMEOUT_SECS.load(Ordering::Relaxed));
+        monitor.set_agent_timeout(AGENT_TIMEOUT_SECS.load(Ordering::Relaxed));
         Arc::new(monitor)
     })
     .clone()
@@ -239,7 +240,8 @@ ffi_fn! {
 
 ffi_fn! {
     pub fn zbx_module_item_timeout(timeout: c_int) -> () {
-        AGENT_TIMEOUT_SECS.store(timeout.clamp(1, 30) as u64, Ordering::Relaxed);
+        let seconds = timeout::clamp_agent_timeout(timeout.max(0) as u64);
+        AGENT_TIMEOUT_SECS.store(seconds, Ordering::Relaxed);
     }
 }
 

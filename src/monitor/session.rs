@@ -9,9 +9,10 @@ use crate::error::{body_excerpt, Error, ErrorKind, Result, SecretForms};
 use crate::http::{encode_segment, HttpClient};
 use crate::queue::{read_queue, Keep, Queue, QueueSnapshot};
 use crate::secret::Secret;
+use crate::timeout::Deadline;
 use std::io::Read;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A count keeps the `queue.get` text of answers under this size, so that a
 /// get of a small queue is served by the same fetch; a larger queue is only
@@ -23,13 +24,6 @@ const KEEP_TEXT_BYTES: u64 = 256 * 1024;
 pub enum Need {
     Summary,
     Text,
-}
-
-/// When an item's time is up, for every request it makes.
-#[derive(Clone, Copy)]
-pub struct Deadline {
-    pub at: Instant,
-    pub timeout: Duration,
 }
 
 pub struct NodeSession {

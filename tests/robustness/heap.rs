@@ -117,7 +117,7 @@ fn heap_in_use_stays_flat_over_thousands_of_item_calls() {
     assert_heap_flat("module's item layer", &env, || {
         calls
             .iter()
-            .filter_map(|(item, params)| get_value(&monitor, *item, params).err())
+            .filter_map(|(item, params)| get_value(&monitor, *item, params, None).err())
             .map(|e| e.message().to_string())
             .collect()
     });
