@@ -1,5 +1,5 @@
 //! The monitor: what every front end (the Zabbix module, agent 2's plugin,
-//! the C API) asks. It watches the config file (`reload`), keeps one session
+//! the C API) asks. It watches the config file (`watch`, `reload`), keeps one session
 //! per node (`session`: HTTP client, credentials, fetching within a deadline)
 //! each with its cache of queue snapshots (`cache`: bytes, TTL, budget), all
 //! created lazily in the process that uses them.
@@ -7,6 +7,7 @@
 mod cache;
 mod reload;
 mod session;
+mod watch;
 
 use crate::error::{quoted, Error, ErrorKind, Result};
 use crate::queue::{Queue, QueueSnapshot};

@@ -3,15 +3,12 @@
 //! of nodes whose config did not change carried over.
 
 use super::session::NodeSession;
+use super::watch::WatchedFile;
 use crate::config::Config;
 use crate::error::Result;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
-
-/// How often a watched file is checked for changes.
-pub const RELOAD_CHECK: Duration = Duration::from_secs(1);
 
 /// What a config file gives: the config and one session per node.
 pub struct Setup {
@@ -28,48 +25,6 @@ pub struct ConfigWatch {
 struct Loaded {
     current: Option<Result<Arc<Setup>>>,
     file: WatchedFile,
-}
-
-/// A file looked at (one `stat`) at most once per [`RELOAD_CHECK`].
-#[derive(Default)]
-pub struct WatchedFile {
-    stamp: Option<FileStamp>,
-    checked_at: Option<Instant>,
-}
-
-impl WatchedFile {
-    /// Whether `path` changed since the last look (from never looked at,
-    /// whether it exists); `false` until the next look is due.
-    pub fn changed(&mut self, path: &Path) -> bool {
-        if self.checked_at.is_some_and(|t| t.elapsed() < RELOAD_CHECK) {
-            return false;
-        }
-        self.checked_at = Some(Instant::now());
-        let stamp = FileStamp::of(path);
-        let changed = stamp != self.stamp;
-        self.stamp = stamp;
-        changed
-    }
-}
-
-/// What tells a changed file from the one already read.
-#[derive(Clone, PartialEq, Eq)]
-struct FileStamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    inode: u64,
-}
-
-impl FileStamp {
-    fn of(path: &Path) -> Option<FileStamp> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).ok()?;
-        Some(FileStamp {
-            modified: meta.modified().ok(),
-            len: meta.len(),
-            inode: meta.ino(),
-        })
-    }
 }
 
 impl ConfigWatch {

@@ -2,7 +2,7 @@
 //! cache, and fetching a queue within a deadline.
 
 use super::cache::Cache;
-use super::reload::WatchedFile;
+use super::watch::WatchedFile;
 use crate::auth::Credentials;
 use crate::config::NodeConfig;
 use crate::error::{body_excerpt, Error, ErrorKind, Result, SecretForms};
