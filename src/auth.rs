@@ -2,13 +2,12 @@
 //! tokens minted from a shared secret and reused until shortly before they
 //! expire. Files others can read are refused.
 
-use crate::config::{io_reason, AuthConfig, AuthHeader, ExpUnit};
+use crate::config::{AuthConfig, AuthHeader, ExpUnit};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fs::read_secret_file;
 use crate::secret::Secret;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -204,51 +203,6 @@ fn unverified_exp(token: &str) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(since_epoch)
 }
 
-/// Reads a secret or token file, refusing one that others can read. The
-/// file is opened once and its type and mode are read from the open file
-/// (fstat), so what is checked is what is read, whatever happens to the
-/// path meanwhile. Every buffer that held the content is zeroed.
-pub fn read_secret_file(what: &str, path: &Path) -> Result<Secret> {
-    use std::io::Read;
-    let fail = |msg: String| {
-        Error::new(
-            ErrorKind::Config,
-            format!("{what} {}: {msg}", path.display()),
-        )
-    };
-    let cannot_read = |e: std::io::Error| {
-        let mut msg = format!("cannot read: {}", io_reason(&e));
-        if e.kind() == std::io::ErrorKind::PermissionDenied {
-            msg.push_str(" (the agent runs as user zabbix: chown root:zabbix and chmod 0640)");
-        }
-        fail(msg)
-    };
-    let (mut file, meta) = crate::config::open_file(path).map_err(cannot_read)?;
-    if !meta.is_file() {
-        return Err(fail("is not a regular file".into()));
-    }
-    let mode = meta.permissions().mode();
-    if mode & 0o004 != 0 {
-        return Err(fail(format!(
-            "is readable by others (mode {:04o}); run: chmod o-rwx {} (and chown root:zabbix, chmod 0640)",
-            mode & 0o7777,
-            path.display()
-        )));
-    }
-    let mut content = Vec::new();
-    let read = file.read_to_end(&mut content);
-    let text = read
-        .map_err(cannot_read)
-        .and_then(|_| std::str::from_utf8(&content).map_err(|_| fail("is not UTF-8 text".into())))
-        .map(|text| Secret::new(text.trim().to_string()));
-    crate::secret::zero(&mut content);
-    let secret = text?;
-    if secret.as_str().is_empty() {
-        return Err(fail("is empty".into()));
-    }
-    Ok(secret)
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind; keep serving.
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -258,6 +212,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
     use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     fn temp_file(name: &str, content: &str, mode: u32) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("exalate-auth-{}", std::process::id()));
@@ -339,32 +294,6 @@ mod tests {
             .iter()
             .any(|s| s.as_str() == "topsecret"));
         decode(first.trim_start_matches("Bearer "), "topsecret");
-    }
-
-    #[test]
-    fn refuses_world_readable_files() {
-        let file = temp_file("open.jwt", "abc", 0o644);
-        let e = read_secret_file("token_file", &file).unwrap_err();
-        assert!(
-            e.message()
-                .contains("is readable by others (mode 0644); run: chmod o-rwx"),
-            "{e}"
-        );
-        assert!(!e.message().contains("abc"));
-    }
-
-    #[test]
-    fn missing_and_empty_files() {
-        let e = read_secret_file("token_file", Path::new("/nonexistent/t.jwt")).unwrap_err();
-        assert_eq!(
-            e.message(),
-            "token_file /nonexistent/t.jwt: cannot read: No such file or directory"
-        );
-        let empty = temp_file("empty.jwt", " \n", 0o600);
-        assert!(read_secret_file("token_file", &empty)
-            .unwrap_err()
-            .message()
-            .ends_with("is empty"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! validated, with every error naming the file and line.
 
 use crate::error::{quoted, Error, ErrorKind, Result};
+use crate::fs;
 use crate::timeout::{self, TIMEOUT_RANGE_SECS};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -121,28 +122,7 @@ struct RawNode {
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = read_file(path).and_then(|bytes| {
-            String::from_utf8(bytes)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-        });
-        let text = text.map_err(|e| {
-            let why = match e.kind() {
-                std::io::ErrorKind::InvalidData => "is not UTF-8 text".to_string(),
-                std::io::ErrorKind::PermissionDenied => format!(
-                    "cannot read: {} (the agent runs as user zabbix: chown root:zabbix and chmod 0640)",
-                    io_reason(&e)
-                ),
-                std::io::ErrorKind::NotFound => format!(
-                    "cannot read: {} (create it, or set {PATH_ENV})",
-                    io_reason(&e)
-                ),
-                _ => format!("cannot read: {}", io_reason(&e)),
-            };
-            Error::new(
-                ErrorKind::Config,
-                format!("config {}: {why}", path.display()),
-            )
-        })?;
+        let text = fs::read_config_text(path, PATH_ENV)?;
         Config::parse(path, &text)
     }
 
@@ -449,46 +429,6 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
-}
-
-/// Reads a whole file the module was pointed at (config, secret, token, CA),
-/// refusing anything but a regular file: a FIFO or a device would block the
-/// agent process or never end. Opened without blocking, checked on the open
-/// file itself.
-pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let (mut file, meta) = open_file(path)?;
-    if !meta.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-/// Opens `path` for reading without blocking (a FIFO's open would wait for
-/// a writer) and gives the open file's own metadata (fstat): checks on it
-/// hold for what is read, unlike a check of the path before opening.
-pub fn open_file(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    let meta = file.metadata()?;
-    Ok((file, meta))
-}
-
-/// An io::Error's reason without the "(os error N)" noise.
-pub fn io_reason(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
 }
 
 #[cfg(test)]

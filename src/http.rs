@@ -2,8 +2,9 @@
 //! redirects, certificates checked against the system roots plus `ca_file`,
 //! and every failure turned into one specific error.
 
-use crate::config::{io_reason, NodeConfig};
+use crate::config::NodeConfig;
 use crate::error::{Error, ErrorKind, Result};
+use crate::fs::io_reason;
 use crate::proxy::{AbsoluteForm, Route};
 use std::collections::HashMap;
 use std::io;
@@ -404,8 +405,7 @@ fn root_certs(ca_file: Option<&Path>) -> Result<RootCerts> {
 }
 
 fn read_pem_certs(path: &Path) -> std::result::Result<Vec<Certificate<'static>>, String> {
-    let pem =
-        crate::config::read_file(path).map_err(|e| format!("cannot read: {}", io_reason(&e)))?;
+    let pem = crate::fs::read_file(path).map_err(|e| format!("cannot read: {}", io_reason(&e)))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {

@@ -20,6 +20,7 @@ mod boundary;
 pub mod capi;
 pub mod config;
 pub mod error;
+mod fs;
 pub mod http;
 pub mod items;
 pub mod monitor;
