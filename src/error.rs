@@ -4,6 +4,7 @@
 //! hostile node might echo back.
 
 use std::fmt;
+use std::io;
 
 /// What went wrong, coarse enough for a C enum and a Zabbix trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +250,35 @@ fn html_text(html: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The error for an I/O failure talking to a node (a connection, a body
+/// read: the HTTP client's and the queue parser's), also one that wraps a
+/// ureq error (body reads).
+pub(crate) fn io_error(e: &io::Error) -> Error {
+    if let Some(inner) = e.get_ref().and_then(|r| r.downcast_ref::<ureq::Error>()) {
+        if let ureq::Error::Timeout(_) = inner {
+            return Error::new(ErrorKind::Timeout, "timed out");
+        }
+        return Error::new(
+            ErrorKind::ConnectionFailed,
+            format!("HTTP request failed: {inner}"),
+        );
+    }
+    if let Some(tls) = e.get_ref().and_then(|r| r.downcast_ref::<rustls::Error>()) {
+        return Error::new(ErrorKind::Tls, format!("TLS failure: {tls}"));
+    }
+    use io::ErrorKind as K;
+    let message = match e.kind() {
+        K::ConnectionRefused => "connection refused".to_string(),
+        K::ConnectionReset => "connection reset by the node".to_string(),
+        K::UnexpectedEof => {
+            "the node closed the connection before the answer was complete".to_string()
+        }
+        K::TimedOut | K::WouldBlock => return Error::new(ErrorKind::Timeout, "timed out"),
+        _ => format!("connection failed: {}", crate::fs::io_reason(e)),
+    };
+    Error::new(ErrorKind::ConnectionFailed, message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,5 +377,16 @@ mod tests {
             "Moved here"
         );
         assert_eq!(body_excerpt(b"<title></title>", &[]), "");
+    }
+
+    #[test]
+    fn io_errors_are_specific() {
+        let e = io_error(&io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert_eq!(
+            (e.kind(), e.message()),
+            (ErrorKind::ConnectionFailed, "connection refused")
+        );
+        let wrapped = io::Error::other(ureq::Error::Timeout(ureq::Timeout::Global));
+        assert_eq!(io_error(&wrapped).kind(), ErrorKind::Timeout);
     }
 }

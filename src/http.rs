@@ -3,7 +3,7 @@
 //! and every failure turned into one specific error.
 
 use crate::config::NodeConfig;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{io_error, Error, ErrorKind, Result};
 use crate::fs::io_reason;
 use crate::proxy::{AbsoluteForm, Route};
 use std::collections::HashMap;
@@ -329,33 +329,6 @@ pub fn classify(e: ureq::Error) -> Error {
     }
 }
 
-/// The error for an I/O failure, also one that wraps a ureq error (body reads).
-pub fn io_error(e: &io::Error) -> Error {
-    if let Some(inner) = e.get_ref().and_then(|r| r.downcast_ref::<ureq::Error>()) {
-        if let ureq::Error::Timeout(_) = inner {
-            return Error::new(ErrorKind::Timeout, "timed out");
-        }
-        return Error::new(
-            ErrorKind::ConnectionFailed,
-            format!("HTTP request failed: {inner}"),
-        );
-    }
-    if let Some(tls) = e.get_ref().and_then(|r| r.downcast_ref::<rustls::Error>()) {
-        return Error::new(ErrorKind::Tls, format!("TLS failure: {tls}"));
-    }
-    use io::ErrorKind as K;
-    let message = match e.kind() {
-        K::ConnectionRefused => "connection refused".to_string(),
-        K::ConnectionReset => "connection reset by the node".to_string(),
-        K::UnexpectedEof => {
-            "the node closed the connection before the answer was complete".to_string()
-        }
-        K::TimedOut | K::WouldBlock => return Error::new(ErrorKind::Timeout, "timed out"),
-        _ => format!("connection failed: {}", io_reason(e)),
-    };
-    Error::new(ErrorKind::ConnectionFailed, message)
-}
-
 /// The system's trusted roots (read per client, once per node and process:
 /// no static, so nothing outlives the module).
 fn system_roots() -> Vec<Certificate<'static>> {
@@ -428,17 +401,6 @@ mod tests {
         assert_eq!(encode_segment(".."), "%2E%2E");
         assert_eq!(encode_segment("a?b#c%"), "a%3Fb%23c%25");
         assert_eq!(encode_segment("Zürich"), "Z%C3%BCrich");
-    }
-
-    #[test]
-    fn io_errors_are_specific() {
-        let e = io_error(&io::Error::from(io::ErrorKind::ConnectionRefused));
-        assert_eq!(
-            (e.kind(), e.message()),
-            (ErrorKind::ConnectionFailed, "connection refused")
-        );
-        let wrapped = io::Error::other(ureq::Error::Timeout(ureq::Timeout::Global));
-        assert_eq!(io_error(&wrapped).kind(), ErrorKind::Timeout);
     }
 
     /// A DNS server that never answers: each lookup blocks until released.

@@ -185,7 +185,7 @@ fn json_error(e: serde_json::Error) -> Error {
                     "malformed JSON: the response is not valid UTF-8",
                 );
             }
-            crate::http::io_error(&io)
+            crate::error::io_error(&io)
         }
         Category::Syntax | Category::Eof => {
             Error::new(ErrorKind::BadResponse, format!("malformed JSON: {e}"))
