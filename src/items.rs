@@ -219,7 +219,7 @@ pub(crate) fn panic_failure(monitor: Option<&Monitor>, panic: &(dyn Any + Send))
     let secrets: Vec<&str> = secrets.iter().map(|s| s.as_str()).collect();
     format!(
         "internal error in the exalate module ({}); the agent goes on.",
-        crate::boundary::panic_message(panic, &secrets)
+        crate::panic::panic_message(panic, &secrets)
     )
 }
 

@@ -24,6 +24,7 @@ mod fs;
 pub mod http;
 pub mod items;
 pub mod monitor;
+mod panic;
 pub mod proxy;
 pub mod queue;
 pub mod secret;

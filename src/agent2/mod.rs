@@ -209,7 +209,7 @@ impl Plugin {
                     Ok(request) => {
                         let handled = catch_unwind(AssertUnwindSafe(|| self.handle(request)));
                         if let Err(panic) = handled {
-                            let what = crate::boundary::panic_message(&*panic, &[]);
+                            let what = crate::panic::panic_message(&*panic, &[]);
                             self.writer.log(
                                 Severity::Err,
                                 &format!("internal error handling a request ({what}); the plugin goes on"),
