@@ -1,4 +1,4 @@
-//! The six queues of a relation and the streaming parser of their answers.
+//! The streaming parser of a queue's answer.
 //!
 //! A queue answer is a JSON array that can hold hundreds of thousands of
 //! entries, each with a large `encodedPayload`. The parser reads it straight
@@ -7,6 +7,7 @@
 //! parsing) only while the answer is small, enforces the size cap as it
 //! reads, and checks that the answer is UTF-8.
 
+use super::Queue;
 use crate::error::{Error, ErrorKind, Result};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::cell::Cell;
@@ -15,83 +16,6 @@ use std::fmt;
 use std::io::{self, Read};
 use std::rc::Rc;
 use std::sync::Arc;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Queue {
-    SyncRequests,
-    BlobRequests,
-    SyncResponses,
-    BlobResponses,
-    ErrorResponses,
-    BlobErrorResponses,
-}
-
-impl Queue {
-    pub const ALL: [Queue; 6] = [
-        Queue::SyncRequests,
-        Queue::BlobRequests,
-        Queue::SyncResponses,
-        Queue::BlobResponses,
-        Queue::ErrorResponses,
-        Queue::BlobErrorResponses,
-    ];
-
-    /// The name used in item keys, stats and the URL's last segment.
-    pub fn name(self) -> &'static str {
-        match self {
-            Queue::SyncRequests => "syncrequests",
-            Queue::BlobRequests => "blobrequests",
-            Queue::SyncResponses => "syncresponses",
-            Queue::BlobResponses => "blobresponses",
-            Queue::ErrorResponses => "errorresponses",
-            Queue::BlobErrorResponses => "bloberrorresponses",
-        }
-    }
-
-    /// The path below `relations/{relation}/`.
-    pub fn path(self) -> &'static str {
-        match self {
-            Queue::SyncRequests => "syncevents/syncrequests",
-            Queue::BlobRequests => "syncevents/blobrequests",
-            Queue::SyncResponses => "syncrequests/syncresponses",
-            Queue::BlobResponses => "syncrequests/blobresponses",
-            Queue::ErrorResponses => "syncrequests/errorresponses",
-            Queue::BlobErrorResponses => "syncrequests/bloberrorresponses",
-        }
-    }
-
-    /// The entry field that says why an error entry failed.
-    pub fn reason_field(self) -> Option<&'static str> {
-        match self {
-            Queue::ErrorResponses => Some("errorReason"),
-            Queue::BlobErrorResponses => Some("blobErrorReason"),
-            _ => None,
-        }
-    }
-
-    pub fn parse(name: &str) -> Result<Queue> {
-        Queue::ALL
-            .into_iter()
-            .find(|q| q.name() == name)
-            .ok_or_else(|| {
-                let valid: Vec<&str> = Queue::ALL.iter().map(|q| q.name()).collect();
-                Error::new(
-                    ErrorKind::UnknownQueue,
-                    format!(
-                        "unknown queue {}; valid queues: {}",
-                        crate::error::quoted(name),
-                        valid.join(", ")
-                    ),
-                )
-            })
-    }
-}
-
-impl fmt::Display for Queue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// The reason tallied for an error entry without one.
 pub const UNKNOWN_REASON: &str = "UNKNOWN";
@@ -797,19 +721,5 @@ mod tests {
             Keep::All
         )
         .is_ok());
-    }
-
-    #[test]
-    fn queue_names() {
-        assert_eq!(
-            Queue::parse("bloberrorresponses").unwrap(),
-            Queue::BlobErrorResponses
-        );
-        let e = Queue::parse("errors").unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::UnknownQueue);
-        assert_eq!(
-            e.message(),
-            "unknown queue 'errors'; valid queues: syncrequests, blobrequests, syncresponses, blobresponses, errorresponses, bloberrorresponses"
-        );
     }
 }
