@@ -128,178 +128,17 @@ impl Config {
 
     /// Validates `text` as the config found at `path` (used in messages).
     pub fn parse(path: &Path, text: &str) -> Result<Config> {
-        let at = |span: Option<std::ops::Range<usize>>, msg: &str| -> Error {
-            let place = match span {
-                Some(s) => format!(" line {}", line_of(text, s.start)),
-                None => String::new(),
-            };
-            Error::new(
-                ErrorKind::Config,
-                format!("config {}{place}: {msg}", path.display()),
-            )
-        };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| at(e.span(), e.message().trim()))?;
+        let source = Source { path, text };
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| source.error(e.span(), e.message().trim()))?;
         let defaults = raw.defaults.unwrap_or_default();
         if raw.nodes.is_empty() {
-            return Err(at(
-                None,
-                "no [nodes.NAME] table: configure at least one node",
-            ));
+            return Err(source.error(None, "no [nodes.NAME] table: configure at least one node"));
         }
         let mut nodes = BTreeMap::new();
         for (name, node) in raw.nodes {
-            let span = node.span();
-            let node = node.into_inner();
-            let err = |s: Option<std::ops::Range<usize>>, msg: String| {
-                at(
-                    s.or(Some(span.clone())),
-                    &format!("node {}: {msg}", quoted(name.get_ref())),
-                )
-            };
-            if name.get_ref().is_empty()
-                || name.get_ref().chars().any(|c| c.is_control() || c == ',')
-            {
-                return Err(at(
-                    Some(name.span()),
-                    "node names must be non-empty, without commas or control characters",
-                ));
-            }
-            let url =
-                validate_url(node.url.get_ref()).map_err(|m| err(Some(node.url.span()), m))?;
-
-            let secret_only = [
-                ("jwt_issuer", node.jwt_issuer.as_ref().map(Spanned::span)),
-                ("jwt_user", node.jwt_user.as_ref().map(Spanned::span)),
-                ("jwt_ttl", node.jwt_ttl.as_ref().map(Spanned::span)),
-                (
-                    "jwt_exp_unit",
-                    node.jwt_exp_unit.as_ref().map(Spanned::span),
-                ),
-            ];
-            let auth = match (node.token_file, node.jwt_secret_file) {
-                (Some(_), Some(_)) => {
-                    return Err(err(
-                        None,
-                        "set exactly one of token_file and jwt_secret_file, not both".into(),
-                    ))
-                }
-                (None, None) => {
-                    return Err(err(
-                        None,
-                        "no credentials: set token_file or jwt_secret_file".into(),
-                    ))
-                }
-                (Some(file), None) => {
-                    if let Some((key, s)) = secret_only.iter().find(|(_, s)| s.is_some()) {
-                        return Err(err(
-                            s.clone(),
-                            format!(
-                                "{key} applies only with jwt_secret_file, but token_file is set"
-                            ),
-                        ));
-                    }
-                    AuthConfig::Token { file }
-                }
-                (None, Some(file)) => {
-                    let exp_unit = match node
-                        .jwt_exp_unit
-                        .as_ref()
-                        .map(|u| (u.get_ref().as_str(), u.span()))
-                    {
-                        None | Some(("ms", _)) => ExpUnit::Millis,
-                        Some(("s", _)) => ExpUnit::Seconds,
-                        Some((other, s)) => {
-                            return Err(err(
-                                Some(s),
-                                format!("jwt_exp_unit {} is not \"ms\" or \"s\"", quoted(other)),
-                            ))
-                        }
-                    };
-                    let ttl = match node.jwt_ttl {
-                        None => DEFAULT_JWT_TTL,
-                        Some(t) if (10..=86_400).contains(t.get_ref()) => *t.get_ref(),
-                        Some(t) => {
-                            return Err(err(
-                                Some(t.span()),
-                                "jwt_ttl must be 10 to 86400 seconds".into(),
-                            ))
-                        }
-                    };
-                    AuthConfig::Secret {
-                        file,
-                        issuer: node
-                            .jwt_issuer
-                            .map_or(DEFAULT_ISSUER.to_string(), Spanned::into_inner),
-                        user: node.jwt_user.map(Spanned::into_inner),
-                        ttl: Duration::from_secs(ttl),
-                        exp_unit,
-                    }
-                }
-            };
-            let auth_header = match node.auth_header.as_ref().map(|h| (h.get_ref(), h.span())) {
-                None => AuthHeader::XExalateJwt,
-                Some((h, _)) if h.eq_ignore_ascii_case("X-Exalate-Jwt") => AuthHeader::XExalateJwt,
-                Some((h, _)) if h.eq_ignore_ascii_case("Authorization") => AuthHeader::Bearer,
-                Some((h, s)) => {
-                    return Err(err(
-                        Some(s),
-                        format!(
-                            "auth_header {} is not \"X-Exalate-Jwt\" or \"Authorization\"",
-                            quoted(h)
-                        ),
-                    ))
-                }
-            };
-            let timeout = match node.timeout.as_ref().or(defaults.timeout.as_ref()) {
-                None => None,
-                Some(t) if TIMEOUT_RANGE_SECS.contains(t.get_ref()) => {
-                    Some(Duration::from_secs(*t.get_ref()))
-                }
-                Some(t) => return Err(err(Some(t.span()), timeout::OUT_OF_RANGE.into())),
-            };
-            let max_response_bytes = match node
-                .max_response_bytes
-                .as_ref()
-                .or(defaults.max_response_bytes.as_ref())
-            {
-                None => DEFAULT_MAX_RESPONSE_BYTES,
-                Some(m) if *m.get_ref() >= 2 => *m.get_ref(),
-                Some(m) => {
-                    return Err(err(
-                        Some(m.span()),
-                        "max_response_bytes must be at least 2".into(),
-                    ))
-                }
-            };
-            let proxy = match node.proxy.as_ref().or(defaults.proxy.as_ref()) {
-                None => None,
-                Some(p) => Some(validate_proxy(p.get_ref()).map_err(|m| err(Some(p.span()), m))?),
-            };
-            let cache_ttl = node
-                .cache_ttl
-                .or(defaults.cache_ttl)
-                .unwrap_or(DEFAULT_CACHE_TTL);
-            let relations = validate_relations(node.relations).map_err(|(s, m)| err(Some(s), m))?;
-            let name = name.into_inner();
-            nodes.insert(
-                name.clone(),
-                NodeConfig {
-                    name,
-                    url,
-                    relations,
-                    auth,
-                    auth_header,
-                    timeout,
-                    cache_ttl: Duration::from_secs(cache_ttl),
-                    cache_max_bytes: node
-                        .cache_max_bytes
-                        .or(defaults.cache_max_bytes)
-                        .unwrap_or(DEFAULT_CACHE_MAX_BYTES),
-                    max_response_bytes,
-                    ca_file: node.ca_file,
-                    proxy,
-                },
-            );
+            let node = parse_node(&source, name, node, &defaults)?;
+            nodes.insert(node.name.clone(), node);
         }
         Ok(Config {
             path: path.to_path_buf(),
@@ -336,6 +175,217 @@ impl Config {
 
     fn node_names(&self) -> String {
         self.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The config's text and where it was found, for messages that name the
+/// file and the line.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+type Span = std::ops::Range<usize>;
+
+impl Source<'_> {
+    /// A config error at `span` (its line named, when known).
+    fn error(&self, span: Option<Span>, msg: &str) -> Error {
+        let place = match span {
+            Some(s) => format!(" line {}", line_of(self.text, s.start)),
+            None => String::new(),
+        };
+        Error::new(
+            ErrorKind::Config,
+            format!("config {}{place}: {msg}", self.path.display()),
+        )
+    }
+}
+
+/// Errors about one node: "node 'n': ...", at the node's table unless a
+/// value's own span is given.
+struct NodeErrors<'a> {
+    source: &'a Source<'a>,
+    name: &'a str,
+    span: Span,
+}
+
+impl NodeErrors<'_> {
+    fn error(&self, span: Option<Span>, msg: String) -> Error {
+        self.source.error(
+            span.or(Some(self.span.clone())),
+            &format!("node {}: {msg}", quoted(self.name)),
+        )
+    }
+}
+
+/// One `[nodes.NAME]` table, validated, with the `[defaults]` it does not
+/// override. Checked in a fixed order, so the first error is always the same.
+fn parse_node(
+    source: &Source<'_>,
+    name: Spanned<String>,
+    node: Spanned<RawNode>,
+    defaults: &RawLimits,
+) -> Result<NodeConfig> {
+    let errors = NodeErrors {
+        source,
+        name: name.get_ref(),
+        span: node.span(),
+    };
+    let node = node.into_inner();
+    if name.get_ref().is_empty() || name.get_ref().chars().any(|c| c.is_control() || c == ',') {
+        return Err(source.error(
+            Some(name.span()),
+            "node names must be non-empty, without commas or control characters",
+        ));
+    }
+    let url =
+        validate_url(node.url.get_ref()).map_err(|m| errors.error(Some(node.url.span()), m))?;
+    let auth = parse_auth(&errors, &node)?;
+    let auth_header = parse_auth_header(&errors, node.auth_header.as_ref())?;
+    let timeout = parse_timeout(&errors, node.timeout.as_ref().or(defaults.timeout.as_ref()))?;
+    let max_response_bytes = parse_max_response_bytes(
+        &errors,
+        node.max_response_bytes
+            .as_ref()
+            .or(defaults.max_response_bytes.as_ref()),
+    )?;
+    let proxy = match node.proxy.as_ref().or(defaults.proxy.as_ref()) {
+        None => None,
+        Some(p) => Some(validate_proxy(p.get_ref()).map_err(|m| errors.error(Some(p.span()), m))?),
+    };
+    let cache_ttl = node
+        .cache_ttl
+        .or(defaults.cache_ttl)
+        .unwrap_or(DEFAULT_CACHE_TTL);
+    let relations =
+        validate_relations(node.relations).map_err(|(s, m)| errors.error(Some(s), m))?;
+    Ok(NodeConfig {
+        name: name.into_inner(),
+        url,
+        relations,
+        auth,
+        auth_header,
+        timeout,
+        cache_ttl: Duration::from_secs(cache_ttl),
+        cache_max_bytes: node
+            .cache_max_bytes
+            .or(defaults.cache_max_bytes)
+            .unwrap_or(DEFAULT_CACHE_MAX_BYTES),
+        max_response_bytes,
+        ca_file: node.ca_file,
+        proxy,
+    })
+}
+
+/// The node's credentials: exactly one of `token_file` and
+/// `jwt_secret_file`, the `jwt_*` keys only with the latter.
+fn parse_auth(errors: &NodeErrors<'_>, node: &RawNode) -> Result<AuthConfig> {
+    let secret_only = [
+        ("jwt_issuer", node.jwt_issuer.as_ref().map(Spanned::span)),
+        ("jwt_user", node.jwt_user.as_ref().map(Spanned::span)),
+        ("jwt_ttl", node.jwt_ttl.as_ref().map(Spanned::span)),
+        (
+            "jwt_exp_unit",
+            node.jwt_exp_unit.as_ref().map(Spanned::span),
+        ),
+    ];
+    match (&node.token_file, &node.jwt_secret_file) {
+        (Some(_), Some(_)) => Err(errors.error(
+            None,
+            "set exactly one of token_file and jwt_secret_file, not both".into(),
+        )),
+        (None, None) => Err(errors.error(
+            None,
+            "no credentials: set token_file or jwt_secret_file".into(),
+        )),
+        (Some(file), None) => {
+            if let Some((key, s)) = secret_only.iter().find(|(_, s)| s.is_some()) {
+                return Err(errors.error(
+                    s.clone(),
+                    format!("{key} applies only with jwt_secret_file, but token_file is set"),
+                ));
+            }
+            Ok(AuthConfig::Token { file: file.clone() })
+        }
+        (None, Some(file)) => parse_secret_auth(errors, node, file.clone()),
+    }
+}
+
+/// `jwt_secret_file` and the keys of the tokens minted with it.
+fn parse_secret_auth(errors: &NodeErrors<'_>, node: &RawNode, file: PathBuf) -> Result<AuthConfig> {
+    let exp_unit = match node
+        .jwt_exp_unit
+        .as_ref()
+        .map(|u| (u.get_ref().as_str(), u.span()))
+    {
+        None | Some(("ms", _)) => ExpUnit::Millis,
+        Some(("s", _)) => ExpUnit::Seconds,
+        Some((other, s)) => {
+            return Err(errors.error(
+                Some(s),
+                format!("jwt_exp_unit {} is not \"ms\" or \"s\"", quoted(other)),
+            ))
+        }
+    };
+    let ttl = match &node.jwt_ttl {
+        None => DEFAULT_JWT_TTL,
+        Some(t) if (10..=86_400).contains(t.get_ref()) => *t.get_ref(),
+        Some(t) => {
+            return Err(errors.error(Some(t.span()), "jwt_ttl must be 10 to 86400 seconds".into()))
+        }
+    };
+    Ok(AuthConfig::Secret {
+        file,
+        issuer: node
+            .jwt_issuer
+            .as_ref()
+            .map_or(DEFAULT_ISSUER.to_string(), |i| i.get_ref().clone()),
+        user: node.jwt_user.as_ref().map(|u| u.get_ref().clone()),
+        ttl: Duration::from_secs(ttl),
+        exp_unit,
+    })
+}
+
+fn parse_auth_header(
+    errors: &NodeErrors<'_>,
+    header: Option<&Spanned<String>>,
+) -> Result<AuthHeader> {
+    match header.map(|h| (h.get_ref(), h.span())) {
+        None => Ok(AuthHeader::XExalateJwt),
+        Some((h, _)) if h.eq_ignore_ascii_case("X-Exalate-Jwt") => Ok(AuthHeader::XExalateJwt),
+        Some((h, _)) if h.eq_ignore_ascii_case("Authorization") => Ok(AuthHeader::Bearer),
+        Some((h, s)) => Err(errors.error(
+            Some(s),
+            format!(
+                "auth_header {} is not \"X-Exalate-Jwt\" or \"Authorization\"",
+                quoted(h)
+            ),
+        )),
+    }
+}
+
+/// The node's config timeout (see [`crate::timeout`]).
+fn parse_timeout(
+    errors: &NodeErrors<'_>,
+    timeout: Option<&Spanned<u64>>,
+) -> Result<Option<Duration>> {
+    match timeout {
+        None => Ok(None),
+        Some(t) if TIMEOUT_RANGE_SECS.contains(t.get_ref()) => {
+            Ok(Some(Duration::from_secs(*t.get_ref())))
+        }
+        Some(t) => Err(errors.error(Some(t.span()), timeout::OUT_OF_RANGE.into())),
+    }
+}
+
+fn parse_max_response_bytes(errors: &NodeErrors<'_>, max: Option<&Spanned<u64>>) -> Result<u64> {
+    match max {
+        None => Ok(DEFAULT_MAX_RESPONSE_BYTES),
+        Some(m) if *m.get_ref() >= 2 => Ok(*m.get_ref()),
+        Some(m) => Err(errors.error(
+            Some(m.span()),
+            "max_response_bytes must be at least 2".into(),
+        )),
     }
 }
 
