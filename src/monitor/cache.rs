@@ -47,12 +47,12 @@ impl Cache {
     }
 
     /// The fresh outcome of a fetch of `queue`, when it has what is asked:
-    /// `need_text` asks for the `queue.get` text, which a count may not keep.
+    /// `with_text` asks for the `queue.get` text, which a count may not keep.
     pub fn get(
         &self,
         relation: &str,
         queue: Queue,
-        need_text: bool,
+        with_text: bool,
     ) -> Option<Result<Arc<QueueSnapshot>>> {
         if !self.enabled() {
             return None;
@@ -65,7 +65,7 @@ impl Cache {
             return None;
         }
         match &entry.outcome {
-            Ok(snapshot) if need_text && snapshot.text.is_none() => None,
+            Ok(snapshot) if with_text && snapshot.text.is_none() => None,
             outcome => Some(outcome.clone()),
         }
     }

@@ -13,8 +13,8 @@ use crate::error::{quoted, Error, ErrorKind, Result};
 use crate::queue::{Queue, QueueSnapshot};
 use crate::secret::Secret;
 use crate::timeout::{self, Deadline};
-use reload::{ConfigWatch, Setup};
-use session::{Need, NodeSession};
+use reload::{ConfigWatch, LoadedConfig};
+use session::{NodeSession, SnapshotFor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,7 +59,7 @@ impl Monitor {
     /// A monitor whose config must be valid now (the C API).
     pub fn open(path: PathBuf) -> Result<Monitor> {
         let monitor = Monitor::new_lazy(path);
-        monitor.setup()?;
+        monitor.loaded_config()?;
         Ok(monitor)
     }
 
@@ -88,7 +88,8 @@ impl Monitor {
         queue: &str,
         item_timeout: Option<Duration>,
     ) -> Result<u64> {
-        let snapshot = self.queue_snapshot(node, relation, queue, Need::Summary, item_timeout)?;
+        let snapshot =
+            self.queue_snapshot(node, relation, queue, SnapshotFor::Count, item_timeout)?;
         Ok(snapshot.count)
     }
 
@@ -106,7 +107,8 @@ impl Monitor {
         queue: &str,
         item_timeout: Option<Duration>,
     ) -> Result<Arc<String>> {
-        let snapshot = self.queue_snapshot(node, relation, queue, Need::Text, item_timeout)?;
+        let snapshot =
+            self.queue_snapshot(node, relation, queue, SnapshotFor::Get, item_timeout)?;
         Ok(snapshot.text.clone().expect("a fetch for text keeps it"))
     }
 
@@ -115,14 +117,14 @@ impl Monitor {
         node: &str,
         relation: &str,
         queue: &str,
-        need: Need,
+        wanted: SnapshotFor,
         item_timeout: Option<Duration>,
     ) -> Result<Arc<QueueSnapshot>> {
         let (session, queue) = self.target(node, relation, Some(queue))?;
         let queue = queue.expect("queue given");
         let deadline = self.deadline(&session, item_timeout);
         session
-            .snapshot(relation, queue, need, deadline)
+            .snapshot(relation, queue, wanted, deadline)
             .map_err(|e| e.context(&place(&session, relation, Some(queue))))
     }
 
@@ -141,7 +143,7 @@ impl Monitor {
     ) -> Result<String> {
         let (session, _) = self.target(node, relation, None)?;
         let deadline = self.deadline(&session, item_timeout);
-        let results = session.snapshots(relation, &Queue::ALL, Need::Summary, deadline);
+        let results = session.snapshots(relation, &Queue::ALL, SnapshotFor::Count, deadline);
         let snapshots = stats_outcome(&results)
             .map_err(|(queue, e)| e.context(&place(&session, relation, queue)))?;
         let mut error_reasons = BTreeMap::new();
@@ -166,8 +168,8 @@ impl Monitor {
 
     /// Low-level discovery: every configured (node, relation) pair.
     pub fn discovery(&self) -> Result<String> {
-        let setup = self.setup()?;
-        let pairs: Vec<serde_json::Value> = setup
+        let loaded = self.loaded_config()?;
+        let pairs: Vec<serde_json::Value> = loaded
             .config
             .nodes
             .values()
@@ -191,15 +193,20 @@ impl Monitor {
         node: &str,
         item_timeout: Option<Duration>,
     ) -> Result<bool> {
-        let setup = self.setup()?;
-        let session = setup.session(node)?;
+        let loaded = self.loaded_config()?;
+        let session = loaded.session(node)?;
         let relation = session
             .config
             .relations
             .first()
             .map_or(PING_RELATION, String::as_str);
         let deadline = self.deadline(&session, item_timeout);
-        match session.snapshot(relation, Queue::BlobErrorResponses, Need::Summary, deadline) {
+        match session.snapshot(
+            relation,
+            Queue::BlobErrorResponses,
+            SnapshotFor::Count,
+            deadline,
+        ) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == ErrorKind::RelationNotFound => Ok(true),
             Err(e) if e.kind() == ErrorKind::Config => {
@@ -211,8 +218,8 @@ impl Monitor {
 
     /// The configured node names and their relations.
     pub fn relations(&self) -> Result<Vec<(String, Vec<String>)>> {
-        let setup = self.setup()?;
-        Ok(setup
+        let loaded = self.loaded_config()?;
+        Ok(loaded
             .config
             .nodes
             .values()
@@ -223,16 +230,16 @@ impl Monitor {
     /// The bytes this process's caches hold, over every node (each within
     /// its `cache_max_bytes`).
     pub fn cache_bytes(&self) -> usize {
-        self.setup().map_or(0, |setup| {
-            setup.sessions.values().map(|s| s.cache.bytes()).sum()
+        self.loaded_config().map_or(0, |loaded| {
+            loaded.sessions.values().map(|s| s.cache.bytes()).sum()
         })
     }
 
     /// The secret and the tokens sent of every node loaded now, to scrub
     /// text that did not come through a node's fetch (a panic's message).
     pub fn known_secrets(&self) -> Vec<Secret> {
-        self.config.loaded().map_or_else(Vec::new, |setup| {
-            setup
+        self.config.last_good().map_or_else(Vec::new, |loaded| {
+            loaded
                 .sessions
                 .values()
                 .flat_map(|s| s.known_secrets())
@@ -240,7 +247,7 @@ impl Monitor {
         })
     }
 
-    fn setup(&self) -> Result<Arc<Setup>> {
+    fn loaded_config(&self) -> Result<Arc<LoadedConfig>> {
         self.config.current()
     }
 
@@ -254,8 +261,8 @@ impl Monitor {
         if relation == "exalate-test-panic" {
             panic!("injected panic for relation {relation}");
         }
-        let setup = self.setup()?;
-        let session = setup.session(node)?;
+        let loaded = self.loaded_config()?;
+        let session = loaded.session(node)?;
         let queue = queue.map(Queue::parse).transpose()?;
         if relation.is_empty() {
             return Err(

@@ -1,5 +1,5 @@
 //! The config file, watched and re-read: at most one `stat` a second, a new
-//! [`Setup`] when the file changed, and the sessions (connections, tokens)
+//! [`LoadedConfig`] when the file changed, and the sessions (connections, tokens)
 //! of nodes whose config did not change carried over.
 
 use super::session::NodeSession;
@@ -11,19 +11,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// What a config file gives: the config and one session per node.
-pub struct Setup {
+pub struct LoadedConfig {
     pub config: Config,
     pub sessions: BTreeMap<String, Arc<NodeSession>>,
 }
 
 pub struct ConfigWatch {
     path: PathBuf,
-    loaded: Mutex<Loaded>,
+    state: Mutex<WatchState>,
 }
 
+/// The last load's outcome and the file's stamp then.
 #[derive(Default)]
-struct Loaded {
-    current: Option<Result<Arc<Setup>>>,
+struct WatchState {
+    current: Option<Result<Arc<LoadedConfig>>>,
     file: WatchedFile,
 }
 
@@ -31,7 +32,7 @@ impl ConfigWatch {
     pub fn new(path: PathBuf) -> ConfigWatch {
         ConfigWatch {
             path,
-            loaded: Mutex::new(Loaded::default()),
+            state: Mutex::new(WatchState::default()),
         }
     }
 
@@ -39,32 +40,32 @@ impl ConfigWatch {
         &self.path
     }
 
-    /// The current setup, re-reading the config when the file changed.
-    pub fn current(&self) -> Result<Arc<Setup>> {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if loaded.file.changed(&self.path) || loaded.current.is_none() {
-            let previous = match &loaded.current {
-                Some(Ok(setup)) => Some(setup.clone()),
+    /// The config loaded now, re-reading the config when the file changed.
+    pub fn current(&self) -> Result<Arc<LoadedConfig>> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.file.changed(&self.path) || state.current.is_none() {
+            let previous = match &state.current {
+                Some(Ok(loaded)) => Some(loaded.clone()),
                 _ => None,
             };
             let next = Config::load(&self.path)
-                .map(|config| Arc::new(Setup::new(config, previous.as_deref())));
-            loaded.current = Some(next);
+                .map(|config| Arc::new(LoadedConfig::new(config, previous.as_deref())));
+            state.current = Some(next);
         }
-        loaded.current.clone().expect("loaded above")
+        state.current.clone().expect("loaded above")
     }
 
-    /// The setup loaded now, if it loaded, without looking at the file.
-    pub fn loaded(&self) -> Option<Arc<Setup>> {
-        let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        loaded.current.clone().and_then(|r| r.ok())
+    /// The config loaded now, if it loaded, without looking at the file.
+    pub fn last_good(&self) -> Option<Arc<LoadedConfig>> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.current.clone().and_then(|r| r.ok())
     }
 }
 
-impl Setup {
+impl LoadedConfig {
     /// Keeps the sessions (connections, tokens) of nodes whose config did
     /// not change; their caches start afresh, like everything after a reload.
-    fn new(config: Config, previous: Option<&Setup>) -> Setup {
+    fn new(config: Config, previous: Option<&LoadedConfig>) -> LoadedConfig {
         let sessions = config
             .nodes
             .values()
@@ -83,7 +84,7 @@ impl Setup {
                 (node.name.clone(), session)
             })
             .collect();
-        Setup { config, sessions }
+        LoadedConfig { config, sessions }
     }
 
     pub fn session(&self, node: &str) -> Result<Arc<NodeSession>> {

@@ -7,7 +7,7 @@ use crate::auth::Credentials;
 use crate::config::NodeConfig;
 use crate::error::{body_excerpt, Error, ErrorKind, Result, SecretForms};
 use crate::http::{encode_segment, HttpClient};
-use crate::queue::{read_queue, Keep, Queue, QueueSnapshot};
+use crate::queue::{read_queue, KeepText, Queue, QueueSnapshot};
 use crate::secret::Secret;
 use crate::timeout::Deadline;
 use std::io::Read;
@@ -19,11 +19,13 @@ use std::time::Instant;
 /// counted (and a get of it fetches again). Bounds what counting holds.
 const KEEP_TEXT_BYTES: u64 = 256 * 1024;
 
-/// What a fetch must give beyond the count.
+/// What a snapshot is fetched for, so what it must give beyond the count.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Need {
-    Summary,
-    Text,
+pub enum SnapshotFor {
+    /// A count, stats or a ping: the count and the error reasons.
+    Count,
+    /// `queue.get`: the entries' text as well.
+    Get,
 }
 
 pub struct NodeSession {
@@ -59,16 +61,16 @@ impl NodeSession {
         &self,
         relation: &str,
         queue: Queue,
-        need: Need,
+        wanted: SnapshotFor,
         deadline: Deadline,
     ) -> Result<Arc<QueueSnapshot>> {
-        if let Some(hit) = self.cache.get(relation, queue, need == Need::Text) {
+        if let Some(hit) = self.cache.get(relation, queue, wanted == SnapshotFor::Get) {
             return hit;
         }
         let generation = self.cache.generation();
-        let keep = match need {
-            Need::Summary => Keep::WhileUnder(KEEP_TEXT_BYTES),
-            Need::Text => Keep::All,
+        let keep = match wanted {
+            SnapshotFor::Count => KeepText::WhileUnder(KEEP_TEXT_BYTES),
+            SnapshotFor::Get => KeepText::All,
         };
         let outcome = self
             .fetch(relation, queue, keep, deadline)
@@ -91,12 +93,12 @@ impl NodeSession {
         &self,
         relation: &str,
         queues: &[Queue],
-        need: Need,
+        wanted: SnapshotFor,
         deadline: Deadline,
     ) -> Vec<Result<Arc<QueueSnapshot>>> {
         let mut results: Vec<Option<Result<Arc<QueueSnapshot>>>> = queues
             .iter()
-            .map(|&q| self.cache.get(relation, q, need == Need::Text))
+            .map(|&q| self.cache.get(relation, q, wanted == SnapshotFor::Get))
             .collect();
         let missing: Vec<usize> = (0..queues.len())
             .filter(|&i| results[i].is_none())
@@ -106,21 +108,21 @@ impl NodeSession {
                 let spawned: Vec<_> = rest
                     .iter()
                     .map(|&i| {
-                        let fetch = move || self.snapshot(relation, queues[i], need, deadline);
+                        let fetch = move || self.snapshot(relation, queues[i], wanted, deadline);
                         let handle = std::thread::Builder::new()
                             .name("exalate-fetch".into())
                             .spawn_scoped(scope, fetch);
                         (i, handle)
                     })
                     .collect();
-                results[first] = Some(self.snapshot(relation, queues[first], need, deadline));
+                results[first] = Some(self.snapshot(relation, queues[first], wanted, deadline));
                 for (i, handle) in spawned {
                     results[i] = Some(match handle {
                         Ok(handle) => handle
                             .join()
                             .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
                         // No thread to be had (limits): fetch here, in turn.
-                        Err(_) => self.snapshot(relation, queues[i], need, deadline),
+                        Err(_) => self.snapshot(relation, queues[i], wanted, deadline),
                     });
                 }
             });
@@ -135,7 +137,7 @@ impl NodeSession {
         &self,
         relation: &str,
         queue: Queue,
-        keep: Keep,
+        keep: KeepText,
         deadline: Deadline,
     ) -> Result<QueueSnapshot> {
         self.fetch_once(relation, queue, keep, deadline, true)
@@ -157,7 +159,7 @@ impl NodeSession {
         &self,
         relation: &str,
         queue: Queue,
-        keep: Keep,
+        keep: KeepText,
         deadline: Deadline,
         may_retry: bool,
     ) -> Result<QueueSnapshot> {

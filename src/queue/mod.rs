@@ -5,7 +5,8 @@
 mod stream;
 
 pub use stream::{
-    read_queue, Keep, QueueSnapshot, MAX_REASONS, MAX_REASON_BYTES, OTHER_REASONS, UNKNOWN_REASON,
+    read_queue, KeepText, QueueSnapshot, MAX_REASONS, MAX_REASON_BYTES, OTHER_REASONS,
+    UNKNOWN_REASON,
 };
 
 use crate::error::{Error, ErrorKind, Result};

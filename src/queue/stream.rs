@@ -36,7 +36,7 @@ pub struct QueueSnapshot {
     /// Error reason -> entries (error queues only).
     pub reasons: BTreeMap<String, u64>,
     /// The entries as a JSON array without `encodedPayload`, written while
-    /// parsing; None when the answer was too large to keep (see [`Keep`]).
+    /// parsing; None when the answer was too large to keep (see [`KeepText`]).
     pub text: Option<Arc<String>>,
 }
 
@@ -55,7 +55,7 @@ impl QueueSnapshot {
 
 /// How much of the answer a fetch keeps as `queue.get` text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keep {
+pub enum KeepText {
     /// Keep the text while the answer read so far is under this many bytes;
     /// past it, drop it and only count (memory stays flat).
     WhileUnder(u64),
@@ -68,7 +68,7 @@ pub fn read_queue(
     queue: Queue,
     body: impl Read,
     max_bytes: u64,
-    keep: Keep,
+    keep: KeepText,
 ) -> Result<QueueSnapshot> {
     let consumed = Rc::new(Cell::new(0u64));
     let reader = CheckedReader {
@@ -191,7 +191,7 @@ fn check_utf8(bytes: &[u8]) -> std::result::Result<Option<&[u8]>, ()> {
 struct QueueVisitor {
     queue: Queue,
     consumed: Rc<Cell<u64>>,
-    keep: Keep,
+    keep: KeepText,
 }
 
 impl<'de> Visitor<'de> for QueueVisitor {
@@ -214,8 +214,8 @@ impl<'de> Visitor<'de> for QueueVisitor {
         }
         loop {
             let keeping = match self.keep {
-                Keep::All => true,
-                Keep::WhileUnder(limit) => self.consumed.get() < limit,
+                KeepText::All => true,
+                KeepText::WhileUnder(limit) => self.consumed.get() < limit,
             };
             if !keeping {
                 text = None;
@@ -521,7 +521,7 @@ mod tests {
     use serde_json::Value;
 
     fn read(queue: Queue, body: &[u8]) -> Result<QueueSnapshot> {
-        read_queue(queue, body, 1 << 20, Keep::WhileUnder(1 << 20))
+        read_queue(queue, body, 1 << 20, KeepText::WhileUnder(1 << 20))
     }
 
     #[test]
@@ -562,12 +562,12 @@ mod tests {
             Queue::SyncRequests,
             body.as_bytes(),
             1 << 20,
-            Keep::WhileUnder(100_000),
+            KeepText::WhileUnder(100_000),
         )
         .unwrap();
         assert_eq!(s.count, 500);
         assert_eq!(s.text, None);
-        let all = read_queue(Queue::SyncRequests, body.as_bytes(), 1 << 20, Keep::All).unwrap();
+        let all = read_queue(Queue::SyncRequests, body.as_bytes(), 1 << 20, KeepText::All).unwrap();
         assert_eq!(*all.text.unwrap(), body);
     }
 
@@ -575,7 +575,13 @@ mod tests {
     fn text_is_the_answer_without_payloads_at_any_depth() {
         let body = r#"[ {"a":[1,-2,3.5,true,false,null,"x\"\u00e9"],"encodedPayload":"p",
             "b":{"encodedPayload":{"deep":1},"c":[{"encodedPayload":2,"d":[]}]},"e":{}},{} ]"#;
-        let s = read_queue(Queue::ErrorResponses, body.as_bytes(), 1 << 20, Keep::All).unwrap();
+        let s = read_queue(
+            Queue::ErrorResponses,
+            body.as_bytes(),
+            1 << 20,
+            KeepText::All,
+        )
+        .unwrap();
         let text = s.text.unwrap();
         assert_eq!(
             &*text,
@@ -603,7 +609,7 @@ mod tests {
             Queue::ErrorResponses,
             body.as_bytes(),
             1 << 20,
-            Keep::WhileUnder(0),
+            KeepText::WhileUnder(0),
         )
         .unwrap();
         assert_eq!(s.count, MAX_REASONS as u64 + 37);
@@ -655,14 +661,15 @@ mod tests {
             "{e}"
         );
         let body = format!("[{{\"a\":{}{}}}]", "[".repeat(10_000), "]".repeat(10_000));
-        let e = read_queue(Queue::SyncRequests, body.as_bytes(), 1 << 20, Keep::All).unwrap_err();
+        let e =
+            read_queue(Queue::SyncRequests, body.as_bytes(), 1 << 20, KeepText::All).unwrap_err();
         assert!(e.message().contains("recursion limit exceeded"), "{e}");
         // Counting skips the entry without building it, and survives too.
         let counted = read_queue(
             Queue::SyncRequests,
             body.as_bytes(),
             1 << 20,
-            Keep::WhileUnder(0),
+            KeepText::WhileUnder(0),
         );
         assert!(counted.is_ok() || counted.unwrap_err().message().contains("recursion limit"));
     }
@@ -672,8 +679,13 @@ mod tests {
         let mut body = br#"[{"summary":""#.to_vec();
         body.extend_from_slice(&[0xff, 0xfe]);
         body.extend_from_slice(br#""}]"#);
-        let e =
-            read_queue(Queue::SyncRequests, &body[..], 1 << 20, Keep::WhileUnder(0)).unwrap_err();
+        let e = read_queue(
+            Queue::SyncRequests,
+            &body[..],
+            1 << 20,
+            KeepText::WhileUnder(0),
+        )
+        .unwrap_err();
         assert_eq!(
             e.message(),
             "malformed JSON: the response is not valid UTF-8"
@@ -699,7 +711,7 @@ mod tests {
             Queue::SyncRequests,
             OneByte(body.as_bytes()),
             1 << 20,
-            Keep::All,
+            KeepText::All,
         )
         .unwrap();
         assert_eq!(&*s.text.unwrap(), body);
@@ -708,7 +720,7 @@ mod tests {
     #[test]
     fn size_cap_is_enforced_while_reading() {
         let body = format!("[{}]", vec!["{}"; 1000].join(","));
-        let e = read_queue(Queue::SyncRequests, body.as_bytes(), 100, Keep::All).unwrap_err();
+        let e = read_queue(Queue::SyncRequests, body.as_bytes(), 100, KeepText::All).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::TooLarge);
         assert_eq!(
             e.message(),
@@ -718,7 +730,7 @@ mod tests {
             Queue::SyncRequests,
             body.as_bytes(),
             body.len() as u64,
-            Keep::All
+            KeepText::All
         )
         .is_ok());
     }
