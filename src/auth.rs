@@ -5,6 +5,7 @@
 use crate::config::{AuthConfig, AuthHeader, ExpUnit};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fs::read_secret_file;
+use crate::lock::lock;
 use crate::secret::Secret;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -201,11 +202,6 @@ fn unverified_exp(token: &str) -> Option<SystemTime> {
         Duration::from_secs(exp)
     };
     UNIX_EPOCH.checked_add(since_epoch)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding the lock leaves plain data behind; keep serving.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use crate::config::NodeConfig;
 use crate::error::{io_error, Error, ErrorKind, Result};
 use crate::fs::io_reason;
+use crate::lock::lock;
 use crate::proxy::{AbsoluteForm, Route};
 use std::collections::HashMap;
 use std::io;
@@ -281,10 +282,6 @@ impl Resolver for CachingResolver {
         }
         Ok(addrs)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Percent-encodes `name` as one path segment: everything but RFC 3986's

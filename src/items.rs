@@ -216,7 +216,7 @@ pub fn value_or_failure(
 /// the secrets `monitor` (if there is one yet) knows.
 pub(crate) fn panic_failure(monitor: Option<&Monitor>, panic: &(dyn Any + Send)) -> String {
     let secrets = monitor.map(Monitor::known_secrets).unwrap_or_default();
-    let secrets: Vec<&str> = secrets.iter().map(|s| s.as_str()).collect();
+    let secrets = crate::secret::texts(&secrets);
     format!(
         "internal error in the exalate module ({}); the agent goes on.",
         crate::panic::panic_message(panic, &secrets)

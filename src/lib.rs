@@ -23,6 +23,7 @@ pub mod error;
 mod fs;
 pub mod http;
 pub mod items;
+mod lock;
 pub mod monitor;
 mod panic;
 pub mod proxy;

@@ -17,6 +17,11 @@ impl Secret {
     }
 }
 
+/// The secrets' texts, as the redaction functions take them.
+pub(crate) fn texts(secrets: &[Secret]) -> Vec<&str> {
+    secrets.iter().map(Secret::as_str).collect()
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")

@@ -21,6 +21,7 @@ pub mod reap_guard;
 
 use crate::config;
 use crate::items::{self, Item};
+use crate::lock::lock;
 use crate::monitor::Monitor;
 use crate::timeout;
 use message::{kind, Request, Severity};
@@ -173,7 +174,7 @@ pub struct Writer {
 impl Writer {
     fn send(&self, message: &Value) {
         let frame = frame::encode(message);
-        let mut stream = self.stream.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stream = lock(&self.stream);
         // A failed write means the agent is gone; the reader then sees the
         // end of the stream and exits.
         let _ = stream.write_all(&frame);
@@ -290,7 +291,7 @@ impl Plugin {
         let options = PrivateOptions::from_tree(request.private_options.as_ref());
         self.warn_unknown(&options);
         if let Some(path) = options.config {
-            *self.config_path.lock().unwrap_or_else(|p| p.into_inner()) = Some(path);
+            *lock(&self.config_path) = Some(path);
         }
         if let Some(seconds) = request.global_options.as_ref().and_then(|g| g.timeout()) {
             self.agent_timeout_secs.store(seconds, Ordering::Relaxed);
@@ -321,10 +322,7 @@ impl Plugin {
     fn monitor(&self) -> Arc<Monitor> {
         self.monitor
             .get_or_init(|| {
-                let path = self
-                    .config_path
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
+                let path = lock(&self.config_path)
                     .clone()
                     .unwrap_or_else(config::default_path);
                 let monitor = Monitor::new_lazy(path);

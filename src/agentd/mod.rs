@@ -14,6 +14,7 @@ pub mod item_timeout;
 use crate::boundary::{ffi_fn, PanicOrDefault};
 use crate::config;
 use crate::items::{self, Item, ItemValue, ITEMS};
+use crate::lock::lock;
 use crate::monitor::Monitor;
 use crate::timeout;
 use std::cell::UnsafeCell;
@@ -113,7 +114,7 @@ static AGENT_TIMEOUT_SECS: AtomicU64 = AtomicU64::new(timeout::DEFAULT_AGENT_TIM
 static MONITOR: Mutex<Option<Arc<Monitor>>> = Mutex::new(None);
 
 fn monitor() -> Arc<Monitor> {
-    let mut slot = MONITOR.lock().unwrap_or_else(|p| p.into_inner());
+    let mut slot = lock(&MONITOR);
     slot.get_or_insert_with(|| {
         let monitor = Monitor::new_lazy(config::default_path());
         monitor.set_agent_timeout(AGENT_TIMEOUT_SECS.load(Ordering::Relaxed));
@@ -226,7 +227,7 @@ ffi_fn! {
     pub fn zbx_module_uninit() -> ModuleRet {
         #[cfg(feature = "fault-injection")]
         crate::secret::UNINIT_STARTED.store(true, Ordering::SeqCst);
-        let monitor = MONITOR.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let monitor = lock(&MONITOR).take();
         drop(monitor);
         ModuleRet(ZBX_MODULE_OK)
     }
@@ -268,7 +269,7 @@ unsafe fn serve_item(item: Item, request: *mut AgentRequest, result: *mut AgentR
     }));
     let outcome = outcome.unwrap_or_else(|panic| {
         // The monitor, if making it was not what panicked.
-        let monitor = MONITOR.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let monitor = lock(&MONITOR).clone();
         Err(items::panic_failure(monitor.as_deref(), &*panic))
     });
     // SAFETY: `result` is the agent's, non-null (checked above).

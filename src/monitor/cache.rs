@@ -4,9 +4,10 @@
 //! when a new one would pass the budget.
 
 use crate::error::Result;
+use crate::lock::lock;
 use crate::queue::{Queue, QueueSnapshot};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What an entry costs beyond its strings: the map slot, the Arc, the key.
@@ -57,7 +58,7 @@ impl Cache {
         if !self.enabled() {
             return None;
         }
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let key = (relation.to_string(), queue);
         let entry = inner.entries.get(&key)?;
         if entry.fetched_at.elapsed() >= self.ttl {
@@ -72,7 +73,7 @@ impl Cache {
 
     /// What `insert` needs to know that no `clear` came in between.
     pub fn generation(&self) -> u64 {
-        self.lock().generation
+        lock(&self.inner).generation
     }
 
     /// Keeps `outcome`, fetched since `generation`, within the byte budget.
@@ -92,7 +93,7 @@ impl Cache {
                 Ok(snapshot) => snapshot.heap_bytes(),
                 Err(e) => e.message().len(),
             };
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         if inner.generation != generation {
             return;
         }
@@ -127,7 +128,7 @@ impl Cache {
 
     /// Forgets everything, also what fetches under way would store.
     pub fn clear(&self) {
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         inner.entries.clear();
         inner.bytes = 0;
         inner.generation += 1;
@@ -135,11 +136,7 @@ impl Cache {
 
     /// The bytes the entries hold, as counted against `cache_max_bytes`.
     pub fn bytes(&self) -> usize {
-        self.lock().bytes
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner).bytes
     }
 }
 

@@ -6,6 +6,7 @@ use super::session::NodeSession;
 use super::watch::WatchedFile;
 use crate::config::Config;
 use crate::error::Result;
+use crate::lock::lock;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -42,7 +43,7 @@ impl ConfigWatch {
 
     /// The config loaded now, re-reading the config when the file changed.
     pub fn current(&self) -> Result<Arc<LoadedConfig>> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = lock(&self.state);
         if state.file.changed(&self.path) || state.current.is_none() {
             let previous = match &state.current {
                 Some(Ok(loaded)) => Some(loaded.clone()),
@@ -57,7 +58,7 @@ impl ConfigWatch {
 
     /// The config loaded now, if it loaded, without looking at the file.
     pub fn last_good(&self) -> Option<Arc<LoadedConfig>> {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = lock(&self.state);
         state.current.clone().and_then(|r| r.ok())
     }
 }

@@ -7,11 +7,12 @@ use crate::auth::Credentials;
 use crate::config::NodeConfig;
 use crate::error::{body_excerpt, Error, ErrorKind, Result, SecretForms};
 use crate::http::{encode_segment, HttpClient};
+use crate::lock::lock;
 use crate::queue::{read_queue, KeepText, Queue, QueueSnapshot};
-use crate::secret::Secret;
+use crate::secret::{self, Secret};
 use crate::timeout::Deadline;
 use std::io::Read;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// A count keeps the `queue.get` text of answers under this size, so that a
@@ -151,7 +152,7 @@ impl NodeSession {
                     e
                 };
                 let secrets = self.credentials.known_secrets();
-                e.redact(&secrets.iter().map(Secret::as_str).collect::<Vec<_>>())
+                e.redact(&secret::texts(&secrets))
             })
     }
 
@@ -226,7 +227,7 @@ impl NodeSession {
         let mut start = Vec::new();
         let _ = body.take(4096).read_to_end(&mut start);
         let secrets = self.credentials.known_secrets();
-        let secrets: Vec<&str> = secrets.iter().map(Secret::as_str).collect();
+        let secrets = secret::texts(&secrets);
         match body_excerpt(&start, &secrets) {
             e if e.is_empty() => "empty body".to_string(),
             e => e,
@@ -259,7 +260,7 @@ impl NodeSession {
     /// even if a hostile node echoes it back (as is or JSON-escaped).
     fn scrubbed(&self, mut snapshot: QueueSnapshot) -> QueueSnapshot {
         let secrets = self.credentials.known_secrets();
-        let forms = SecretForms::new(&secrets.iter().map(Secret::as_str).collect::<Vec<_>>());
+        let forms = SecretForms::new(&secret::texts(&secrets));
         let scrub = |text: &str| forms.replace(text);
         if let Some(clean) = snapshot.text.as_deref().and_then(|t| scrub(t)) {
             snapshot.text = Some(Arc::new(clean));
@@ -273,8 +274,4 @@ impl NodeSession {
         }
         snapshot
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
