@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub struct Credentials {
+pub(crate) struct Credentials {
     config: AuthConfig,
     header: AuthHeader,
     minted: Mutex<Option<MintedToken>>,
@@ -35,7 +35,7 @@ struct Claims {
 }
 
 impl Credentials {
-    pub fn new(config: AuthConfig, header: AuthHeader) -> Self {
+    pub(crate) fn new(config: AuthConfig, header: AuthHeader) -> Self {
         Credentials {
             config,
             header,
@@ -45,7 +45,7 @@ impl Credentials {
     }
 
     /// The header to send: its name and value.
-    pub fn header(&self) -> Result<(&'static str, String)> {
+    pub(crate) fn header(&self) -> Result<(&'static str, String)> {
         let jwt = match &self.config {
             AuthConfig::Token { file } => {
                 let token = read_secret_file("token_file", file)?;
@@ -61,17 +61,17 @@ impl Credentials {
     }
 
     /// Whether a rejected token can be replaced by minting a new one.
-    pub fn can_mint(&self) -> bool {
+    pub(crate) fn can_mint(&self) -> bool {
         matches!(self.config, AuthConfig::Secret { .. })
     }
 
     /// Drops the minted token so the next request mints a fresh one.
-    pub fn forget_minted(&self) {
+    pub(crate) fn forget_minted(&self) {
         *lock(&self.minted) = None;
     }
 
     /// Why a 401 may have happened, when we can tell without a secret.
-    pub fn rejection_hint(&self) -> String {
+    pub(crate) fn rejection_hint(&self) -> String {
         match &self.config {
             AuthConfig::Token { file } => match read_secret_file("token_file", file)
                 .ok()
@@ -92,7 +92,7 @@ impl Credentials {
     }
 
     /// The secret and every token sent (the last 16), for scrubbing messages.
-    pub fn known_secrets(&self) -> Vec<Secret> {
+    pub(crate) fn known_secrets(&self) -> Vec<Secret> {
         lock(&self.known_secrets).clone()
     }
 
@@ -149,7 +149,7 @@ impl Credentials {
 }
 
 /// Mints an HS256 JWT with claims iss, user (if any), iat and exp in `unit`.
-pub fn mint(
+pub(crate) fn mint(
     secret: &str,
     issuer: &str,
     user: Option<&str>,

@@ -18,7 +18,7 @@ include!("unwind_required.rs");
 /// What an export returns when its body panicked: a value its caller
 /// cannot mistake for success (as rustls-ffi's `PanicOrDefault`). Each
 /// return type says it once; an export whose type has none does not compile.
-pub trait PanicOrDefault {
+pub(crate) trait PanicOrDefault {
     /// The failure value; `message` says what panicked (already redacted).
     fn on_panic(message: &str) -> Self;
 }
@@ -42,7 +42,7 @@ impl<T> PanicOrDefault for *mut T {
 }
 
 /// Runs an export's body; a panic becomes `R::on_panic`.
-pub fn guard<R: PanicOrDefault>(body: impl FnOnce() -> R) -> R {
+pub(crate) fn guard<R: PanicOrDefault>(body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value,
         Err(panic) => R::on_panic(&panic_message(&*panic, &[])),

@@ -10,69 +10,99 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
-pub const DEFAULT_PATH: &str = "/etc/zabbix/exalate_zabbix.toml";
-pub const PATH_ENV: &str = "EXALATE_ZABBIX_CONFIG";
-pub const DEFAULT_CACHE_TTL: u64 = 10;
-pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+/// Where the config is read when `$EXALATE_ZABBIX_CONFIG` is not set.
+pub(crate) const DEFAULT_PATH: &str = "/etc/zabbix/exalate_zabbix.toml";
+/// The environment variable that names another config file.
+pub(crate) const PATH_ENV: &str = "EXALATE_ZABBIX_CONFIG";
+/// `cache_ttl` when not set, in seconds.
+pub(crate) const DEFAULT_CACHE_TTL: u64 = 10;
+/// `max_response_bytes` when not set.
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+/// `cache_max_bytes` when not set.
 pub const DEFAULT_CACHE_MAX_BYTES: u64 = 32 * 1024 * 1024;
 const DEFAULT_JWT_TTL: u64 = 60;
 const DEFAULT_ISSUER: &str = "EXALATE";
 /// The config path: `$EXALATE_ZABBIX_CONFIG`, else the default.
-pub fn default_path() -> PathBuf {
+pub(crate) fn default_path() -> PathBuf {
     match std::env::var_os(PATH_ENV) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => PathBuf::from(DEFAULT_PATH),
     }
 }
 
+/// A validated config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// Where it was read (named in messages).
     pub path: PathBuf,
+    /// The `[nodes.NAME]` tables by name.
     pub nodes: BTreeMap<String, NodeConfig>,
 }
 
+/// One node, its `[defaults]` applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
+    /// The table's name, as items name the node.
     pub name: String,
     /// Base URL without a trailing slash.
     pub url: String,
+    /// The relations discovery lists.
     pub relations: Vec<String>,
+    /// The credentials.
     pub auth: AuthConfig,
+    /// The header the token is sent in.
     pub auth_header: AuthHeader,
-    /// None: the host's timeout (the agent's Timeout).
+    /// The config timeout; None: the agent's Timeout (see `timeout.rs`).
     pub timeout: Option<Duration>,
+    /// How long a fetched queue is served from the cache.
     pub cache_ttl: Duration,
     /// What the node's cache may hold in one process; 0 keeps nothing.
     pub cache_max_bytes: u64,
+    /// Larger answers are refused while reading.
     pub max_response_bytes: u64,
+    /// Trusted CA certificates (PEM) in place of the system's.
     pub ca_file: Option<PathBuf>,
     /// An HTTP proxy, `http://host:port` (the `proxy` key); the
     /// environment's proxy variables are never used.
     pub proxy: Option<String>,
 }
 
+/// A node's credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthConfig {
     /// A JWT issued elsewhere, sent as is.
-    Token { file: PathBuf },
+    Token {
+        /// `token_file`.
+        file: PathBuf,
+    },
     /// A shared secret from which HS256 tokens are minted.
     Secret {
+        /// `jwt_secret_file`.
         file: PathBuf,
+        /// `jwt_issuer` (`iss`).
         issuer: String,
+        /// `jwt_user` (`sub`), if set.
         user: Option<String>,
+        /// `jwt_ttl`: how long a minted token is valid.
         ttl: Duration,
+        /// `jwt_exp_unit`: the unit of `exp`.
         exp_unit: ExpUnit,
     },
 }
 
+/// The unit of a minted token's `exp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExpUnit {
+    /// Milliseconds since the epoch (`"ms"`, the default).
     Millis,
+    /// Seconds since the epoch (`"s"`).
     Seconds,
 }
 
+/// The header a token is sent in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthHeader {
+    /// `X-Exalate-Jwt: <jwt>` (the default).
     XExalateJwt,
     /// `Authorization: Bearer <jwt>`
     Bearer,
@@ -121,7 +151,7 @@ struct RawNode {
 
 impl Config {
     /// Reads and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Config> {
+    pub(crate) fn load(path: &Path) -> Result<Config> {
         let text = fs::read_config_text(path, PATH_ENV)?;
         Config::parse(path, &text)
     }
@@ -147,7 +177,7 @@ impl Config {
     }
 
     /// The node an item names; an empty name means the only node.
-    pub fn node(&self, name: &str) -> Result<&NodeConfig> {
+    pub(crate) fn node(&self, name: &str) -> Result<&NodeConfig> {
         if name.is_empty() {
             if self.nodes.len() == 1 {
                 return Ok(self.nodes.values().next().expect("one node"));

@@ -24,24 +24,24 @@ const DNS_CACHE_TTL: Duration = Duration::from_secs(60);
 /// answers "cannot resolve" at once, instead of each call waiting again.
 const DNS_FAILURE_TTL: Duration = Duration::from_secs(5);
 
-pub struct HttpClient {
+pub(crate) struct HttpClient {
     agent: ureq::Agent,
 }
 
 /// A response whose status is known and whose body is not read yet.
-pub struct HttpResponse {
-    pub status: u16,
-    pub content_length: Option<u64>,
-    pub body: ureq::BodyReader<'static>,
+pub(crate) struct HttpResponse {
+    pub(crate) status: u16,
+    pub(crate) content_length: Option<u64>,
+    pub(crate) body: ureq::BodyReader<'static>,
 }
 
 impl HttpClient {
-    pub fn new(node: &NodeConfig) -> Result<HttpClient> {
+    pub(crate) fn new(node: &NodeConfig) -> Result<HttpClient> {
         HttpClient::with_lookup(node, Arc::new(SystemLookup))
     }
 
     /// A client whose host names are looked up by `lookup`.
-    pub fn with_lookup(node: &NodeConfig, lookup: Arc<dyn Lookup>) -> Result<HttpClient> {
+    pub(crate) fn with_lookup(node: &NodeConfig, lookup: Arc<dyn Lookup>) -> Result<HttpClient> {
         let route = Route::new(&node.url, node.proxy.as_deref());
         let connect_proxy = match &route {
             Route::Connect(proxy) => Some(ureq::Proxy::new(proxy).map_err(|_| {
@@ -80,7 +80,12 @@ impl HttpClient {
     }
 
     /// GETs `url` with one extra header, the whole exchange bounded by `timeout`.
-    pub fn get(&self, url: &str, header: (&str, &str), timeout: Duration) -> Result<HttpResponse> {
+    pub(crate) fn get(
+        &self,
+        url: &str,
+        header: (&str, &str),
+        timeout: Duration,
+    ) -> Result<HttpResponse> {
         let response = self
             .agent
             .get(url)
@@ -107,7 +112,7 @@ impl HttpClient {
 /// Looks a host name up. Blocking, and possibly for ever (a DNS server
 /// that never answers): the resolver bounds every wait by its caller's own
 /// deadline. The system's resolver by default; a test passes a fake.
-pub trait Lookup: Send + Sync + 'static {
+pub(crate) trait Lookup: Send + Sync + 'static {
     fn lookup(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>>;
 }
 
@@ -287,7 +292,7 @@ impl Resolver for CachingResolver {
 /// Percent-encodes `name` as one path segment: everything but RFC 3986's
 /// unreserved characters is escaped, and so is a dot, so "." and ".." stay
 /// names and never become path steps.
-pub fn encode_segment(name: &str) -> String {
+pub(crate) fn encode_segment(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') {
@@ -300,7 +305,7 @@ pub fn encode_segment(name: &str) -> String {
 }
 
 /// The error for a failed exchange, without the URL or any header.
-pub fn classify(e: ureq::Error) -> Error {
+pub(crate) fn classify(e: ureq::Error) -> Error {
     use ureq::Error as U;
     match e {
         U::Timeout(_) => Error::new(ErrorKind::Timeout, "timed out"),

@@ -29,27 +29,27 @@ pub enum Item {
 
 /// What an item is, for every front end: one entry of [`ITEMS`].
 #[derive(Debug)]
-pub struct ItemSpec {
+pub(crate) struct ItemSpec {
     /// The item, as the entry's place in the table.
-    pub item: Item,
+    pub(crate) item: Item,
     /// The key, NUL-terminated for the module's item list.
-    pub c_key: &'static CStr,
+    pub(crate) c_key: &'static CStr,
     /// The parameters as the key documents them.
-    pub usage: &'static str,
+    pub(crate) usage: &'static str,
     /// How many parameters the key takes (an empty `[]` counts as none).
-    pub arity: usize,
+    pub(crate) arity: usize,
     /// Agent 2's description (`zabbix_agent2 -R metrics`): a capital
     /// first, a full stop last.
-    pub description: &'static str,
+    pub(crate) description: &'static str,
     /// The module's test parameters (`zabbix_agentd -p` and `-t`), for keys
     /// that take parameters.
-    pub test_params: Option<&'static CStr>,
+    pub(crate) test_params: Option<&'static CStr>,
 }
 
 /// The item table: one entry per key, in [`Item`]'s order. Adding a key is
 /// an entry here, its `Item`, its arm in [`get_value`] (a Monitor method)
 /// and the template.
-pub const ITEMS: [ItemSpec; 6] = [
+pub(crate) const ITEMS: [ItemSpec; 6] = [
     ItemSpec {
         item: Item::QueueCount,
         c_key: c"exalate.queue.count",
@@ -124,12 +124,12 @@ impl Item {
     };
 
     /// The item's entry in [`ITEMS`].
-    pub const fn spec(self) -> &'static ItemSpec {
+    pub(crate) const fn spec(self) -> &'static ItemSpec {
         &ITEMS[self as usize]
     }
 
     /// The item with this key, if it is one.
-    pub fn from_key(key: &str) -> Option<Item> {
+    pub(crate) fn from_key(key: &str) -> Option<Item> {
         Item::ALL.into_iter().find(|i| i.key() == key)
     }
 
@@ -142,12 +142,12 @@ impl Item {
     }
 
     /// The parameters as the key documents them.
-    pub const fn usage(self) -> &'static str {
+    pub(crate) const fn usage(self) -> &'static str {
         self.spec().usage
     }
 
     /// How many parameters the key takes (an empty `[]` counts as none).
-    pub const fn arity(self) -> usize {
+    pub(crate) const fn arity(self) -> usize {
         self.spec().arity
     }
 }
@@ -198,9 +198,9 @@ pub fn get_value(
 
 /// What an agent shows for `item`: its value, or why it failed as one
 /// sentence (the message and a full stop, as the module reports it). Bound
-/// by `item_timeout` where the agent gives one (see [`crate::timeout`]); a
+/// by `item_timeout` where the agent gives one (see `timeout.rs`); a
 /// panic becomes a failure.
-pub fn value_or_failure(
+pub(crate) fn value_or_failure(
     monitor: &Monitor,
     item: Item,
     params: &[&str],
@@ -225,7 +225,7 @@ pub(crate) fn panic_failure(monitor: Option<&Monitor>, panic: &(dyn Any + Send))
 
 impl ItemValue {
     /// The value as text, for hosts that take every value as a string.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         match self {
             ItemValue::Uint(v) => v.to_string(),
             ItemValue::Str(s) => s.clone(),

@@ -12,23 +12,27 @@
 // Unsafe code only where it is marked (`#[allow(unsafe_code)]`), and
 // `#[no_mangle]` (which this lint also refuses) only through `ffi_fn!`.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
+// The modules the front ends, tests, benches and fuzz targets name are
+// public (each exposes only what they use); the rest of the core is
+// private, its few public types re-exported here.
 pub mod agent2;
 pub mod agentd;
-pub mod auth;
+mod auth;
 mod boundary;
-pub mod capi;
+mod capi;
 pub mod config;
-pub mod error;
+mod error;
 mod fs;
-pub mod http;
+mod http;
 pub mod items;
 mod lock;
-pub mod monitor;
+mod monitor;
 mod panic;
-pub mod proxy;
+mod proxy;
 pub mod queue;
-pub mod secret;
+mod secret;
 mod timeout;
 
 pub use error::{Error, ErrorKind, Result};

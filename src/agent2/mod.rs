@@ -15,9 +15,9 @@
 
 pub mod frame;
 pub mod message;
-pub mod options;
-pub mod pool;
-pub mod reap_guard;
+mod options;
+mod pool;
+mod reap_guard;
 
 use crate::config;
 use crate::items::{self, Item};
@@ -37,10 +37,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The plugin's name: agent 2's config says `Plugins.Exalate.System.Path=...`.
-pub const PLUGIN_NAME: &str = "Exalate";
+pub(crate) const PLUGIN_NAME: &str = "Exalate";
 /// Protocol versions agents send (6.0.0-era, 6.0.13+, 6.2, 6.4 and 7.0);
 /// others are accepted with a warning, the wire format has only grown.
-pub const KNOWN_VERSIONS: [&str; 4] = ["1.0", "6.0.13", "6.2.7", "6.4.0"];
+pub(crate) const KNOWN_VERSIONS: [&str; 4] = ["1.0", "6.0.13", "6.2.7", "6.4.0"];
 /// The agent's socket is there at once; the Go SDK also retries for 3 s.
 const CONNECT_FOR: Duration = Duration::from_secs(3);
 /// The registration run exits when the agent says nothing for longer than
@@ -56,7 +56,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The register response's key list: every item of the contract, with the
 /// description `zabbix_agent2 -R metrics` shows.
-pub fn metrics() -> Vec<(&'static str, &'static str)> {
+pub(crate) fn metrics() -> Vec<(&'static str, &'static str)> {
     Item::ALL
         .iter()
         .map(|&i| (i.key(), i.spec().description))
@@ -167,7 +167,7 @@ fn connect(socket: &OsString) -> Option<UnixStream> {
 }
 
 /// The socket's sending side: one whole frame at a time, from any thread.
-pub struct Writer {
+pub(crate) struct Writer {
     stream: Mutex<UnixStream>,
 }
 

@@ -14,13 +14,13 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// What is left of a job once its thread is free again.
-pub type Finish = Box<dyn FnOnce() + Send + 'static>;
+pub(crate) type Finish = Box<dyn FnOnce() + Send + 'static>;
 type Job = Box<dyn FnOnce() -> Finish + Send + 'static>;
 
 /// An idle thread ends after this long: a quiet plugin holds no threads.
 const IDLE_EXIT: Duration = Duration::from_secs(60);
 
-pub struct Pool {
+pub(crate) struct Pool {
     shared: Arc<Shared>,
     max_threads: usize,
     max_queued: usize,
@@ -40,7 +40,7 @@ struct State {
 }
 
 impl Pool {
-    pub fn new(max_threads: usize, max_queued: usize) -> Pool {
+    pub(crate) fn new(max_threads: usize, max_queued: usize) -> Pool {
         Pool {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
@@ -53,7 +53,7 @@ impl Pool {
 
     /// Runs `job` on a pool thread; gives it back when the queue is full or
     /// no thread can be started, for the caller to answer at once.
-    pub fn submit<F: FnOnce() -> Finish + Send + 'static>(&self, job: F) -> Result<(), F> {
+    pub(crate) fn submit<F: FnOnce() -> Finish + Send + 'static>(&self, job: F) -> Result<(), F> {
         let mut state = lock(&self.shared.state);
         if state.jobs.len() >= self.max_queued {
             return Err(job);
@@ -78,7 +78,8 @@ impl Pool {
     }
 
     /// Threads alive now.
-    pub fn threads(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn threads(&self) -> usize {
         lock(&self.shared.state).threads
     }
 }

@@ -19,25 +19,25 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The symbol whose presence in the host process says `AGENT_REQUEST` has `timeout`.
-pub const ITEM_TIMEOUT_MARKER: &CStr = c"zbx_validate_item_timeout";
+pub(crate) const ITEM_TIMEOUT_MARKER: &CStr = c"zbx_validate_item_timeout";
 
 /// AGENT_REQUEST as 7.0 declares it: the common prefix, `types` (4.4.10+),
 /// then `timeout`. Only ever read through a pointer the agent passed, and
 /// only when [`host_has_item_timeouts`] says the agent has this layout.
 #[repr(C)]
-pub struct AgentRequestV7 {
-    pub key: *mut c_char,
-    pub nparam: c_int,
-    pub params: *mut *mut c_char,
-    pub lastlogsize: u64,
-    pub mtime: c_int,
-    pub types: *mut c_int,
-    pub timeout: c_int,
+pub(crate) struct AgentRequestV7 {
+    pub(crate) key: *mut c_char,
+    pub(crate) nparam: c_int,
+    pub(crate) params: *mut *mut c_char,
+    pub(crate) lastlogsize: u64,
+    pub(crate) mtime: c_int,
+    pub(crate) types: *mut c_int,
+    pub(crate) timeout: c_int,
 }
 
 /// Whether the host process passes per-item timeouts; looked up once per
 /// process (the children inherit the answer when the parent asked first).
-pub fn host_has_item_timeouts() -> bool {
+pub(crate) fn host_has_item_timeouts() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| exports_symbol(ITEM_TIMEOUT_MARKER))
 }
@@ -46,7 +46,7 @@ pub fn host_has_item_timeouts() -> bool {
 /// program and the libraries loaded with it (our own module is loaded with
 /// RTLD_LOCAL and is not searched). Nothing is called through the address.
 #[allow(unsafe_code)]
-pub fn exports_symbol(name: &CStr) -> bool {
+pub(crate) fn exports_symbol(name: &CStr) -> bool {
     // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name has no
     // preconditions; a missing symbol gives NULL.
     !unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) }.is_null()
@@ -60,7 +60,10 @@ pub fn exports_symbol(name: &CStr) -> bool {
 /// `request` is null or points to the agent's AGENT_REQUEST, and when
 /// `has_field` is true that request has 7.0's layout.
 #[allow(unsafe_code)]
-pub unsafe fn item_timeout(request: *const AgentRequest, has_field: bool) -> Option<Duration> {
+pub(crate) unsafe fn item_timeout(
+    request: *const AgentRequest,
+    has_field: bool,
+) -> Option<Duration> {
     if !has_field || request.is_null() {
         return None;
     }

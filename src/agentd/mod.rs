@@ -9,7 +9,7 @@
 //! every piece of state (config, HTTP agents, tokens, cache) is created on the
 //! first item call, in the process that uses it.
 
-pub mod item_timeout;
+mod item_timeout;
 
 use crate::boundary::{ffi_fn, PanicOrDefault};
 use crate::config;
@@ -23,17 +23,28 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// The module API version this module implements.
 pub const ZBX_MODULE_API_VERSION: c_int = 2;
+/// `zbx_module_init`/`uninit` succeeded.
 pub const ZBX_MODULE_OK: c_int = 0;
+/// `zbx_module_init`/`uninit` failed.
 pub const ZBX_MODULE_FAIL: c_int = -1;
+/// An item function gave a value.
 pub const SYSINFO_RET_OK: c_int = 0;
+/// An item function failed (its message, if any, in `AgentResult::msg`).
 pub const SYSINFO_RET_FAIL: c_int = 1;
+/// A `ZbxMetric` flag: the key takes parameters.
 pub const CF_HAVEPARAMS: c_uint = 0x01;
+/// `AgentResult::type_` bit: `ui64` is set.
 pub const AR_UINT64: c_int = 0x01;
+/// `AgentResult::type_` bit: `str_` is set.
 pub const AR_STRING: c_int = 0x04;
+/// `AgentResult::type_` bit: `text` is set.
 pub const AR_TEXT: c_int = 0x08;
+/// `AgentResult::type_` bit: `msg` is set.
 pub const AR_MESSAGE: c_int = 0x20;
 
+/// An item function, as the agent calls it.
 pub type ItemFunction = unsafe extern "C" fn(*mut AgentRequest, *mut AgentResult) -> SysinfoRet;
 
 /// What an item function returns (an int to the agent): SYSINFO_RET_OK or
@@ -75,9 +86,13 @@ impl PanicOrDefault for ApiVersion {
 /// ZBX_METRIC: 32 bytes in every version.
 #[repr(C)]
 pub struct ZbxMetric {
+    /// The item key; NULL ends the list.
     pub key: *const c_char,
+    /// `CF_HAVEPARAMS` or 0 (the agent adds its own bits).
     pub flags: c_uint,
+    /// The item function.
     pub function: Option<ItemFunction>,
+    /// Parameters for `zabbix_agentd -p`/`-t`, or NULL.
     pub test_param: *const c_char,
 }
 
@@ -85,24 +100,38 @@ pub struct ZbxMetric {
 /// versions append fields (`types`, 7.0's `timeout`) that are not read here.
 #[repr(C)]
 pub struct AgentRequest {
+    /// The item key, without parameters.
     pub key: *mut c_char,
+    /// How many parameters `params` holds.
     pub nparam: c_int,
+    /// The parameters, each a C string.
     pub params: *mut *mut c_char,
+    /// For log items (not used here).
     pub lastlogsize: u64,
+    /// For log items (not used here).
     pub mtime: c_int,
 }
 
 /// AGENT_RESULT as in 4.0 to 6.4 (7.0 appends `bin`, which is not touched).
 #[repr(C)]
 pub struct AgentResult {
+    /// For log items (not used here).
     pub lastlogsize: u64,
+    /// An unsigned value (`AR_UINT64`).
     pub ui64: u64,
+    /// A float value (not used here).
     pub dbl: f64,
+    /// A string value (`AR_STRING`), from malloc.
     pub str_: *mut c_char,
+    /// A text value (`AR_TEXT`), from malloc.
     pub text: *mut c_char,
+    /// The failure message (`AR_MESSAGE`), from malloc.
     pub msg: *mut c_char,
+    /// For log items (not used here).
     pub log: *mut c_void,
+    /// Which of the values are set (`AR_*` bits).
     pub type_: c_int,
+    /// For log items (not used here).
     pub mtime: c_int,
 }
 
@@ -205,6 +234,7 @@ unsafe impl Sync for ItemList {}
 static ITEM_LIST: ItemList = ItemList(UnsafeCell::new(item_list()));
 
 ffi_fn! {
+    /// The module API version the module implements (2).
     pub fn zbx_module_api_version() -> ApiVersion {
         ApiVersion(ZBX_MODULE_API_VERSION)
     }
@@ -234,12 +264,14 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// The module's items, ending with a NULL key: built from [`ITEMS`].
     pub fn zbx_module_item_list() -> *mut ZbxMetric {
         ITEM_LIST.0.get().cast()
     }
 }
 
 ffi_fn! {
+    /// The agent's Timeout option, clamped to 1 to 30 s (see `timeout.rs`).
     pub fn zbx_module_item_timeout(timeout: c_int) -> () {
         let seconds = timeout::clamp_agent_timeout(timeout.max(0) as u64);
         AGENT_TIMEOUT_SECS.store(seconds, Ordering::Relaxed);
@@ -338,7 +370,7 @@ unsafe fn read_params(request: *const AgentRequest) -> Result<Vec<String>, Strin
 /// A copy of `s` in libc's heap: the agent frees results with free().
 /// Interior NULs, which C would cut the value at, become spaces.
 #[allow(unsafe_code)]
-pub fn malloc_cstring(s: &str) -> *mut c_char {
+pub(crate) fn malloc_cstring(s: &str) -> *mut c_char {
     let bytes = s.as_bytes();
     // SAFETY: malloc of len + 1; checked for NULL before writing.
     unsafe {

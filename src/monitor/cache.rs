@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// What an entry costs beyond its strings: the map slot, the Arc, the key.
 const ENTRY_OVERHEAD: usize = 160;
 
-pub struct Cache {
+pub(crate) struct Cache {
     ttl: Duration,
     max_bytes: usize,
     inner: Mutex<Inner>,
@@ -35,7 +35,7 @@ struct Entry {
 }
 
 impl Cache {
-    pub fn new(ttl: Duration, max_bytes: u64) -> Cache {
+    pub(crate) fn new(ttl: Duration, max_bytes: u64) -> Cache {
         Cache {
             ttl,
             max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
@@ -49,7 +49,7 @@ impl Cache {
 
     /// The fresh outcome of a fetch of `queue`, when it has what is asked:
     /// `with_text` asks for the `queue.get` text, which a count may not keep.
-    pub fn get(
+    pub(crate) fn get(
         &self,
         relation: &str,
         queue: Queue,
@@ -72,12 +72,12 @@ impl Cache {
     }
 
     /// What `insert` needs to know that no `clear` came in between.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         lock(&self.inner).generation
     }
 
     /// Keeps `outcome`, fetched since `generation`, within the byte budget.
-    pub fn insert(
+    pub(crate) fn insert(
         &self,
         generation: u64,
         relation: &str,
@@ -127,7 +127,7 @@ impl Cache {
     }
 
     /// Forgets everything, also what fetches under way would store.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         let mut inner = lock(&self.inner);
         inner.entries.clear();
         inner.bytes = 0;
@@ -135,7 +135,7 @@ impl Cache {
     }
 
     /// The bytes the entries hold, as counted against `cache_max_bytes`.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         lock(&self.inner).bytes
     }
 }

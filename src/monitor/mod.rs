@@ -27,6 +27,8 @@ const MAX_RELATION_CHARS: usize = 1000;
 /// 401/403 shows the node is up and takes our credentials.
 const PING_RELATION: &str = "exalate-zabbix-ping";
 
+/// What every front end asks: one per process (per C client), cheap to
+/// create, reading its config on first use.
 pub struct Monitor {
     config: ConfigWatch,
     /// The agent's Timeout in seconds, for calls whose node has no config
@@ -63,13 +65,14 @@ impl Monitor {
         Ok(monitor)
     }
 
-    pub fn config_path(&self) -> &Path {
+    /// The config file this monitor reads.
+    pub(crate) fn config_path(&self) -> &Path {
         self.config.path()
     }
 
     /// Sets the agent's Timeout (clamped to 1 to 30 s): it bounds calls
     /// whose node has no config timeout and whose item brings none.
-    pub fn set_agent_timeout(&self, seconds: u64) {
+    pub(crate) fn set_agent_timeout(&self, seconds: u64) {
         self.agent_timeout_secs
             .store(timeout::clamp_agent_timeout(seconds), Ordering::Relaxed);
     }
@@ -217,7 +220,7 @@ impl Monitor {
     }
 
     /// The configured node names and their relations.
-    pub fn relations(&self) -> Result<Vec<(String, Vec<String>)>> {
+    pub(crate) fn relations(&self) -> Result<Vec<(String, Vec<String>)>> {
         let loaded = self.loaded_config()?;
         Ok(loaded
             .config
@@ -237,7 +240,7 @@ impl Monitor {
 
     /// The secret and the tokens sent of every node loaded now, to scrub
     /// text that did not come through a node's fetch (a panic's message).
-    pub fn known_secrets(&self) -> Vec<Secret> {
+    pub(crate) fn known_secrets(&self) -> Vec<Secret> {
         self.config.last_good().map_or_else(Vec::new, |loaded| {
             loaded
                 .sessions

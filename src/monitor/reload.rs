@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// What a config file gives: the config and one session per node.
-pub struct LoadedConfig {
-    pub config: Config,
-    pub sessions: BTreeMap<String, Arc<NodeSession>>,
+pub(crate) struct LoadedConfig {
+    pub(crate) config: Config,
+    pub(crate) sessions: BTreeMap<String, Arc<NodeSession>>,
 }
 
-pub struct ConfigWatch {
+pub(crate) struct ConfigWatch {
     path: PathBuf,
     state: Mutex<WatchState>,
 }
@@ -30,19 +30,19 @@ struct WatchState {
 }
 
 impl ConfigWatch {
-    pub fn new(path: PathBuf) -> ConfigWatch {
+    pub(crate) fn new(path: PathBuf) -> ConfigWatch {
         ConfigWatch {
             path,
             state: Mutex::new(WatchState::default()),
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The config loaded now, re-reading the config when the file changed.
-    pub fn current(&self) -> Result<Arc<LoadedConfig>> {
+    pub(crate) fn current(&self) -> Result<Arc<LoadedConfig>> {
         let mut state = lock(&self.state);
         if state.file.changed(&self.path) || state.current.is_none() {
             let previous = match &state.current {
@@ -57,7 +57,7 @@ impl ConfigWatch {
     }
 
     /// The config loaded now, if it loaded, without looking at the file.
-    pub fn last_good(&self) -> Option<Arc<LoadedConfig>> {
+    pub(crate) fn last_good(&self) -> Option<Arc<LoadedConfig>> {
         let state = lock(&self.state);
         state.current.clone().and_then(|r| r.ok())
     }
@@ -88,7 +88,7 @@ impl LoadedConfig {
         LoadedConfig { config, sessions }
     }
 
-    pub fn session(&self, node: &str) -> Result<Arc<NodeSession>> {
+    pub(crate) fn session(&self, node: &str) -> Result<Arc<NodeSession>> {
         let name = &self.config.node(node)?.name;
         Ok(self.sessions[name].clone())
     }

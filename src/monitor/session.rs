@@ -22,18 +22,18 @@ const KEEP_TEXT_BYTES: u64 = 256 * 1024;
 
 /// What a snapshot is fetched for, so what it must give beyond the count.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum SnapshotFor {
+pub(crate) enum SnapshotFor {
     /// A count, stats or a ping: the count and the error reasons.
     Count,
     /// `queue.get`: the entries' text as well.
     Get,
 }
 
-pub struct NodeSession {
-    pub config: NodeConfig,
+pub(crate) struct NodeSession {
+    pub(crate) config: NodeConfig,
     credentials: Credentials,
     http: Mutex<HttpState>,
-    pub cache: Cache,
+    pub(crate) cache: Cache,
 }
 
 /// The client, rebuilt when it could not be built (a missing `ca_file` is
@@ -45,7 +45,7 @@ struct HttpState {
 }
 
 impl NodeSession {
-    pub fn new(config: NodeConfig) -> NodeSession {
+    pub(crate) fn new(config: NodeConfig) -> NodeSession {
         let credentials = Credentials::new(config.auth.clone(), config.auth_header);
         let cache = Cache::new(config.cache_ttl, config.cache_max_bytes);
         NodeSession {
@@ -58,7 +58,7 @@ impl NodeSession {
 
     /// The snapshot of a queue: from the cache while fresh, else fetched.
     /// Errors name no place; the caller knows which item asked.
-    pub fn snapshot(
+    pub(crate) fn snapshot(
         &self,
         relation: &str,
         queue: Queue,
@@ -90,7 +90,7 @@ impl NodeSession {
     /// The snapshots of several queues of a relation, the missing ones
     /// fetched at once, each on its own thread and kept-alive connection:
     /// as long as the slowest, not the sum. The threads live in this call.
-    pub fn snapshots(
+    pub(crate) fn snapshots(
         &self,
         relation: &str,
         queues: &[Queue],
@@ -235,7 +235,7 @@ impl NodeSession {
     }
 
     /// The secret and the tokens this node's credentials sent.
-    pub fn known_secrets(&self) -> Vec<Secret> {
+    pub(crate) fn known_secrets(&self) -> Vec<Secret> {
         self.credentials.known_secrets()
     }
 

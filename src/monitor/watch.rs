@@ -5,11 +5,11 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How often a watched file is checked for changes.
-pub const RELOAD_CHECK: Duration = Duration::from_secs(1);
+pub(crate) const RELOAD_CHECK: Duration = Duration::from_secs(1);
 
 /// A file looked at (one `stat`) at most once per [`RELOAD_CHECK`].
 #[derive(Default)]
-pub struct WatchedFile {
+pub(crate) struct WatchedFile {
     stamp: Option<FileStamp>,
     checked_at: Option<Instant>,
 }
@@ -17,7 +17,7 @@ pub struct WatchedFile {
 impl WatchedFile {
     /// Whether `path` changed since the last look (from never looked at,
     /// whether it exists); `false` until the next look is due.
-    pub fn changed(&mut self, path: &Path) -> bool {
+    pub(crate) fn changed(&mut self, path: &Path) -> bool {
         if self.checked_at.is_some_and(|t| t.elapsed() < RELOAD_CHECK) {
             return false;
         }

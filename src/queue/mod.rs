@@ -4,10 +4,7 @@
 
 mod stream;
 
-pub use stream::{
-    read_queue, KeepText, QueueSnapshot, MAX_REASONS, MAX_REASON_BYTES, OTHER_REASONS,
-    UNKNOWN_REASON,
-};
+pub use stream::{read_queue, KeepText, QueueSnapshot, UNKNOWN_REASON};
 
 use crate::error::{Error, ErrorKind, Result};
 use std::fmt;
@@ -15,15 +12,23 @@ use std::fmt;
 /// One of the six sync queues of a relation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Queue {
+    /// `syncrequests` (`syncevents/syncrequests`).
     SyncRequests,
+    /// `blobrequests` (`syncevents/blobrequests`).
     BlobRequests,
+    /// `syncresponses` (`syncrequests/syncresponses`).
     SyncResponses,
+    /// `blobresponses` (`syncrequests/blobresponses`).
     BlobResponses,
+    /// `errorresponses` (`syncrequests/errorresponses`), reasons in `errorReason`.
     ErrorResponses,
+    /// `bloberrorresponses` (`syncrequests/bloberrorresponses`), reasons in
+    /// `blobErrorReason`.
     BlobErrorResponses,
 }
 
 impl Queue {
+    /// The six queues, in the order of the stats.
     pub const ALL: [Queue; 6] = [
         Queue::SyncRequests,
         Queue::BlobRequests,
@@ -46,7 +51,7 @@ impl Queue {
     }
 
     /// The path below `relations/{relation}/`.
-    pub fn path(self) -> &'static str {
+    pub(crate) fn path(self) -> &'static str {
         match self {
             Queue::SyncRequests => "syncevents/syncrequests",
             Queue::BlobRequests => "syncevents/blobrequests",
@@ -66,6 +71,7 @@ impl Queue {
         }
     }
 
+    /// The queue with this name, or an error that lists the valid names.
     pub fn parse(name: &str) -> Result<Queue> {
         Queue::ALL
             .into_iter()

@@ -20,18 +20,19 @@ use std::sync::Arc;
 /// The reason tallied for an error entry without one.
 pub const UNKNOWN_REASON: &str = "UNKNOWN";
 /// Where reasons past [`MAX_REASONS`] distinct ones are tallied.
-pub const OTHER_REASONS: &str = "OTHER";
+pub(crate) const OTHER_REASONS: &str = "OTHER";
 /// Distinct error reasons kept per queue: a hostile node cannot grow the
 /// tally (and the stats value) with the number of entries.
-pub const MAX_REASONS: usize = 64;
+pub(crate) const MAX_REASONS: usize = 64;
 /// Longer reasons are cut to this many bytes (at a character boundary).
-pub const MAX_REASON_BYTES: usize = 200;
+pub(crate) const MAX_REASON_BYTES: usize = 200;
 /// The entry field dropped from `queue.get` text.
 const PAYLOAD_FIELD: &str = "encodedPayload";
 
 /// What one fetch of a queue tells.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct QueueSnapshot {
+    /// Entries in the queue.
     pub count: u64,
     /// Error reason -> entries (error queues only).
     pub reasons: BTreeMap<String, u64>,
@@ -42,7 +43,7 @@ pub struct QueueSnapshot {
 
 impl QueueSnapshot {
     /// Heap bytes this snapshot holds, for the cache's budget.
-    pub fn heap_bytes(&self) -> usize {
+    pub(crate) fn heap_bytes(&self) -> usize {
         const NODE_OVERHEAD: usize = 48;
         self.text.as_ref().map_or(0, |t| t.len())
             + self
