@@ -1,8 +1,9 @@
 //! exalate_zabbix: monitors Exalate sync queues over the issuehub 2.4 REST API.
 //!
-//! The safe core (`config`, `auth`, `secret`, `http`, `proxy`, `queue`,
-//! `monitor`, `error`) knows nothing of Zabbix or C. `items` maps the item
-//! keys onto it, shared by both agents. Three thin front ends adapt it:
+//! The safe core (`config`, `fs`, `auth`, `secret`, `http`, `proxy`,
+//! `queue`, `timeout`, `monitor`, `error`, `lock`, `panic`) knows nothing of
+//! Zabbix or C. `items`, the item table, maps the item keys onto it, shared
+//! by both agents. Three thin front ends adapt it:
 //! `agentd`, the loadable-module ABI of `zabbix_agentd`; `agent2`, the
 //! plugin protocol of `zabbix_agent2` (the `zabbix-agent2-plugin-exalate`
 //! executable); and `capi`, the C API declared in
