@@ -1,6 +1,7 @@
-//! The item keys of the contract, mapped onto the monitor: shared word for
-//! word by every agent front end (`agentd`, the module ABI; `agent2`, the
-//! plugin protocol), which hand over parameters as strings.
+//! The item keys of the contract: the item table ([`Item`] and what each
+//! key is, for every front end) and the mapping onto the monitor, shared
+//! word for word by the agent front ends (`agentd`, the module ABI;
+//! `agent2`, the plugin protocol), which hand over parameters as strings.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::monitor::Monitor;
@@ -49,7 +50,7 @@ pub(crate) struct ItemSpec {
 /// The item table: one entry per key, in [`Item`]'s order. Adding a key is
 /// an entry here, its `Item`, its arm in [`get_value`] (a Monitor method)
 /// and the template.
-pub(crate) const ITEMS: [ItemSpec; 6] = [
+pub(crate) const ITEMS: &[ItemSpec] = &[
     ItemSpec {
         item: Item::QueueCount,
         c_key: c"exalate.queue.count",
@@ -152,7 +153,9 @@ impl Item {
     }
 }
 
-/// Answers `item` with `params` as the agent passed them.
+/// Answers `item` with `params` as the agent passed them, within
+/// `item_timeout` when the agent gave one (else the node's config timeout
+/// or the agent's Timeout).
 pub fn get_value(
     monitor: &Monitor,
     item: Item,
