@@ -11,7 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// An item key of the contract; [`Item::spec`] gives what it is.
+/// An item key of the contract; its entry in the item table says what it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Item {
     /// `exalate.queue.count[<node>,<relation>,<queue>]`

@@ -264,7 +264,7 @@ ffi_fn! {
 }
 
 ffi_fn! {
-    /// The module's items, ending with a NULL key: built from [`ITEMS`].
+    /// The module's items, ending with a NULL key: built from the item table.
     pub fn zbx_module_item_list() -> *mut ZbxMetric {
         ITEM_LIST.0.get().cast()
     }
