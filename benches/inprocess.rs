@@ -14,7 +14,7 @@
 mod common;
 
 use common::{rss_kib, write_file, BenchEnv, BENCH_TOKEN};
-use exalate_zabbix::zabbix::{self, AgentRequest, AgentResult};
+use exalate_zabbix::agentd::{self, AgentRequest, AgentResult};
 use exalate_zabbix::Monitor;
 use fake_exalate_node::{FakeNode, RelationData};
 use serde::de::IgnoredAny;
@@ -230,7 +230,7 @@ fn rss_bytes() -> u64 {
 /// One call of exalate.queue.count through the module's item function,
 /// with an agent-shaped request and result, freed as the agent frees them.
 fn item_count(params: &[&str]) -> u64 {
-    let list = zabbix::zbx_module_item_list();
+    let list = agentd::zbx_module_item_list();
     // SAFETY: the module's table, entry 0 is exalate.queue.count.
     let item = unsafe { &*list };
     // SAFETY: a static C string.
@@ -257,7 +257,7 @@ fn item_count(params: &[&str]) -> u64 {
         libc::free(result.text.cast());
         libc::free(result.str_.cast());
     }
-    assert_eq!(rc.0, zabbix::SYSINFO_RET_OK);
+    assert_eq!(rc.0, agentd::SYSINFO_RET_OK);
     result.ui64
 }
 

@@ -2,17 +2,17 @@
 //! tokens minted from a shared secret and reused until shortly before they
 //! expire. Files others can read are refused.
 
-use crate::config::{io_reason, AuthConfig, AuthHeader, ExpUnit};
+use crate::config::{AuthConfig, AuthHeader, ExpUnit};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fs::read_secret_file;
+use crate::lock::lock;
 use crate::secret::Secret;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub struct Credentials {
+pub(crate) struct Credentials {
     config: AuthConfig,
     header: AuthHeader,
     minted: Mutex<Option<MintedToken>>,
@@ -35,7 +35,7 @@ struct Claims {
 }
 
 impl Credentials {
-    pub fn new(config: AuthConfig, header: AuthHeader) -> Self {
+    pub(crate) fn new(config: AuthConfig, header: AuthHeader) -> Self {
         Credentials {
             config,
             header,
@@ -45,7 +45,7 @@ impl Credentials {
     }
 
     /// The header to send: its name and value.
-    pub fn header(&self) -> Result<(&'static str, String)> {
+    pub(crate) fn header(&self) -> Result<(&'static str, String)> {
         let jwt = match &self.config {
             AuthConfig::Token { file } => {
                 let token = read_secret_file("token_file", file)?;
@@ -61,17 +61,17 @@ impl Credentials {
     }
 
     /// Whether a rejected token can be replaced by minting a new one.
-    pub fn can_mint(&self) -> bool {
+    pub(crate) fn can_mint(&self) -> bool {
         matches!(self.config, AuthConfig::Secret { .. })
     }
 
     /// Drops the minted token so the next request mints a fresh one.
-    pub fn forget_minted(&self) {
+    pub(crate) fn forget_minted(&self) {
         *lock(&self.minted) = None;
     }
 
     /// Why a 401 may have happened, when we can tell without a secret.
-    pub fn rejection_hint(&self) -> String {
+    pub(crate) fn rejection_hint(&self) -> String {
         match &self.config {
             AuthConfig::Token { file } => match read_secret_file("token_file", file)
                 .ok()
@@ -92,7 +92,7 @@ impl Credentials {
     }
 
     /// The secret and every token sent (the last 16), for scrubbing messages.
-    pub fn known_secrets(&self) -> Vec<Secret> {
+    pub(crate) fn known_secrets(&self) -> Vec<Secret> {
         lock(&self.known_secrets).clone()
     }
 
@@ -149,7 +149,7 @@ impl Credentials {
 }
 
 /// Mints an HS256 JWT with claims iss, user (if any), iat and exp in `unit`.
-pub fn mint(
+pub(crate) fn mint(
     secret: &str,
     issuer: &str,
     user: Option<&str>,
@@ -204,60 +204,11 @@ fn unverified_exp(token: &str) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(since_epoch)
 }
 
-/// Reads a secret or token file, refusing one that others can read. The
-/// file is opened once and its type and mode are read from the open file
-/// (fstat), so what is checked is what is read, whatever happens to the
-/// path meanwhile. Every buffer that held the content is zeroed.
-pub fn read_secret_file(what: &str, path: &Path) -> Result<Secret> {
-    use std::io::Read;
-    let fail = |msg: String| {
-        Error::new(
-            ErrorKind::Config,
-            format!("{what} {}: {msg}", path.display()),
-        )
-    };
-    let cannot_read = |e: std::io::Error| {
-        let mut msg = format!("cannot read: {}", io_reason(&e));
-        if e.kind() == std::io::ErrorKind::PermissionDenied {
-            msg.push_str(" (the agent runs as user zabbix: chown root:zabbix and chmod 0640)");
-        }
-        fail(msg)
-    };
-    let (mut file, meta) = crate::config::open_file(path).map_err(cannot_read)?;
-    if !meta.is_file() {
-        return Err(fail("is not a regular file".into()));
-    }
-    let mode = meta.permissions().mode();
-    if mode & 0o004 != 0 {
-        return Err(fail(format!(
-            "is readable by others (mode {:04o}); run: chmod o-rwx {} (and chown root:zabbix, chmod 0640)",
-            mode & 0o7777,
-            path.display()
-        )));
-    }
-    let mut content = Vec::new();
-    let read = file.read_to_end(&mut content);
-    let text = read
-        .map_err(cannot_read)
-        .and_then(|_| std::str::from_utf8(&content).map_err(|_| fail("is not UTF-8 text".into())))
-        .map(|text| Secret::new(text.trim().to_string()));
-    crate::secret::zero(&mut content);
-    let secret = text?;
-    if secret.as_str().is_empty() {
-        return Err(fail("is empty".into()));
-    }
-    Ok(secret)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding the lock leaves plain data behind; keep serving.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     fn temp_file(name: &str, content: &str, mode: u32) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("exalate-auth-{}", std::process::id()));
@@ -339,32 +290,6 @@ mod tests {
             .iter()
             .any(|s| s.as_str() == "topsecret"));
         decode(first.trim_start_matches("Bearer "), "topsecret");
-    }
-
-    #[test]
-    fn refuses_world_readable_files() {
-        let file = temp_file("open.jwt", "abc", 0o644);
-        let e = read_secret_file("token_file", &file).unwrap_err();
-        assert!(
-            e.message()
-                .contains("is readable by others (mode 0644); run: chmod o-rwx"),
-            "{e}"
-        );
-        assert!(!e.message().contains("abc"));
-    }
-
-    #[test]
-    fn missing_and_empty_files() {
-        let e = read_secret_file("token_file", Path::new("/nonexistent/t.jwt")).unwrap_err();
-        assert_eq!(
-            e.message(),
-            "token_file /nonexistent/t.jwt: cannot read: No such file or directory"
-        );
-        let empty = temp_file("empty.jwt", " \n", 0o600);
-        assert!(read_secret_file("token_file", &empty)
-            .unwrap_err()
-            .message()
-            .ends_with("is empty"));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 use crate::boundary::{ffi_fn, PanicOrDefault};
 use crate::error::{Error, ErrorKind};
 use crate::monitor::Monitor;
+use crate::timeout;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 use std::path::PathBuf;
@@ -277,10 +278,10 @@ ffi_fn! {
         seconds: c_uint,
     ) -> exalate_result {
         let client = arg_ref!(client, "client");
-        if !(1..=30).contains(&seconds) {
-            return invalid("timeout must be 1 to 30 seconds");
+        if !timeout::TIMEOUT_RANGE_SECS.contains(&u64::from(seconds)) {
+            return invalid(timeout::OUT_OF_RANGE);
         }
-        client.monitor.set_host_timeout(u64::from(seconds));
+        client.monitor.set_agent_timeout(u64::from(seconds));
         exalate_result::EXALATE_OK
     }
 }

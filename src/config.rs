@@ -2,78 +2,107 @@
 //! validated, with every error naming the file and line.
 
 use crate::error::{quoted, Error, ErrorKind, Result};
+use crate::fs;
+use crate::timeout::{self, TIMEOUT_RANGE_SECS};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
-pub const DEFAULT_PATH: &str = "/etc/zabbix/exalate_zabbix.toml";
-pub const PATH_ENV: &str = "EXALATE_ZABBIX_CONFIG";
-pub const DEFAULT_CACHE_TTL: u64 = 10;
-pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+/// Where the config is read when `$EXALATE_ZABBIX_CONFIG` is not set.
+pub(crate) const DEFAULT_PATH: &str = "/etc/zabbix/exalate_zabbix.toml";
+/// The environment variable that names another config file.
+pub(crate) const PATH_ENV: &str = "EXALATE_ZABBIX_CONFIG";
+/// `cache_ttl` when not set, in seconds.
+pub(crate) const DEFAULT_CACHE_TTL: u64 = 10;
+/// `max_response_bytes` when not set.
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+/// `cache_max_bytes` when not set.
 pub const DEFAULT_CACHE_MAX_BYTES: u64 = 32 * 1024 * 1024;
 const DEFAULT_JWT_TTL: u64 = 60;
 const DEFAULT_ISSUER: &str = "EXALATE";
-/// The agent's own Timeout range; a longer request would block an agent process.
-const TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 1..=30;
-
 /// The config path: `$EXALATE_ZABBIX_CONFIG`, else the default.
-pub fn default_path() -> PathBuf {
+pub(crate) fn default_path() -> PathBuf {
     match std::env::var_os(PATH_ENV) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => PathBuf::from(DEFAULT_PATH),
     }
 }
 
+/// A validated config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// Where it was read (named in messages).
     pub path: PathBuf,
+    /// The `[nodes.NAME]` tables by name.
     pub nodes: BTreeMap<String, NodeConfig>,
 }
 
+/// One node, its `[defaults]` applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
+    /// The table's name, as items name the node.
     pub name: String,
     /// Base URL without a trailing slash.
     pub url: String,
+    /// The relations discovery lists.
     pub relations: Vec<String>,
+    /// The credentials.
     pub auth: AuthConfig,
+    /// The header the token is sent in.
     pub auth_header: AuthHeader,
-    /// None: the host's timeout (the agent's Timeout).
+    /// The config timeout; None: the agent's Timeout (see `timeout.rs`).
     pub timeout: Option<Duration>,
+    /// How long a fetched queue is served from the cache.
     pub cache_ttl: Duration,
     /// What the node's cache may hold in one process; 0 keeps nothing.
     pub cache_max_bytes: u64,
+    /// Larger answers are refused while reading.
     pub max_response_bytes: u64,
+    /// Trusted CA certificates (PEM) in place of the system's.
     pub ca_file: Option<PathBuf>,
     /// An HTTP proxy, `http://host:port` (the `proxy` key); the
     /// environment's proxy variables are never used.
     pub proxy: Option<String>,
 }
 
+/// A node's credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthConfig {
     /// A JWT issued elsewhere, sent as is.
-    Token { file: PathBuf },
+    Token {
+        /// `token_file`.
+        file: PathBuf,
+    },
     /// A shared secret from which HS256 tokens are minted.
     Secret {
+        /// `jwt_secret_file`.
         file: PathBuf,
+        /// `jwt_issuer` (`iss`).
         issuer: String,
+        /// `jwt_user` (`sub`), if set.
         user: Option<String>,
+        /// `jwt_ttl`: how long a minted token is valid.
         ttl: Duration,
+        /// `jwt_exp_unit`: the unit of `exp`.
         exp_unit: ExpUnit,
     },
 }
 
+/// The unit of a minted token's `exp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExpUnit {
+    /// Milliseconds since the epoch (`"ms"`, the default).
     Millis,
+    /// Seconds since the epoch (`"s"`).
     Seconds,
 }
 
+/// The header a token is sent in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthHeader {
+    /// `X-Exalate-Jwt: <jwt>` (the default).
     XExalateJwt,
     /// `Authorization: Bearer <jwt>`
     Bearer,
@@ -122,211 +151,24 @@ struct RawNode {
 
 impl Config {
     /// Reads and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Config> {
-        let text = read_file(path).and_then(|bytes| {
-            String::from_utf8(bytes)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-        });
-        let text = text.map_err(|e| {
-            let why = match e.kind() {
-                std::io::ErrorKind::InvalidData => "is not UTF-8 text".to_string(),
-                std::io::ErrorKind::PermissionDenied => format!(
-                    "cannot read: {} (the agent runs as user zabbix: chown root:zabbix and chmod 0640)",
-                    io_reason(&e)
-                ),
-                std::io::ErrorKind::NotFound => format!(
-                    "cannot read: {} (create it, or set {PATH_ENV})",
-                    io_reason(&e)
-                ),
-                _ => format!("cannot read: {}", io_reason(&e)),
-            };
-            Error::new(
-                ErrorKind::Config,
-                format!("config {}: {why}", path.display()),
-            )
-        })?;
+    pub(crate) fn load(path: &Path) -> Result<Config> {
+        let text = fs::read_config_text(path, PATH_ENV)?;
         Config::parse(path, &text)
     }
 
     /// Validates `text` as the config found at `path` (used in messages).
     pub fn parse(path: &Path, text: &str) -> Result<Config> {
-        let at = |span: Option<std::ops::Range<usize>>, msg: &str| -> Error {
-            let place = match span {
-                Some(s) => format!(" line {}", line_of(text, s.start)),
-                None => String::new(),
-            };
-            Error::new(
-                ErrorKind::Config,
-                format!("config {}{place}: {msg}", path.display()),
-            )
-        };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| at(e.span(), e.message().trim()))?;
+        let source = Source { path, text };
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| source.error(e.span(), e.message().trim()))?;
         let defaults = raw.defaults.unwrap_or_default();
         if raw.nodes.is_empty() {
-            return Err(at(
-                None,
-                "no [nodes.NAME] table: configure at least one node",
-            ));
+            return Err(source.error(None, "no [nodes.NAME] table: configure at least one node"));
         }
         let mut nodes = BTreeMap::new();
         for (name, node) in raw.nodes {
-            let span = node.span();
-            let node = node.into_inner();
-            let err = |s: Option<std::ops::Range<usize>>, msg: String| {
-                at(
-                    s.or(Some(span.clone())),
-                    &format!("node {}: {msg}", quoted(name.get_ref())),
-                )
-            };
-            if name.get_ref().is_empty()
-                || name.get_ref().chars().any(|c| c.is_control() || c == ',')
-            {
-                return Err(at(
-                    Some(name.span()),
-                    "node names must be non-empty, without commas or control characters",
-                ));
-            }
-            let url =
-                validate_url(node.url.get_ref()).map_err(|m| err(Some(node.url.span()), m))?;
-
-            let secret_only = [
-                ("jwt_issuer", node.jwt_issuer.as_ref().map(Spanned::span)),
-                ("jwt_user", node.jwt_user.as_ref().map(Spanned::span)),
-                ("jwt_ttl", node.jwt_ttl.as_ref().map(Spanned::span)),
-                (
-                    "jwt_exp_unit",
-                    node.jwt_exp_unit.as_ref().map(Spanned::span),
-                ),
-            ];
-            let auth = match (node.token_file, node.jwt_secret_file) {
-                (Some(_), Some(_)) => {
-                    return Err(err(
-                        None,
-                        "set exactly one of token_file and jwt_secret_file, not both".into(),
-                    ))
-                }
-                (None, None) => {
-                    return Err(err(
-                        None,
-                        "no credentials: set token_file or jwt_secret_file".into(),
-                    ))
-                }
-                (Some(file), None) => {
-                    if let Some((key, s)) = secret_only.iter().find(|(_, s)| s.is_some()) {
-                        return Err(err(
-                            s.clone(),
-                            format!(
-                                "{key} applies only with jwt_secret_file, but token_file is set"
-                            ),
-                        ));
-                    }
-                    AuthConfig::Token { file }
-                }
-                (None, Some(file)) => {
-                    let exp_unit = match node
-                        .jwt_exp_unit
-                        .as_ref()
-                        .map(|u| (u.get_ref().as_str(), u.span()))
-                    {
-                        None | Some(("ms", _)) => ExpUnit::Millis,
-                        Some(("s", _)) => ExpUnit::Seconds,
-                        Some((other, s)) => {
-                            return Err(err(
-                                Some(s),
-                                format!("jwt_exp_unit {} is not \"ms\" or \"s\"", quoted(other)),
-                            ))
-                        }
-                    };
-                    let ttl = match node.jwt_ttl {
-                        None => DEFAULT_JWT_TTL,
-                        Some(t) if (10..=86_400).contains(t.get_ref()) => *t.get_ref(),
-                        Some(t) => {
-                            return Err(err(
-                                Some(t.span()),
-                                "jwt_ttl must be 10 to 86400 seconds".into(),
-                            ))
-                        }
-                    };
-                    AuthConfig::Secret {
-                        file,
-                        issuer: node
-                            .jwt_issuer
-                            .map_or(DEFAULT_ISSUER.to_string(), Spanned::into_inner),
-                        user: node.jwt_user.map(Spanned::into_inner),
-                        ttl: Duration::from_secs(ttl),
-                        exp_unit,
-                    }
-                }
-            };
-            let auth_header = match node.auth_header.as_ref().map(|h| (h.get_ref(), h.span())) {
-                None => AuthHeader::XExalateJwt,
-                Some((h, _)) if h.eq_ignore_ascii_case("X-Exalate-Jwt") => AuthHeader::XExalateJwt,
-                Some((h, _)) if h.eq_ignore_ascii_case("Authorization") => AuthHeader::Bearer,
-                Some((h, s)) => {
-                    return Err(err(
-                        Some(s),
-                        format!(
-                            "auth_header {} is not \"X-Exalate-Jwt\" or \"Authorization\"",
-                            quoted(h)
-                        ),
-                    ))
-                }
-            };
-            let timeout = match node.timeout.as_ref().or(defaults.timeout.as_ref()) {
-                None => None,
-                Some(t) if TIMEOUT_RANGE.contains(t.get_ref()) => {
-                    Some(Duration::from_secs(*t.get_ref()))
-                }
-                Some(t) => {
-                    return Err(err(
-                        Some(t.span()),
-                        "timeout must be 1 to 30 seconds".into(),
-                    ))
-                }
-            };
-            let max_response_bytes = match node
-                .max_response_bytes
-                .as_ref()
-                .or(defaults.max_response_bytes.as_ref())
-            {
-                None => DEFAULT_MAX_RESPONSE_BYTES,
-                Some(m) if *m.get_ref() >= 2 => *m.get_ref(),
-                Some(m) => {
-                    return Err(err(
-                        Some(m.span()),
-                        "max_response_bytes must be at least 2".into(),
-                    ))
-                }
-            };
-            let proxy = match node.proxy.as_ref().or(defaults.proxy.as_ref()) {
-                None => None,
-                Some(p) => Some(validate_proxy(p.get_ref()).map_err(|m| err(Some(p.span()), m))?),
-            };
-            let cache_ttl = node
-                .cache_ttl
-                .or(defaults.cache_ttl)
-                .unwrap_or(DEFAULT_CACHE_TTL);
-            let relations = validate_relations(node.relations).map_err(|(s, m)| err(Some(s), m))?;
-            let name = name.into_inner();
-            nodes.insert(
-                name.clone(),
-                NodeConfig {
-                    name,
-                    url,
-                    relations,
-                    auth,
-                    auth_header,
-                    timeout,
-                    cache_ttl: Duration::from_secs(cache_ttl),
-                    cache_max_bytes: node
-                        .cache_max_bytes
-                        .or(defaults.cache_max_bytes)
-                        .unwrap_or(DEFAULT_CACHE_MAX_BYTES),
-                    max_response_bytes,
-                    ca_file: node.ca_file,
-                    proxy,
-                },
-            );
+            let node = parse_node(&source, name, node, &defaults)?;
+            nodes.insert(node.name.clone(), node);
         }
         Ok(Config {
             path: path.to_path_buf(),
@@ -335,7 +177,7 @@ impl Config {
     }
 
     /// The node an item names; an empty name means the only node.
-    pub fn node(&self, name: &str) -> Result<&NodeConfig> {
+    pub(crate) fn node(&self, name: &str) -> Result<&NodeConfig> {
         if name.is_empty() {
             if self.nodes.len() == 1 {
                 return Ok(self.nodes.values().next().expect("one node"));
@@ -363,6 +205,217 @@ impl Config {
 
     fn node_names(&self) -> String {
         self.nodes.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The config's text and where it was found, for messages that name the
+/// file and the line.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+type Span = std::ops::Range<usize>;
+
+impl Source<'_> {
+    /// A config error at `span` (its line named, when known).
+    fn error(&self, span: Option<Span>, msg: &str) -> Error {
+        let place = match span {
+            Some(s) => format!(" line {}", line_of(self.text, s.start)),
+            None => String::new(),
+        };
+        Error::new(
+            ErrorKind::Config,
+            format!("config {}{place}: {msg}", self.path.display()),
+        )
+    }
+}
+
+/// Errors about one node: "node 'n': ...", at the node's table unless a
+/// value's own span is given.
+struct NodeErrors<'a> {
+    source: &'a Source<'a>,
+    name: &'a str,
+    span: Span,
+}
+
+impl NodeErrors<'_> {
+    fn error(&self, span: Option<Span>, msg: String) -> Error {
+        self.source.error(
+            span.or(Some(self.span.clone())),
+            &format!("node {}: {msg}", quoted(self.name)),
+        )
+    }
+}
+
+/// One `[nodes.NAME]` table, validated, with the `[defaults]` it does not
+/// override. Checked in a fixed order, so the first error is always the same.
+fn parse_node(
+    source: &Source<'_>,
+    name: Spanned<String>,
+    node: Spanned<RawNode>,
+    defaults: &RawLimits,
+) -> Result<NodeConfig> {
+    let errors = NodeErrors {
+        source,
+        name: name.get_ref(),
+        span: node.span(),
+    };
+    let node = node.into_inner();
+    if name.get_ref().is_empty() || name.get_ref().chars().any(|c| c.is_control() || c == ',') {
+        return Err(source.error(
+            Some(name.span()),
+            "node names must be non-empty, without commas or control characters",
+        ));
+    }
+    let url =
+        validate_url(node.url.get_ref()).map_err(|m| errors.error(Some(node.url.span()), m))?;
+    let auth = parse_auth(&errors, &node)?;
+    let auth_header = parse_auth_header(&errors, node.auth_header.as_ref())?;
+    let timeout = parse_timeout(&errors, node.timeout.as_ref().or(defaults.timeout.as_ref()))?;
+    let max_response_bytes = parse_max_response_bytes(
+        &errors,
+        node.max_response_bytes
+            .as_ref()
+            .or(defaults.max_response_bytes.as_ref()),
+    )?;
+    let proxy = match node.proxy.as_ref().or(defaults.proxy.as_ref()) {
+        None => None,
+        Some(p) => Some(validate_proxy(p.get_ref()).map_err(|m| errors.error(Some(p.span()), m))?),
+    };
+    let cache_ttl = node
+        .cache_ttl
+        .or(defaults.cache_ttl)
+        .unwrap_or(DEFAULT_CACHE_TTL);
+    let relations =
+        validate_relations(node.relations).map_err(|(s, m)| errors.error(Some(s), m))?;
+    Ok(NodeConfig {
+        name: name.into_inner(),
+        url,
+        relations,
+        auth,
+        auth_header,
+        timeout,
+        cache_ttl: Duration::from_secs(cache_ttl),
+        cache_max_bytes: node
+            .cache_max_bytes
+            .or(defaults.cache_max_bytes)
+            .unwrap_or(DEFAULT_CACHE_MAX_BYTES),
+        max_response_bytes,
+        ca_file: node.ca_file,
+        proxy,
+    })
+}
+
+/// The node's credentials: exactly one of `token_file` and
+/// `jwt_secret_file`, the `jwt_*` keys only with the latter.
+fn parse_auth(errors: &NodeErrors<'_>, node: &RawNode) -> Result<AuthConfig> {
+    let secret_only = [
+        ("jwt_issuer", node.jwt_issuer.as_ref().map(Spanned::span)),
+        ("jwt_user", node.jwt_user.as_ref().map(Spanned::span)),
+        ("jwt_ttl", node.jwt_ttl.as_ref().map(Spanned::span)),
+        (
+            "jwt_exp_unit",
+            node.jwt_exp_unit.as_ref().map(Spanned::span),
+        ),
+    ];
+    match (&node.token_file, &node.jwt_secret_file) {
+        (Some(_), Some(_)) => Err(errors.error(
+            None,
+            "set exactly one of token_file and jwt_secret_file, not both".into(),
+        )),
+        (None, None) => Err(errors.error(
+            None,
+            "no credentials: set token_file or jwt_secret_file".into(),
+        )),
+        (Some(file), None) => {
+            if let Some((key, s)) = secret_only.iter().find(|(_, s)| s.is_some()) {
+                return Err(errors.error(
+                    s.clone(),
+                    format!("{key} applies only with jwt_secret_file, but token_file is set"),
+                ));
+            }
+            Ok(AuthConfig::Token { file: file.clone() })
+        }
+        (None, Some(file)) => parse_secret_auth(errors, node, file.clone()),
+    }
+}
+
+/// `jwt_secret_file` and the keys of the tokens minted with it.
+fn parse_secret_auth(errors: &NodeErrors<'_>, node: &RawNode, file: PathBuf) -> Result<AuthConfig> {
+    let exp_unit = match node
+        .jwt_exp_unit
+        .as_ref()
+        .map(|u| (u.get_ref().as_str(), u.span()))
+    {
+        None | Some(("ms", _)) => ExpUnit::Millis,
+        Some(("s", _)) => ExpUnit::Seconds,
+        Some((other, s)) => {
+            return Err(errors.error(
+                Some(s),
+                format!("jwt_exp_unit {} is not \"ms\" or \"s\"", quoted(other)),
+            ))
+        }
+    };
+    let ttl = match &node.jwt_ttl {
+        None => DEFAULT_JWT_TTL,
+        Some(t) if (10..=86_400).contains(t.get_ref()) => *t.get_ref(),
+        Some(t) => {
+            return Err(errors.error(Some(t.span()), "jwt_ttl must be 10 to 86400 seconds".into()))
+        }
+    };
+    Ok(AuthConfig::Secret {
+        file,
+        issuer: node
+            .jwt_issuer
+            .as_ref()
+            .map_or(DEFAULT_ISSUER.to_string(), |i| i.get_ref().clone()),
+        user: node.jwt_user.as_ref().map(|u| u.get_ref().clone()),
+        ttl: Duration::from_secs(ttl),
+        exp_unit,
+    })
+}
+
+fn parse_auth_header(
+    errors: &NodeErrors<'_>,
+    header: Option<&Spanned<String>>,
+) -> Result<AuthHeader> {
+    match header.map(|h| (h.get_ref(), h.span())) {
+        None => Ok(AuthHeader::XExalateJwt),
+        Some((h, _)) if h.eq_ignore_ascii_case("X-Exalate-Jwt") => Ok(AuthHeader::XExalateJwt),
+        Some((h, _)) if h.eq_ignore_ascii_case("Authorization") => Ok(AuthHeader::Bearer),
+        Some((h, s)) => Err(errors.error(
+            Some(s),
+            format!(
+                "auth_header {} is not \"X-Exalate-Jwt\" or \"Authorization\"",
+                quoted(h)
+            ),
+        )),
+    }
+}
+
+/// The node's config timeout (see [`crate::timeout`]).
+fn parse_timeout(
+    errors: &NodeErrors<'_>,
+    timeout: Option<&Spanned<u64>>,
+) -> Result<Option<Duration>> {
+    match timeout {
+        None => Ok(None),
+        Some(t) if TIMEOUT_RANGE_SECS.contains(t.get_ref()) => {
+            Ok(Some(Duration::from_secs(*t.get_ref())))
+        }
+        Some(t) => Err(errors.error(Some(t.span()), timeout::OUT_OF_RANGE.into())),
+    }
+}
+
+fn parse_max_response_bytes(errors: &NodeErrors<'_>, max: Option<&Spanned<u64>>) -> Result<u64> {
+    match max {
+        None => Ok(DEFAULT_MAX_RESPONSE_BYTES),
+        Some(m) if *m.get_ref() >= 2 => Ok(*m.get_ref()),
+        Some(m) => Err(errors.error(
+            Some(m.span()),
+            "max_response_bytes must be at least 2".into(),
+        )),
     }
 }
 
@@ -456,46 +509,6 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
-}
-
-/// Reads a whole file the module was pointed at (config, secret, token, CA),
-/// refusing anything but a regular file: a FIFO or a device would block the
-/// agent process or never end. Opened without blocking, checked on the open
-/// file itself.
-pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let (mut file, meta) = open_file(path)?;
-    if !meta.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-/// Opens `path` for reading without blocking (a FIFO's open would wait for
-/// a writer) and gives the open file's own metadata (fstat): checks on it
-/// hold for what is read, unlike a check of the path before opening.
-pub fn open_file(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    let meta = file.metadata()?;
-    Ok((file, meta))
-}
-
-/// An io::Error's reason without the "(os error N)" noise.
-pub fn io_reason(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
 }
 
 #[cfg(test)]

@@ -4,26 +4,42 @@
 //! hostile node might echo back.
 
 use std::fmt;
+use std::io;
 
 /// What went wrong, coarse enough for a C enum and a Zabbix trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// A bad parameter (a count, an empty or too long name, not UTF-8).
     InvalidArgument,
+    /// The config file is missing or invalid, or a secret/token/CA file is unusable.
     Config,
+    /// No node of that name in the config.
     UnknownNode,
+    /// Not one of the six queue names.
     UnknownQueue,
+    /// The node does not know the relation (HTTP 400).
     RelationNotFound,
+    /// The node rejected the credentials (HTTP 401).
     AuthRejected,
+    /// The node saw no credentials (HTTP 403).
     NotAuthenticated,
+    /// The node failed (HTTP 5xx).
     NodeError,
+    /// The node did not answer within the timeout.
     Timeout,
+    /// Connection refused, reset, or the host name does not resolve.
     ConnectionFailed,
+    /// The TLS handshake or certificate check failed.
     Tls,
+    /// Malformed or unexpected JSON, an unexpected status or redirect.
     BadResponse,
+    /// The answer is larger than max_response_bytes.
     TooLarge,
+    /// A bug (a caught panic).
     Internal,
 }
 
+/// A failure: its kind and one line that says what failed, without secrets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
@@ -31,31 +47,34 @@ pub struct Error {
 }
 
 impl Error {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    /// An error of `kind`; the message is made one line.
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
             message: one_line(&message.into()),
         }
     }
 
+    /// What kind of failure it is.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
+    /// The one-line message.
     pub fn message(&self) -> &str {
         &self.message
     }
 
     /// Prefixes the message with where it happened, e.g. "node 'prod', relation 'X': ".
     #[must_use]
-    pub fn context(mut self, prefix: &str) -> Self {
+    pub(crate) fn context(mut self, prefix: &str) -> Self {
         self.message = format!("{prefix}: {}", self.message);
         self
     }
 
     /// Scrubs the message of secrets, tokens and their fragments (see [`redact`]).
     #[must_use]
-    pub fn redact(mut self, secrets: &[&str]) -> Self {
+    pub(crate) fn redact(mut self, secrets: &[&str]) -> Self {
         self.message = redact(&self.message, secrets);
         self
     }
@@ -69,6 +88,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// A result with the crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Zabbix shows one line per failure; control characters from names or
@@ -80,7 +100,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// A user-supplied or node-supplied name, quoted and shortened for messages.
-pub fn quoted(name: &str) -> String {
+pub(crate) fn quoted(name: &str) -> String {
     const MAX_CHARS: usize = 80;
     let mut shown: String = name.chars().take(MAX_CHARS).collect();
     if name.chars().count() > MAX_CHARS {
@@ -103,7 +123,7 @@ const MIN_JWT_TAIL_CHARS: usize = 8;
 /// text before anything cuts it: a cut token no longer matches itself.
 /// Secrets shorter than 4 bytes are not looked for (they would match
 /// ordinary words).
-pub fn redact(text: &str, secrets: &[&str]) -> String {
+pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
     let replaced = SecretForms::new(secrets).replace(text);
     scrub_token_runs(replaced.as_deref().unwrap_or(text), secrets)
 }
@@ -203,7 +223,7 @@ fn shares_fragment(run: &str, secrets: &[&str]) -> bool {
 /// `secrets` and tokens are scrubbed from the whole of it (see [`redact`]).
 /// An HTML page (a proxy's 502, a servlet's 404) gives its title, or else
 /// its text: its first line would only be `<html>`.
-pub fn body_excerpt(body: &[u8], secrets: &[&str]) -> String {
+pub(crate) fn body_excerpt(body: &[u8], secrets: &[&str]) -> String {
     const MAX_CHARS: usize = 160;
     let text = redact(&String::from_utf8_lossy(body), secrets);
     let text = text.trim();
@@ -247,6 +267,35 @@ fn html_text(html: &str) -> String {
         }
     };
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The error for an I/O failure talking to a node (a connection, a body
+/// read: the HTTP client's and the queue parser's), also one that wraps a
+/// ureq error (body reads).
+pub(crate) fn io_error(e: &io::Error) -> Error {
+    if let Some(inner) = e.get_ref().and_then(|r| r.downcast_ref::<ureq::Error>()) {
+        if let ureq::Error::Timeout(_) = inner {
+            return Error::new(ErrorKind::Timeout, "timed out");
+        }
+        return Error::new(
+            ErrorKind::ConnectionFailed,
+            format!("HTTP request failed: {inner}"),
+        );
+    }
+    if let Some(tls) = e.get_ref().and_then(|r| r.downcast_ref::<rustls::Error>()) {
+        return Error::new(ErrorKind::Tls, format!("TLS failure: {tls}"));
+    }
+    use io::ErrorKind as K;
+    let message = match e.kind() {
+        K::ConnectionRefused => "connection refused".to_string(),
+        K::ConnectionReset => "connection reset by the node".to_string(),
+        K::UnexpectedEof => {
+            "the node closed the connection before the answer was complete".to_string()
+        }
+        K::TimedOut | K::WouldBlock => return Error::new(ErrorKind::Timeout, "timed out"),
+        _ => format!("connection failed: {}", crate::fs::io_reason(e)),
+    };
+    Error::new(ErrorKind::ConnectionFailed, message)
 }
 
 #[cfg(test)]
@@ -347,5 +396,16 @@ mod tests {
             "Moved here"
         );
         assert_eq!(body_excerpt(b"<title></title>", &[]), "");
+    }
+
+    #[test]
+    fn io_errors_are_specific() {
+        let e = io_error(&io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert_eq!(
+            (e.kind(), e.message()),
+            (ErrorKind::ConnectionFailed, "connection refused")
+        );
+        let wrapped = io::Error::other(ureq::Error::Timeout(ureq::Timeout::Global));
+        assert_eq!(io_error(&wrapped).kind(), ErrorKind::Timeout);
     }
 }

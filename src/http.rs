@@ -2,8 +2,10 @@
 //! redirects, certificates checked against the system roots plus `ca_file`,
 //! and every failure turned into one specific error.
 
-use crate::config::{io_reason, NodeConfig};
-use crate::error::{Error, ErrorKind, Result};
+use crate::config::NodeConfig;
+use crate::error::{io_error, Error, ErrorKind, Result};
+use crate::fs::io_reason;
+use crate::lock::lock;
 use crate::proxy::{AbsoluteForm, Route};
 use std::collections::HashMap;
 use std::io;
@@ -22,24 +24,24 @@ const DNS_CACHE_TTL: Duration = Duration::from_secs(60);
 /// answers "cannot resolve" at once, instead of each call waiting again.
 const DNS_FAILURE_TTL: Duration = Duration::from_secs(5);
 
-pub struct HttpClient {
+pub(crate) struct HttpClient {
     agent: ureq::Agent,
 }
 
 /// A response whose status is known and whose body is not read yet.
-pub struct HttpResponse {
-    pub status: u16,
-    pub content_length: Option<u64>,
-    pub body: ureq::BodyReader<'static>,
+pub(crate) struct HttpResponse {
+    pub(crate) status: u16,
+    pub(crate) content_length: Option<u64>,
+    pub(crate) body: ureq::BodyReader<'static>,
 }
 
 impl HttpClient {
-    pub fn new(node: &NodeConfig) -> Result<HttpClient> {
+    pub(crate) fn new(node: &NodeConfig) -> Result<HttpClient> {
         HttpClient::with_lookup(node, Arc::new(SystemLookup))
     }
 
     /// A client whose host names are looked up by `lookup`.
-    pub fn with_lookup(node: &NodeConfig, lookup: Arc<dyn Lookup>) -> Result<HttpClient> {
+    pub(crate) fn with_lookup(node: &NodeConfig, lookup: Arc<dyn Lookup>) -> Result<HttpClient> {
         let route = Route::new(&node.url, node.proxy.as_deref());
         let connect_proxy = match &route {
             Route::Connect(proxy) => Some(ureq::Proxy::new(proxy).map_err(|_| {
@@ -78,7 +80,12 @@ impl HttpClient {
     }
 
     /// GETs `url` with one extra header, the whole exchange bounded by `timeout`.
-    pub fn get(&self, url: &str, header: (&str, &str), timeout: Duration) -> Result<HttpResponse> {
+    pub(crate) fn get(
+        &self,
+        url: &str,
+        header: (&str, &str),
+        timeout: Duration,
+    ) -> Result<HttpResponse> {
         let response = self
             .agent
             .get(url)
@@ -105,7 +112,7 @@ impl HttpClient {
 /// Looks a host name up. Blocking, and possibly for ever (a DNS server
 /// that never answers): the resolver bounds every wait by its caller's own
 /// deadline. The system's resolver by default; a test passes a fake.
-pub trait Lookup: Send + Sync + 'static {
+pub(crate) trait Lookup: Send + Sync + 'static {
     fn lookup(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>>;
 }
 
@@ -282,14 +289,10 @@ impl Resolver for CachingResolver {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Percent-encodes `name` as one path segment: everything but RFC 3986's
 /// unreserved characters is escaped, and so is a dot, so "." and ".." stay
 /// names and never become path steps.
-pub fn encode_segment(name: &str) -> String {
+pub(crate) fn encode_segment(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') {
@@ -302,7 +305,7 @@ pub fn encode_segment(name: &str) -> String {
 }
 
 /// The error for a failed exchange, without the URL or any header.
-pub fn classify(e: ureq::Error) -> Error {
+pub(crate) fn classify(e: ureq::Error) -> Error {
     use ureq::Error as U;
     match e {
         U::Timeout(_) => Error::new(ErrorKind::Timeout, "timed out"),
@@ -326,33 +329,6 @@ pub fn classify(e: ureq::Error) -> Error {
             format!("HTTP request failed: {other}"),
         ),
     }
-}
-
-/// The error for an I/O failure, also one that wraps a ureq error (body reads).
-pub fn io_error(e: &io::Error) -> Error {
-    if let Some(inner) = e.get_ref().and_then(|r| r.downcast_ref::<ureq::Error>()) {
-        if let ureq::Error::Timeout(_) = inner {
-            return Error::new(ErrorKind::Timeout, "timed out");
-        }
-        return Error::new(
-            ErrorKind::ConnectionFailed,
-            format!("HTTP request failed: {inner}"),
-        );
-    }
-    if let Some(tls) = e.get_ref().and_then(|r| r.downcast_ref::<rustls::Error>()) {
-        return Error::new(ErrorKind::Tls, format!("TLS failure: {tls}"));
-    }
-    use io::ErrorKind as K;
-    let message = match e.kind() {
-        K::ConnectionRefused => "connection refused".to_string(),
-        K::ConnectionReset => "connection reset by the node".to_string(),
-        K::UnexpectedEof => {
-            "the node closed the connection before the answer was complete".to_string()
-        }
-        K::TimedOut | K::WouldBlock => return Error::new(ErrorKind::Timeout, "timed out"),
-        _ => format!("connection failed: {}", io_reason(e)),
-    };
-    Error::new(ErrorKind::ConnectionFailed, message)
 }
 
 /// The system's trusted roots (read per client, once per node and process:
@@ -404,8 +380,7 @@ fn root_certs(ca_file: Option<&Path>) -> Result<RootCerts> {
 }
 
 fn read_pem_certs(path: &Path) -> std::result::Result<Vec<Certificate<'static>>, String> {
-    let pem =
-        crate::config::read_file(path).map_err(|e| format!("cannot read: {}", io_reason(&e)))?;
+    let pem = crate::fs::read_file(path).map_err(|e| format!("cannot read: {}", io_reason(&e)))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {
@@ -428,17 +403,6 @@ mod tests {
         assert_eq!(encode_segment(".."), "%2E%2E");
         assert_eq!(encode_segment("a?b#c%"), "a%3Fb%23c%25");
         assert_eq!(encode_segment("Zürich"), "Z%C3%BCrich");
-    }
-
-    #[test]
-    fn io_errors_are_specific() {
-        let e = io_error(&io::Error::from(io::ErrorKind::ConnectionRefused));
-        assert_eq!(
-            (e.kind(), e.message()),
-            (ErrorKind::ConnectionFailed, "connection refused")
-        );
-        let wrapped = io::Error::other(ureq::Error::Timeout(ureq::Timeout::Global));
-        assert_eq!(io_error(&wrapped).kind(), ErrorKind::Timeout);
     }
 
     /// A DNS server that never answers: each lookup blocks until released.

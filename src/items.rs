@@ -1,79 +1,167 @@
-//! The item keys of the contract, mapped onto the monitor: shared word for
-//! word by every agent front end (`zabbix`, the module ABI; `agent2`, the
-//! plugin protocol), which hand over parameters as strings.
+//! The item keys of the contract: the item table ([`Item`] and what each
+//! key is, for every front end) and the mapping onto the monitor, shared
+//! word for word by the agent front ends (`agentd`, the module ABI;
+//! `agent2`, the plugin protocol), which hand over parameters as strings.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::monitor::Monitor;
 use std::any::Any;
+use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// An item key of the contract; its entry in the item table says what it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Item {
+    /// `exalate.queue.count[<node>,<relation>,<queue>]`
     QueueCount,
+    /// `exalate.queue.get[<node>,<relation>,<queue>]`
     QueueGet,
+    /// `exalate.relation.stats[<node>,<relation>]`
     RelationStats,
+    /// `exalate.discovery`
     Discovery,
+    /// `exalate.node.ping[<node>]`
     NodePing,
+    /// `exalate.module.version`
     ModuleVersion,
 }
+
+/// What an item is, for every front end: one entry of [`ITEMS`].
+#[derive(Debug)]
+pub(crate) struct ItemSpec {
+    /// The item, as the entry's place in the table.
+    pub(crate) item: Item,
+    /// The key, NUL-terminated for the module's item list.
+    pub(crate) c_key: &'static CStr,
+    /// The parameters as the key documents them.
+    pub(crate) usage: &'static str,
+    /// How many parameters the key takes (an empty `[]` counts as none).
+    pub(crate) arity: usize,
+    /// Agent 2's description (`zabbix_agent2 -R metrics`): a capital
+    /// first, a full stop last.
+    pub(crate) description: &'static str,
+    /// The module's test parameters (`zabbix_agentd -p` and `-t`), for keys
+    /// that take parameters.
+    pub(crate) test_params: Option<&'static CStr>,
+}
+
+/// The item table: one entry per key, in [`Item`]'s order. Adding a key is
+/// an entry here, its `Item`, its arm in [`get_value`] (a Monitor method)
+/// and the template.
+pub(crate) const ITEMS: &[ItemSpec] = &[
+    ItemSpec {
+        item: Item::QueueCount,
+        c_key: c"exalate.queue.count",
+        usage: "exalate.queue.count[<node>,<relation>,<queue>]",
+        arity: 3,
+        description: "Entries in one sync queue of an Exalate relation.",
+        test_params: Some(c",AllContent,syncrequests"),
+    },
+    ItemSpec {
+        item: Item::QueueGet,
+        c_key: c"exalate.queue.get",
+        usage: "exalate.queue.get[<node>,<relation>,<queue>]",
+        arity: 3,
+        description: "Entries of one sync queue of an Exalate relation, as JSON.",
+        test_params: Some(c",AllContent,errorresponses"),
+    },
+    ItemSpec {
+        item: Item::RelationStats,
+        c_key: c"exalate.relation.stats",
+        usage: "exalate.relation.stats[<node>,<relation>]",
+        arity: 2,
+        description: "Counts of the six sync queues and error reasons of a relation, as JSON.",
+        test_params: Some(c",AllContent"),
+    },
+    ItemSpec {
+        item: Item::Discovery,
+        c_key: c"exalate.discovery",
+        usage: "exalate.discovery",
+        arity: 0,
+        description: "Discovery of the configured Exalate nodes and relations.",
+        test_params: None,
+    },
+    ItemSpec {
+        item: Item::NodePing,
+        c_key: c"exalate.node.ping",
+        usage: "exalate.node.ping[<node>]",
+        arity: 1,
+        description: "Whether an Exalate node answers and accepts the credentials (1 or 0).",
+        test_params: Some(c""),
+    },
+    ItemSpec {
+        item: Item::ModuleVersion,
+        c_key: c"exalate.module.version",
+        usage: "exalate.module.version",
+        arity: 0,
+        description: "Version of the exalate-zabbix plugin.",
+        test_params: None,
+    },
+];
 
 /// A value for the agent: an unsigned integer, a short string, or text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemValue {
+    /// An unsigned integer (counts, 1 or 0).
     Uint(u64),
+    /// A short string.
     Str(String),
     /// Shared with the cache where it came from it: not copied on the way.
     Text(Arc<String>),
 }
 
 impl Item {
-    pub const ALL: [Item; 6] = [
-        Item::QueueCount,
-        Item::QueueGet,
-        Item::RelationStats,
-        Item::Discovery,
-        Item::NodePing,
-        Item::ModuleVersion,
-    ];
+    /// Every item, in the table's order.
+    pub const ALL: [Item; ITEMS.len()] = {
+        let mut all = [Item::QueueCount; ITEMS.len()];
+        let mut i = 0;
+        while i < ITEMS.len() {
+            all[i] = ITEMS[i].item;
+            i += 1;
+        }
+        all
+    };
 
-    pub fn key(self) -> &'static str {
-        match self {
-            Item::QueueCount => "exalate.queue.count",
-            Item::QueueGet => "exalate.queue.get",
-            Item::RelationStats => "exalate.relation.stats",
-            Item::Discovery => "exalate.discovery",
-            Item::NodePing => "exalate.node.ping",
-            Item::ModuleVersion => "exalate.module.version",
+    /// The item's entry in [`ITEMS`].
+    pub(crate) const fn spec(self) -> &'static ItemSpec {
+        &ITEMS[self as usize]
+    }
+
+    /// The item with this key, if it is one.
+    pub(crate) fn from_key(key: &str) -> Option<Item> {
+        Item::ALL.into_iter().find(|i| i.key() == key)
+    }
+
+    /// The key.
+    pub const fn key(self) -> &'static str {
+        match self.spec().c_key.to_str() {
+            Ok(key) => key,
+            Err(_) => panic!("item keys are ASCII"),
         }
     }
 
     /// The parameters as the key documents them.
-    pub fn usage(self) -> &'static str {
-        match self {
-            Item::QueueCount => "exalate.queue.count[<node>,<relation>,<queue>]",
-            Item::QueueGet => "exalate.queue.get[<node>,<relation>,<queue>]",
-            Item::RelationStats => "exalate.relation.stats[<node>,<relation>]",
-            Item::Discovery => "exalate.discovery",
-            Item::NodePing => "exalate.node.ping[<node>]",
-            Item::ModuleVersion => "exalate.module.version",
-        }
+    pub(crate) const fn usage(self) -> &'static str {
+        self.spec().usage
     }
 
     /// How many parameters the key takes (an empty `[]` counts as none).
-    pub fn arity(self) -> usize {
-        match self {
-            Item::QueueCount | Item::QueueGet => 3,
-            Item::RelationStats => 2,
-            Item::NodePing => 1,
-            Item::Discovery | Item::ModuleVersion => 0,
-        }
+    pub(crate) const fn arity(self) -> usize {
+        self.spec().arity
     }
 }
 
-/// Answers `item` with `params` as the agent passed them.
-pub fn serve(monitor: &Monitor, item: Item, params: &[&str]) -> Result<ItemValue> {
+/// Answers `item` with `params` as the agent passed them, within
+/// `item_timeout` when the agent gave one (else the node's config timeout
+/// or the agent's Timeout).
+pub fn get_value(
+    monitor: &Monitor,
+    item: Item,
+    params: &[&str],
+    item_timeout: Option<Duration>,
+) -> Result<ItemValue> {
     // `key[]` arrives as one empty parameter; `node.ping` may omit its node.
     let params = match params {
         [""] if item.arity() != 1 => &[][..],
@@ -94,28 +182,35 @@ pub fn serve(monitor: &Monitor, item: Item, params: &[&str]) -> Result<ItemValue
     }
     let p = |i: usize| params.get(i).copied().unwrap_or("");
     Ok(match item {
-        Item::QueueCount => ItemValue::Uint(monitor.queue_count(p(0), p(1), p(2))?),
-        Item::QueueGet => ItemValue::Text(monitor.queue_get(p(0), p(1), p(2))?),
-        Item::RelationStats => ItemValue::Text(monitor.relation_stats(p(0), p(1))?.into()),
+        Item::QueueCount => {
+            ItemValue::Uint(monitor.queue_count_within(p(0), p(1), p(2), item_timeout)?)
+        }
+        Item::QueueGet => {
+            ItemValue::Text(monitor.queue_get_within(p(0), p(1), p(2), item_timeout)?)
+        }
+        Item::RelationStats => ItemValue::Text(
+            monitor
+                .relation_stats_within(p(0), p(1), item_timeout)?
+                .into(),
+        ),
         Item::Discovery => ItemValue::Text(monitor.discovery()?.into()),
-        Item::NodePing => ItemValue::Uint(monitor.node_ping(p(0))? as u64),
+        Item::NodePing => ItemValue::Uint(monitor.node_ping_within(p(0), item_timeout)? as u64),
         Item::ModuleVersion => ItemValue::Str(crate::VERSION.to_string()),
     })
 }
 
 /// What an agent shows for `item`: its value, or why it failed as one
 /// sentence (the message and a full stop, as the module reports it). Bound
-/// by `call_timeout` where the agent gives one; a panic becomes a failure.
-pub fn answer(
+/// by `item_timeout` where the agent gives one (see `timeout.rs`); a
+/// panic becomes a failure.
+pub(crate) fn value_or_failure(
     monitor: &Monitor,
     item: Item,
     params: &[&str],
-    call_timeout: Option<Duration>,
+    item_timeout: Option<Duration>,
 ) -> std::result::Result<ItemValue, String> {
     catch_unwind(AssertUnwindSafe(|| {
-        monitor
-            .with_call_timeout(call_timeout, || serve(monitor, item, params))
-            .map_err(|e| format!("{}.", e.message()))
+        get_value(monitor, item, params, item_timeout).map_err(|e| format!("{}.", e.message()))
     }))
     .unwrap_or_else(|panic| Err(panic_failure(Some(monitor), &*panic)))
 }
@@ -124,16 +219,16 @@ pub fn answer(
 /// the secrets `monitor` (if there is one yet) knows.
 pub(crate) fn panic_failure(monitor: Option<&Monitor>, panic: &(dyn Any + Send)) -> String {
     let secrets = monitor.map(Monitor::known_secrets).unwrap_or_default();
-    let secrets: Vec<&str> = secrets.iter().map(|s| s.as_str()).collect();
+    let secrets = crate::secret::texts(&secrets);
     format!(
         "internal error in the exalate module ({}); the agent goes on.",
-        crate::boundary::panic_message(panic, &secrets)
+        crate::panic::panic_message(panic, &secrets)
     )
 }
 
 impl ItemValue {
     /// The value as text, for hosts that take every value as a string.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         match self {
             ItemValue::Uint(v) => v.to_string(),
             ItemValue::Str(s) => s.clone(),
@@ -151,22 +246,33 @@ mod tests {
     }
 
     #[test]
-    fn version_needs_no_config() {
-        assert_eq!(
-            serve(&monitor(), Item::ModuleVersion, &[]).unwrap(),
-            ItemValue::Str(crate::VERSION.into())
-        );
-        assert!(serve(&monitor(), Item::ModuleVersion, &[""]).is_ok());
+    fn the_table_is_in_the_enums_order() {
+        for (i, spec) in ITEMS.iter().enumerate() {
+            assert_eq!(spec.item as usize, i, "{}", spec.usage);
+            assert!(spec.usage.starts_with(spec.item.key()));
+            assert_eq!(spec.test_params.is_some(), spec.arity > 0);
+        }
+        assert_eq!(Item::from_key("exalate.node.ping"), Some(Item::NodePing));
+        assert_eq!(Item::from_key("exalate.node"), None);
     }
 
     #[test]
-    fn answer_is_a_value_or_one_sentence() {
+    fn version_needs_no_config() {
         assert_eq!(
-            answer(&monitor(), Item::ModuleVersion, &[], None),
+            get_value(&monitor(), Item::ModuleVersion, &[], None).unwrap(),
+            ItemValue::Str(crate::VERSION.into())
+        );
+        assert!(get_value(&monitor(), Item::ModuleVersion, &[""], None).is_ok());
+    }
+
+    #[test]
+    fn value_or_failure_is_a_value_or_one_sentence() {
+        assert_eq!(
+            value_or_failure(&monitor(), Item::ModuleVersion, &[], None),
             Ok(ItemValue::Str(crate::VERSION.into()))
         );
         assert_eq!(
-            answer(&monitor(), Item::NodePing, &["a", "b"], None),
+            value_or_failure(&monitor(), Item::NodePing, &["a", "b"], None),
             Err("wrong number of parameters: exalate.node.ping takes 1, got 2: use exalate.node.ping[<node>].".into())
         );
         assert_eq!(ItemValue::Uint(7).to_text(), "7");
@@ -174,22 +280,23 @@ mod tests {
 
     #[test]
     fn parameter_count_is_checked_first() {
-        let e = serve(&monitor(), Item::QueueCount, &["a", "b"]).unwrap_err();
+        let e = get_value(&monitor(), Item::QueueCount, &["a", "b"], None).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
         assert_eq!(
             e.message(),
             "wrong number of parameters: exalate.queue.count takes 3, got 2: use exalate.queue.count[<node>,<relation>,<queue>]"
         );
-        assert!(serve(&monitor(), Item::Discovery, &["x"]).is_err());
-        assert!(serve(&monitor(), Item::NodePing, &["a", "b"]).is_err());
+        assert!(get_value(&monitor(), Item::Discovery, &["x"], None).is_err());
+        assert!(get_value(&monitor(), Item::NodePing, &["a", "b"], None).is_err());
     }
 
     #[test]
     fn config_error_reaches_every_item() {
-        let e = serve(
+        let e = get_value(
             &monitor(),
             Item::QueueCount,
             &["", "AllContent", "syncrequests"],
+            None,
         )
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
@@ -198,7 +305,9 @@ mod tests {
             "{e}"
         );
         assert_eq!(
-            serve(&monitor(), Item::Discovery, &[]).unwrap_err().kind(),
+            get_value(&monitor(), Item::Discovery, &[], None)
+                .unwrap_err()
+                .kind(),
             ErrorKind::Config
         );
     }

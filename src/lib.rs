@@ -1,9 +1,10 @@
 //! exalate_zabbix: monitors Exalate sync queues over the issuehub 2.4 REST API.
 //!
-//! The safe core (`config`, `auth`, `secret`, `http`, `proxy`, `queue`,
-//! `monitor`, `error`) knows nothing of Zabbix or C. `items` maps the item
-//! keys onto it, shared by both agents. Three thin front ends adapt it:
-//! `zabbix`, the loadable-module ABI of `zabbix_agentd`; `agent2`, the
+//! The safe core (`config`, `fs`, `auth`, `secret`, `http`, `proxy`,
+//! `queue`, `timeout`, `monitor`, `error`, `lock`, `panic`) knows nothing of
+//! Zabbix or C. `items`, the item table, maps the item keys onto it, shared
+//! by both agents. Three thin front ends adapt it:
+//! `agentd`, the loadable-module ABI of `zabbix_agentd`; `agent2`, the
 //! plugin protocol of `zabbix_agent2` (the `zabbix-agent2-plugin-exalate`
 //! executable); and `capi`, the C API declared in
 //! `include/exalate_zabbix.h`. Every function C calls goes through
@@ -12,20 +13,28 @@
 // Unsafe code only where it is marked (`#[allow(unsafe_code)]`), and
 // `#[no_mangle]` (which this lint also refuses) only through `ffi_fn!`.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
+// The modules the front ends, tests, benches and fuzz targets name are
+// public (each exposes only what they use); the rest of the core is
+// private, its few public types re-exported here.
 pub mod agent2;
-pub mod auth;
+pub mod agentd;
+mod auth;
 mod boundary;
-pub mod capi;
+mod capi;
 pub mod config;
-pub mod error;
-pub mod http;
+mod error;
+mod fs;
+mod http;
 pub mod items;
-pub mod monitor;
-pub mod proxy;
+mod lock;
+mod monitor;
+mod panic;
+mod proxy;
 pub mod queue;
-pub mod secret;
-pub mod zabbix;
+mod secret;
+mod timeout;
 
 pub use error::{Error, ErrorKind, Result};
 pub use monitor::Monitor;

@@ -16,7 +16,7 @@ use ureq::unversioned::transport::{
 
 /// How one node's requests travel.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     Direct,
     /// ureq's CONNECT proxy (https nodes).
     Connect(String),
@@ -29,7 +29,7 @@ pub enum Route {
 
 impl Route {
     /// The route for a node at `url` with the validated `proxy`, if any.
-    pub fn new(url: &str, proxy: Option<&str>) -> Route {
+    pub(crate) fn new(url: &str, proxy: Option<&str>) -> Route {
         let Some(proxy) = proxy else {
             return Route::Direct;
         };
@@ -67,7 +67,7 @@ pub(crate) fn split_authority(authority: &str) -> (&str, Option<&str>) {
 /// ureq's connectors, with each transport of an absolute-form route
 /// wrapped so its request lines name the node.
 #[derive(Debug, Default)]
-pub struct AbsoluteForm {
+pub(crate) struct AbsoluteForm {
     inner: DefaultConnector,
 }
 

@@ -5,16 +5,21 @@
 use std::fmt;
 
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
-    pub fn new(text: String) -> Secret {
+    pub(crate) fn new(text: String) -> Secret {
         Secret(text)
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The secrets' texts, as the redaction functions take them.
+pub(crate) fn texts(secrets: &[Secret]) -> Vec<&str> {
+    secrets.iter().map(Secret::as_str).collect()
 }
 
 impl fmt::Debug for Secret {
@@ -27,9 +32,9 @@ impl fmt::Debug for Secret {
 /// `zbx_module_uninit` has begun, to prove that the monitor is dropped
 /// inside the module's panic boundary.
 #[cfg(feature = "fault-injection")]
-pub const PANIC_ON_DROP_IN_UNINIT: &str = "exalate-test-panic-on-drop";
+pub(crate) const PANIC_ON_DROP_IN_UNINIT: &str = "exalate-test-panic-on-drop";
 #[cfg(feature = "fault-injection")]
-pub static UNINIT_STARTED: std::sync::atomic::AtomicBool =
+pub(crate) static UNINIT_STARTED: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
 impl Drop for Secret {
@@ -48,7 +53,7 @@ impl Drop for Secret {
 /// Overwrites the whole allocation of `bytes` (length and spare capacity)
 /// with zeros, for a buffer about to be freed. `black_box` keeps the
 /// compiler from dropping the writes as dead stores.
-pub fn zero(bytes: &mut Vec<u8>) {
+pub(crate) fn zero(bytes: &mut Vec<u8>) {
     bytes.resize(bytes.capacity(), 0);
     bytes.iter_mut().for_each(|b| *b = 0);
     std::hint::black_box(&*bytes);

@@ -11,8 +11,8 @@
 mod common;
 
 use common::TestEnv;
+use exalate_zabbix::agentd::{zbx_module_item_list, CF_HAVEPARAMS};
 use exalate_zabbix::items::{self, Item};
-use exalate_zabbix::zabbix::{zbx_module_item_list, CF_HAVEPARAMS};
 use exalate_zabbix::Monitor;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -249,7 +249,7 @@ fn every_polled_key_is_served_by_the_module() {
         let (_, params) = parse_key(&with_macros(key));
         let params = params.unwrap_or_default();
         let params: Vec<&str> = params.iter().map(String::as_str).collect();
-        let value = items::serve(&monitor, item_enum, &params)
+        let value = items::get_value(&monitor, item_enum, &params, None)
             .unwrap_or_else(|e| panic!("{key}: the module fails: {}", e.message()));
         env.assert_no_secrets(&format!("{value:?}"));
         served.insert(name);

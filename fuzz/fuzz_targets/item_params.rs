@@ -9,7 +9,7 @@
 //! the rest, split at NUL bytes, gives the parameters (C strings hold no NUL).
 #![no_main]
 
-use exalate_zabbix::zabbix::{
+use exalate_zabbix::agentd::{
     zbx_module_item_list, AgentRequest, AgentResult, AR_MESSAGE, AR_STRING, AR_TEXT, AR_UINT64,
 };
 use fake_exalate_node::{Auth, AuthHeader, ExpUnit, FakeNode, NodeConfig};

@@ -8,7 +8,7 @@
 //! max_bytes (bit 4); the rest is the body.
 #![no_main]
 
-use exalate_zabbix::queue::{read_queue, Keep, Queue, UNKNOWN_REASON};
+use exalate_zabbix::queue::{read_queue, KeepText, Queue, UNKNOWN_REASON};
 use exalate_zabbix::ErrorKind;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -41,9 +41,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let queue = Queue::ALL[(selector % 6) as usize];
     let keep = if selector & 0x08 != 0 {
-        Keep::All
+        KeepText::All
     } else {
-        Keep::WhileUnder(64)
+        KeepText::WhileUnder(64)
     };
     let max = if selector & 0x10 != 0 { 128 } else { 1 << 20 };
     let got = read_queue(queue, body, max, keep);
@@ -82,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(snapshot.reasons.is_empty());
             }
             match (&snapshot.entries, keep) {
-                (None, Keep::All) => panic!("Keep::All kept nothing"),
+                (None, KeepText::All) => panic!("KeepText::All kept nothing"),
                 (None, _) => {}
                 (Some(kept), _) => {
                     let expected: Vec<Value> = entries.iter().map(strip_payload).collect();

@@ -5,9 +5,9 @@
 use std::io::{self, Read};
 
 /// The only payload type of the protocol.
-pub const JSON: u32 = 1;
+pub(crate) const JSON: u32 = 1;
 /// Type and length, 4 bytes each.
-pub const HEADER_LEN: usize = 8;
+pub(crate) const HEADER_LEN: usize = 8;
 /// Incoming frames larger than this are skipped unread: the agent's requests
 /// (a key and its parameters, the plugin's options) are small, and a huge
 /// length must not make the plugin allocate it.
@@ -16,11 +16,14 @@ pub const MAX_INCOMING: u32 = 1 << 20;
 /// One frame as read from the agent.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
+    /// A JSON message's bytes.
     Json(Vec<u8>),
     /// A frame of another type, or over [`MAX_INCOMING`]: its body was read
     /// and dropped, so the stream stays in step.
     Skipped {
+        /// The frame's payload type.
         kind: u32,
+        /// The frame's length.
         len: u32,
     },
 }

@@ -7,26 +7,37 @@ use serde_json::{json, Value};
 
 /// Message types (`type`), reference §4.
 pub mod kind {
+    /// A log line for the agent's log (plugin to agent).
     pub const LOG: u32 = 1;
+    /// The agent asks for the plugin's name and keys.
     pub const REGISTER_REQUEST: u32 = 2;
+    /// The plugin's name, keys and interfaces.
     pub const REGISTER_RESPONSE: u32 = 3;
+    /// The agent starts the plugin (operational run).
     pub const START_REQUEST: u32 = 4;
+    /// The agent stops the plugin.
     pub const TERMINATE_REQUEST: u32 = 5;
+    /// The agent asks for an item's value.
     pub const EXPORT_REQUEST: u32 = 6;
+    /// An item's value or error.
     pub const EXPORT_RESPONSE: u32 = 7;
+    /// The agent's global options and the plugin's own.
     pub const CONFIGURE_REQUEST: u32 = 8;
+    /// The agent asks whether the plugin's options are valid.
     pub const VALIDATE_REQUEST: u32 = 9;
+    /// The plugin's answer to validate.
     pub const VALIDATE_RESPONSE: u32 = 10;
 }
 
 /// Interface bits of the register response: answers exports, and gets its
 /// `Plugins.Exalate.*` options (validate, configure) and the agent's Timeout.
-pub const EXPORTER: u32 = 1;
-pub const CONFIGURATOR: u32 = 2;
+pub(crate) const EXPORTER: u32 = 1;
+pub(crate) const CONFIGURATOR: u32 = 2;
 
-/// Log severities (reference §5.1).
+/// Log severities (reference §5.1); the protocol's whole set, not all sent.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
+pub(crate) enum Severity {
     Info = 0,
     Crit = 1,
     Err = 2,
@@ -37,44 +48,44 @@ pub enum Severity {
 /// Every field any agent request carries; each message type reads its own.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct Request {
-    pub id: u32,
+pub(crate) struct Request {
+    pub(crate) id: u32,
     #[serde(rename = "type")]
-    pub kind: u32,
+    pub(crate) kind: u32,
     /// Register: the agent's protocol version.
-    pub version: String,
+    pub(crate) version: String,
     /// Export: the bare item key.
-    pub key: String,
+    pub(crate) key: String,
     /// Export: the key's parameters; absent when the key has no `[...]`.
-    pub parameters: Option<Vec<String>>,
+    pub(crate) parameters: Option<Vec<String>>,
     /// Export (7.0 and later): the item's timeout in seconds.
-    pub timeout: Option<Value>,
+    pub(crate) timeout: Option<Value>,
     /// Configure: the agent's Timeout (and SourceIP).
-    pub global_options: Option<GlobalOptions>,
+    pub(crate) global_options: Option<GlobalOptions>,
     /// Validate, configure: the `Plugins.Exalate.*` subtree.
-    pub private_options: Option<Value>,
+    pub(crate) private_options: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct GlobalOptions {
+pub(crate) struct GlobalOptions {
     #[serde(rename = "Timeout", alias = "timeout")]
-    pub timeout: Option<Value>,
+    pub(crate) timeout: Option<Value>,
 }
 
 impl Request {
-    pub fn parse(json: &[u8]) -> serde_json::Result<Request> {
+    pub(crate) fn parse(json: &[u8]) -> serde_json::Result<Request> {
         serde_json::from_slice(json)
     }
 
     /// The export's item timeout in whole seconds, when the agent gave one.
-    pub fn item_timeout(&self) -> Option<u64> {
+    pub(crate) fn item_timeout(&self) -> Option<u64> {
         self.timeout.as_ref().and_then(seconds)
     }
 }
 
 impl GlobalOptions {
-    pub fn timeout(&self) -> Option<u64> {
+    pub(crate) fn timeout(&self) -> Option<u64> {
         self.timeout.as_ref().and_then(seconds)
     }
 }
@@ -90,7 +101,7 @@ fn seconds(value: &Value) -> Option<u64> {
 }
 
 /// The register response: the plugin's name and its keys with descriptions.
-pub fn register_response(id: u32, name: &str, metrics: &[(&str, &str)]) -> Value {
+pub(crate) fn register_response(id: u32, name: &str, metrics: &[(&str, &str)]) -> Value {
     let flat: Vec<&str> = metrics.iter().flat_map(|(k, d)| [*k, *d]).collect();
     json!({
         "id": id,
@@ -102,12 +113,12 @@ pub fn register_response(id: u32, name: &str, metrics: &[(&str, &str)]) -> Value
 }
 
 /// The validate response: our options never stop the agent from starting.
-pub fn validate_response(id: u32) -> Value {
+pub(crate) fn validate_response(id: u32) -> Value {
     json!({"id": id, "type": kind::VALIDATE_RESPONSE})
 }
 
 /// An export's answer: always a JSON string value, or an error text.
-pub fn export_response(id: u32, answer: Result<String, String>) -> Value {
+pub(crate) fn export_response(id: u32, answer: Result<String, String>) -> Value {
     match answer {
         Ok(value) => json!({"id": id, "type": kind::EXPORT_RESPONSE, "value": value}),
         Err(error) => json!({"id": id, "type": kind::EXPORT_RESPONSE, "error": error}),
@@ -115,7 +126,7 @@ pub fn export_response(id: u32, answer: Result<String, String>) -> Value {
 }
 
 /// A line for the agent's log; plugin-initiated messages carry id 0.
-pub fn log(severity: Severity, message: &str) -> Value {
+pub(crate) fn log(severity: Severity, message: &str) -> Value {
     json!({"id": 0, "type": kind::LOG, "severity": severity as u32, "message": message})
 }
 

@@ -15,13 +15,15 @@
 
 pub mod frame;
 pub mod message;
-pub mod options;
-pub mod pool;
-pub mod reap_guard;
+mod options;
+mod pool;
+mod reap_guard;
 
 use crate::config;
 use crate::items::{self, Item};
+use crate::lock::lock;
 use crate::monitor::Monitor;
+use crate::timeout;
 use message::{kind, Request, Severity};
 use options::PrivateOptions;
 use serde_json::Value;
@@ -35,10 +37,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The plugin's name: agent 2's config says `Plugins.Exalate.System.Path=...`.
-pub const PLUGIN_NAME: &str = "Exalate";
+pub(crate) const PLUGIN_NAME: &str = "Exalate";
 /// Protocol versions agents send (6.0.0-era, 6.0.13+, 6.2, 6.4 and 7.0);
 /// others are accepted with a warning, the wire format has only grown.
-pub const KNOWN_VERSIONS: [&str; 4] = ["1.0", "6.0.13", "6.2.7", "6.4.0"];
+pub(crate) const KNOWN_VERSIONS: [&str; 4] = ["1.0", "6.0.13", "6.2.7", "6.4.0"];
 /// The agent's socket is there at once; the Go SDK also retries for 3 s.
 const CONNECT_FOR: Duration = Duration::from_secs(3);
 /// The registration run exits when the agent says nothing for longer than
@@ -52,25 +54,12 @@ const MAX_QUEUED: usize = 4096;
 /// A write the agent does not take within this is given up.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How `zabbix_agent2 -R metrics` lists each key (a capital first, a full stop last).
-pub fn description(item: Item) -> &'static str {
-    match item {
-        Item::QueueCount => "Entries in one sync queue of an Exalate relation.",
-        Item::QueueGet => "Entries of one sync queue of an Exalate relation, as JSON.",
-        Item::RelationStats => {
-            "Counts of the six sync queues and error reasons of a relation, as JSON."
-        }
-        Item::Discovery => "Discovery of the configured Exalate nodes and relations.",
-        Item::NodePing => "Whether an Exalate node answers and accepts the credentials (1 or 0).",
-        Item::ModuleVersion => "Version of the exalate-zabbix plugin.",
-    }
-}
-
-/// The register response's key list: every item of the contract.
-pub fn metrics() -> Vec<(&'static str, &'static str)> {
+/// The register response's key list: every item of the contract, with the
+/// description `zabbix_agent2 -R metrics` shows.
+pub(crate) fn metrics() -> Vec<(&'static str, &'static str)> {
     Item::ALL
         .iter()
-        .map(|&i| (i.key(), description(i)))
+        .map(|&i| (i.key(), i.spec().description))
         .collect()
 }
 
@@ -178,14 +167,14 @@ fn connect(socket: &OsString) -> Option<UnixStream> {
 }
 
 /// The socket's sending side: one whole frame at a time, from any thread.
-pub struct Writer {
+pub(crate) struct Writer {
     stream: Mutex<UnixStream>,
 }
 
 impl Writer {
     fn send(&self, message: &Value) {
         let frame = frame::encode(message);
-        let mut stream = self.stream.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stream = lock(&self.stream);
         // A failed write means the agent is gone; the reader then sees the
         // end of the stream and exits.
         let _ = stream.write_all(&frame);
@@ -221,7 +210,7 @@ impl Plugin {
                     Ok(request) => {
                         let handled = catch_unwind(AssertUnwindSafe(|| self.handle(request)));
                         if let Err(panic) = handled {
-                            let what = crate::boundary::panic_message(&*panic, &[]);
+                            let what = crate::panic::panic_message(&*panic, &[]);
                             self.writer.log(
                                 Severity::Err,
                                 &format!("internal error handling a request ({what}); the plugin goes on"),
@@ -302,7 +291,7 @@ impl Plugin {
         let options = PrivateOptions::from_tree(request.private_options.as_ref());
         self.warn_unknown(&options);
         if let Some(path) = options.config {
-            *self.config_path.lock().unwrap_or_else(|p| p.into_inner()) = Some(path);
+            *lock(&self.config_path) = Some(path);
         }
         if let Some(seconds) = request.global_options.as_ref().and_then(|g| g.timeout()) {
             self.agent_timeout_secs.store(seconds, Ordering::Relaxed);
@@ -333,16 +322,13 @@ impl Plugin {
     fn monitor(&self) -> Arc<Monitor> {
         self.monitor
             .get_or_init(|| {
-                let path = self
-                    .config_path
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
+                let path = lock(&self.config_path)
                     .clone()
                     .unwrap_or_else(config::default_path);
                 let monitor = Monitor::new_lazy(path);
                 match self.agent_timeout_secs.load(Ordering::Relaxed) {
                     0 => {}
-                    seconds => monitor.set_host_timeout(seconds),
+                    seconds => monitor.set_agent_timeout(seconds),
                 }
                 Arc::new(monitor)
             })
@@ -352,7 +338,7 @@ impl Plugin {
     /// Answers on a pool thread: a slow node delays only its own items.
     fn export(&self, request: Request) {
         let id = request.id;
-        let Some(item) = Item::ALL.into_iter().find(|i| i.key() == request.key) else {
+        let Some(item) = Item::from_key(&request.key) else {
             let error = format!("Unknown metric {:?} for plugin {PLUGIN_NAME}.", request.key);
             self.writer.send(&message::export_response(id, Err(error)));
             return;
@@ -363,7 +349,7 @@ impl Plugin {
             self.writer.send(&message::export_response(id, Err(error)));
             return;
         }
-        let timeout = answer_within(
+        let item_timeout = timeout::agent2_item_timeout(
             request.item_timeout(),
             self.agent_timeout_secs.load(Ordering::Relaxed),
         );
@@ -372,7 +358,8 @@ impl Plugin {
         let writer = self.writer.clone();
         let job = move || -> pool::Finish {
             let params: Vec<&str> = params.iter().map(String::as_str).collect();
-            let answer = items::answer(&monitor, item, &params, timeout).map(|v| v.to_text());
+            let answer =
+                items::value_or_failure(&monitor, item, &params, item_timeout).map(|v| v.to_text());
             Box::new(move || writer.send(&message::export_response(id, answer)))
         };
         if self.pool.submit(job).is_err() {
@@ -384,31 +371,9 @@ impl Plugin {
     }
 }
 
-/// The timeout an export is answered within, so that the answer arrives
-/// before the agent gives up: a 7.0 agent gives the item's timeout and waits
-/// half a second more; a 6.0 agent gives none and waits exactly its
-/// PluginTimeout (by default its Timeout, the only one the plugin learns),
-/// so a second less. Whole seconds, as the monitor reports them.
-fn answer_within(item_timeout: Option<u64>, agent_timeout: u64) -> Option<Duration> {
-    match (item_timeout, agent_timeout) {
-        (Some(seconds), _) => Some(Duration::from_secs(seconds)),
-        (None, 0) => None,
-        (None, seconds) => Some(Duration::from_secs(seconds.saturating_sub(1).max(1))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn answers_come_before_the_agent_gives_up() {
-        let secs = |s| Some(Duration::from_secs(s));
-        assert_eq!(answer_within(Some(4), 3), secs(4), "7.0: the item's own");
-        assert_eq!(answer_within(None, 3), secs(2), "6.0: inside its Timeout");
-        assert_eq!(answer_within(None, 1), secs(1));
-        assert_eq!(answer_within(None, 0), None, "no configure yet");
-    }
 
     /// The agent's rules for the key list (reference §5.3); a 6.0 agent
     /// panics at start-up on a violation, so they are checked here.

@@ -9,16 +9,16 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 /// `Plugins.Exalate.Config`: the path of exalate_zabbix.toml.
-pub const CONFIG: &str = "Config";
+pub(crate) const CONFIG: &str = "Config";
 /// `Plugins.Exalate.System.*`: the agent's own (Path, Capacity, ...).
 const SYSTEM: &str = "System";
 
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct PrivateOptions {
-    pub config: Option<PathBuf>,
+pub(crate) struct PrivateOptions {
+    pub(crate) config: Option<PathBuf>,
     /// Options we do not know (a typo), to be logged: never an error, since
     /// the agent must start whatever the plugin's options say.
-    pub unknown: Vec<String>,
+    pub(crate) unknown: Vec<String>,
 }
 
 /// A node or a value of the tree: `{"Name","Nodes","Line"}` or `{"Value","Line"}`.
@@ -35,7 +35,7 @@ struct Node {
 
 impl PrivateOptions {
     /// Reads the tree; anything malformed counts as an unknown option.
-    pub fn from_tree(tree: Option<&Value>) -> PrivateOptions {
+    pub(crate) fn from_tree(tree: Option<&Value>) -> PrivateOptions {
         let mut options = PrivateOptions::default();
         let Some(tree) = tree else {
             return options;

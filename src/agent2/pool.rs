@@ -7,19 +7,20 @@
 //! finds it free instead of starting one more thread. The threads a load
 //! needs are started once, and the process stays the same size under it.
 
+use crate::lock::lock;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// What is left of a job once its thread is free again.
-pub type Finish = Box<dyn FnOnce() + Send + 'static>;
+pub(crate) type Finish = Box<dyn FnOnce() + Send + 'static>;
 type Job = Box<dyn FnOnce() -> Finish + Send + 'static>;
 
 /// An idle thread ends after this long: a quiet plugin holds no threads.
 const IDLE_EXIT: Duration = Duration::from_secs(60);
 
-pub struct Pool {
+pub(crate) struct Pool {
     shared: Arc<Shared>,
     max_threads: usize,
     max_queued: usize,
@@ -39,7 +40,7 @@ struct State {
 }
 
 impl Pool {
-    pub fn new(max_threads: usize, max_queued: usize) -> Pool {
+    pub(crate) fn new(max_threads: usize, max_queued: usize) -> Pool {
         Pool {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
@@ -52,8 +53,8 @@ impl Pool {
 
     /// Runs `job` on a pool thread; gives it back when the queue is full or
     /// no thread can be started, for the caller to answer at once.
-    pub fn submit<F: FnOnce() -> Finish + Send + 'static>(&self, job: F) -> Result<(), F> {
-        let mut state = self.shared.lock();
+    pub(crate) fn submit<F: FnOnce() -> Finish + Send + 'static>(&self, job: F) -> Result<(), F> {
+        let mut state = lock(&self.shared.state);
         if state.jobs.len() >= self.max_queued {
             return Err(job);
         }
@@ -77,29 +78,26 @@ impl Pool {
     }
 
     /// Threads alive now.
-    pub fn threads(&self) -> usize {
-        self.shared.lock().threads
+    #[cfg(test)]
+    pub(crate) fn threads(&self) -> usize {
+        lock(&self.shared.state).threads
     }
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn work(&self) {
-        let mut state = self.lock();
+        let mut state = lock(&self.state);
         loop {
             if let Some(job) = state.jobs.pop_front() {
                 state.busy += 1;
                 drop(state);
                 // Jobs catch their own panics; this keeps the count right regardless.
                 let finish = catch_unwind(AssertUnwindSafe(job));
-                self.lock().busy -= 1;
+                lock(&self.state).busy -= 1;
                 if let Ok(finish) = finish {
                     let _ = catch_unwind(AssertUnwindSafe(finish));
                 }
-                state = self.lock();
+                state = lock(&self.state);
                 continue;
             }
             let (next, waited) = self

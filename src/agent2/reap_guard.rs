@@ -25,9 +25,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 /// The guard's first argument.
-pub const FLAG: &str = "--reap-guard";
+pub(crate) const FLAG: &str = "--reap-guard";
 /// Protocol versions of agents with the race (6.0.0-era, 6.0.13+, 6.2).
-pub const RACY_VERSIONS: [&str; 3] = ["1.0", "6.0.13", "6.2.7"];
+pub(crate) const RACY_VERSIONS: [&str; 3] = ["1.0", "6.0.13", "6.2.7"];
 /// The agent reaps the registration run within milliseconds; a guard that
 /// sees no reap gives up after this.
 const WAIT_FOR_REAP: Duration = Duration::from_secs(10);
@@ -38,7 +38,7 @@ const AFTER_REAP: Duration = Duration::from_millis(500);
 /// Leaves the guard behind as a child of the agent; best effort (without
 /// it, the plain exit that follows is what the SDK's plugins do).
 #[allow(unsafe_code)]
-pub fn spawn() {
+pub(crate) fn spawn() {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
@@ -71,7 +71,7 @@ pub fn spawn() {
 }
 
 /// The guard's whole life: until the agent has reaped `pid`, then a moment.
-pub fn run(pid: Option<&OsStr>) -> i32 {
+pub(crate) fn run(pid: Option<&OsStr>) -> i32 {
     let Some(pid) = pid
         .and_then(|p| std::str::from_utf8(p.as_bytes()).ok())
         .and_then(|p| p.parse::<u32>().ok())

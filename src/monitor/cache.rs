@@ -4,15 +4,16 @@
 //! when a new one would pass the budget.
 
 use crate::error::Result;
+use crate::lock::lock;
 use crate::queue::{Queue, QueueSnapshot};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What an entry costs beyond its strings: the map slot, the Arc, the key.
 const ENTRY_OVERHEAD: usize = 160;
 
-pub struct Cache {
+pub(crate) struct Cache {
     ttl: Duration,
     max_bytes: usize,
     inner: Mutex<Inner>,
@@ -34,7 +35,7 @@ struct Entry {
 }
 
 impl Cache {
-    pub fn new(ttl: Duration, max_bytes: u64) -> Cache {
+    pub(crate) fn new(ttl: Duration, max_bytes: u64) -> Cache {
         Cache {
             ttl,
             max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
@@ -47,17 +48,17 @@ impl Cache {
     }
 
     /// The fresh outcome of a fetch of `queue`, when it has what is asked:
-    /// `need_text` asks for the `queue.get` text, which a count may not keep.
-    pub fn get(
+    /// `with_text` asks for the `queue.get` text, which a count may not keep.
+    pub(crate) fn get(
         &self,
         relation: &str,
         queue: Queue,
-        need_text: bool,
+        with_text: bool,
     ) -> Option<Result<Arc<QueueSnapshot>>> {
         if !self.enabled() {
             return None;
         }
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         let key = (relation.to_string(), queue);
         let entry = inner.entries.get(&key)?;
         if entry.fetched_at.elapsed() >= self.ttl {
@@ -65,18 +66,18 @@ impl Cache {
             return None;
         }
         match &entry.outcome {
-            Ok(snapshot) if need_text && snapshot.text.is_none() => None,
+            Ok(snapshot) if with_text && snapshot.text.is_none() => None,
             outcome => Some(outcome.clone()),
         }
     }
 
     /// What `insert` needs to know that no `clear` came in between.
-    pub fn generation(&self) -> u64 {
-        self.lock().generation
+    pub(crate) fn generation(&self) -> u64 {
+        lock(&self.inner).generation
     }
 
     /// Keeps `outcome`, fetched since `generation`, within the byte budget.
-    pub fn insert(
+    pub(crate) fn insert(
         &self,
         generation: u64,
         relation: &str,
@@ -92,7 +93,7 @@ impl Cache {
                 Ok(snapshot) => snapshot.heap_bytes(),
                 Err(e) => e.message().len(),
             };
-        let mut inner = self.lock();
+        let mut inner = lock(&self.inner);
         if inner.generation != generation {
             return;
         }
@@ -126,20 +127,16 @@ impl Cache {
     }
 
     /// Forgets everything, also what fetches under way would store.
-    pub fn clear(&self) {
-        let mut inner = self.lock();
+    pub(crate) fn clear(&self) {
+        let mut inner = lock(&self.inner);
         inner.entries.clear();
         inner.bytes = 0;
         inner.generation += 1;
     }
 
     /// The bytes the entries hold, as counted against `cache_max_bytes`.
-    pub fn bytes(&self) -> usize {
-        self.lock().bytes
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn bytes(&self) -> usize {
+        lock(&self.inner).bytes
     }
 }
 

@@ -1,5 +1,5 @@
 //! The monitor: what every front end (the Zabbix module, agent 2's plugin,
-//! the C API) asks. It watches the config file (`reload`), keeps one session
+//! the C API) asks. It watches the config file (`watch`, `reload`), keeps one session
 //! per node (`session`: HTTP client, credentials, fetching within a deadline)
 //! each with its cache of queue snapshots (`cache`: bytes, TTL, budget), all
 //! created lazily in the process that uses them.
@@ -7,31 +7,33 @@
 mod cache;
 mod reload;
 mod session;
+mod watch;
 
 use crate::error::{quoted, Error, ErrorKind, Result};
 use crate::queue::{Queue, QueueSnapshot};
 use crate::secret::Secret;
-use reload::{ConfigWatch, Setup};
-use session::{Deadline, Need, NodeSession};
+use crate::timeout::{self, Deadline};
+use reload::{ConfigWatch, LoadedConfig};
+use session::{NodeSession, SnapshotFor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// At most this much before an item's timeout its requests give up.
-const ENFORCEMENT_MARGIN: Duration = Duration::from_millis(250);
 /// Relation names longer than this are refused before any request.
 const MAX_RELATION_CHARS: usize = 1000;
 /// The relation asked by `node.ping` when a node lists none: any answer but
 /// 401/403 shows the node is up and takes our credentials.
 const PING_RELATION: &str = "exalate-zabbix-ping";
 
+/// What every front end asks: one per process (per C client), cheap to
+/// create, reading its config on first use.
 pub struct Monitor {
     config: ConfigWatch,
-    /// The host's timeout in seconds (the agent's Timeout), used for items
-    /// that bring none and nodes without a `timeout` of their own.
-    host_timeout_secs: AtomicU64,
+    /// The agent's Timeout in seconds, for calls whose node has no config
+    /// timeout and whose item brings none (see [`timeout`]).
+    agent_timeout_secs: AtomicU64,
 }
 
 /// The value of `exalate.relation.stats`, fields in the queues' order.
@@ -52,37 +54,64 @@ impl Monitor {
     pub fn new_lazy(path: PathBuf) -> Monitor {
         Monitor {
             config: ConfigWatch::new(path),
-            host_timeout_secs: AtomicU64::new(3),
+            agent_timeout_secs: AtomicU64::new(timeout::DEFAULT_AGENT_TIMEOUT_SECS),
         }
     }
 
     /// A monitor whose config must be valid now (the C API).
     pub fn open(path: PathBuf) -> Result<Monitor> {
         let monitor = Monitor::new_lazy(path);
-        monitor.setup()?;
+        monitor.loaded_config()?;
         Ok(monitor)
     }
 
-    pub fn config_path(&self) -> &Path {
+    /// The config file this monitor reads.
+    pub(crate) fn config_path(&self) -> &Path {
         self.config.path()
     }
 
-    pub fn set_host_timeout(&self, seconds: u64) {
-        self.host_timeout_secs
-            .store(seconds.clamp(1, 30), Ordering::Relaxed);
+    /// Sets the agent's Timeout (clamped to 1 to 30 s): it bounds calls
+    /// whose node has no config timeout and whose item brings none.
+    pub(crate) fn set_agent_timeout(&self, seconds: u64) {
+        self.agent_timeout_secs
+            .store(timeout::clamp_agent_timeout(seconds), Ordering::Relaxed);
     }
 
-    /// Entries in `queue` of `relation` on `node` now.
+    /// Entries in `queue` of `relation` on `node` now, within the agent's
+    /// timeout (or the node's config timeout).
     pub fn queue_count(&self, node: &str, relation: &str, queue: &str) -> Result<u64> {
-        Ok(self
-            .queue_snapshot(node, relation, queue, Need::Summary)?
-            .count)
+        self.queue_count_within(node, relation, queue, None)
+    }
+
+    /// [`Monitor::queue_count`] for an item that brings its own timeout.
+    pub(crate) fn queue_count_within(
+        &self,
+        node: &str,
+        relation: &str,
+        queue: &str,
+        item_timeout: Option<Duration>,
+    ) -> Result<u64> {
+        let snapshot =
+            self.queue_snapshot(node, relation, queue, SnapshotFor::Count, item_timeout)?;
+        Ok(snapshot.count)
     }
 
     /// The entries of a queue as a JSON array, without `encodedPayload`:
     /// the text kept by the fetch, shared with the cache, not copied.
     pub fn queue_get(&self, node: &str, relation: &str, queue: &str) -> Result<Arc<String>> {
-        let snapshot = self.queue_snapshot(node, relation, queue, Need::Text)?;
+        self.queue_get_within(node, relation, queue, None)
+    }
+
+    /// [`Monitor::queue_get`] for an item that brings its own timeout.
+    pub(crate) fn queue_get_within(
+        &self,
+        node: &str,
+        relation: &str,
+        queue: &str,
+        item_timeout: Option<Duration>,
+    ) -> Result<Arc<String>> {
+        let snapshot =
+            self.queue_snapshot(node, relation, queue, SnapshotFor::Get, item_timeout)?;
         Ok(snapshot.text.clone().expect("a fetch for text keeps it"))
     }
 
@@ -91,22 +120,33 @@ impl Monitor {
         node: &str,
         relation: &str,
         queue: &str,
-        need: Need,
+        wanted: SnapshotFor,
+        item_timeout: Option<Duration>,
     ) -> Result<Arc<QueueSnapshot>> {
         let (session, queue) = self.target(node, relation, Some(queue))?;
         let queue = queue.expect("queue given");
-        let deadline = self.deadline(&session);
+        let deadline = self.deadline(&session, item_timeout);
         session
-            .snapshot(relation, queue, need, deadline)
+            .snapshot(relation, queue, wanted, deadline)
             .map_err(|e| e.context(&place(&session, relation, Some(queue))))
     }
 
     /// The six counts and the error reasons of a relation as one JSON object.
     /// The six queues are asked at once, within one deadline.
     pub fn relation_stats(&self, node: &str, relation: &str) -> Result<String> {
+        self.relation_stats_within(node, relation, None)
+    }
+
+    /// [`Monitor::relation_stats`] for an item that brings its own timeout.
+    pub(crate) fn relation_stats_within(
+        &self,
+        node: &str,
+        relation: &str,
+        item_timeout: Option<Duration>,
+    ) -> Result<String> {
         let (session, _) = self.target(node, relation, None)?;
-        let deadline = self.deadline(&session);
-        let results = session.snapshots(relation, &Queue::ALL, Need::Summary, deadline);
+        let deadline = self.deadline(&session, item_timeout);
+        let results = session.snapshots(relation, &Queue::ALL, SnapshotFor::Count, deadline);
         let snapshots = stats_outcome(&results)
             .map_err(|(queue, e)| e.context(&place(&session, relation, queue)))?;
         let mut error_reasons = BTreeMap::new();
@@ -131,8 +171,8 @@ impl Monitor {
 
     /// Low-level discovery: every configured (node, relation) pair.
     pub fn discovery(&self) -> Result<String> {
-        let setup = self.setup()?;
-        let pairs: Vec<serde_json::Value> = setup
+        let loaded = self.loaded_config()?;
+        let pairs: Vec<serde_json::Value> = loaded
             .config
             .nodes
             .values()
@@ -147,15 +187,29 @@ impl Monitor {
 
     /// Whether the node answers and accepts our credentials.
     pub fn node_ping(&self, node: &str) -> Result<bool> {
-        let setup = self.setup()?;
-        let session = setup.session(node)?;
+        self.node_ping_within(node, None)
+    }
+
+    /// [`Monitor::node_ping`] for an item that brings its own timeout.
+    pub(crate) fn node_ping_within(
+        &self,
+        node: &str,
+        item_timeout: Option<Duration>,
+    ) -> Result<bool> {
+        let loaded = self.loaded_config()?;
+        let session = loaded.session(node)?;
         let relation = session
             .config
             .relations
             .first()
             .map_or(PING_RELATION, String::as_str);
-        let deadline = self.deadline(&session);
-        match session.snapshot(relation, Queue::BlobErrorResponses, Need::Summary, deadline) {
+        let deadline = self.deadline(&session, item_timeout);
+        match session.snapshot(
+            relation,
+            Queue::BlobErrorResponses,
+            SnapshotFor::Count,
+            deadline,
+        ) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == ErrorKind::RelationNotFound => Ok(true),
             Err(e) if e.kind() == ErrorKind::Config => {
@@ -166,9 +220,9 @@ impl Monitor {
     }
 
     /// The configured node names and their relations.
-    pub fn relations(&self) -> Result<Vec<(String, Vec<String>)>> {
-        let setup = self.setup()?;
-        Ok(setup
+    pub(crate) fn relations(&self) -> Result<Vec<(String, Vec<String>)>> {
+        let loaded = self.loaded_config()?;
+        Ok(loaded
             .config
             .nodes
             .values()
@@ -179,16 +233,16 @@ impl Monitor {
     /// The bytes this process's caches hold, over every node (each within
     /// its `cache_max_bytes`).
     pub fn cache_bytes(&self) -> usize {
-        self.setup().map_or(0, |setup| {
-            setup.sessions.values().map(|s| s.cache.bytes()).sum()
+        self.loaded_config().map_or(0, |loaded| {
+            loaded.sessions.values().map(|s| s.cache.bytes()).sum()
         })
     }
 
     /// The secret and the tokens sent of every node loaded now, to scrub
     /// text that did not come through a node's fetch (a panic's message).
-    pub fn known_secrets(&self) -> Vec<Secret> {
-        self.config.loaded().map_or_else(Vec::new, |setup| {
-            setup
+    pub(crate) fn known_secrets(&self) -> Vec<Secret> {
+        self.config.last_good().map_or_else(Vec::new, |loaded| {
+            loaded
                 .sessions
                 .values()
                 .flat_map(|s| s.known_secrets())
@@ -196,7 +250,7 @@ impl Monitor {
         })
     }
 
-    fn setup(&self) -> Result<Arc<Setup>> {
+    fn loaded_config(&self) -> Result<Arc<LoadedConfig>> {
         self.config.current()
     }
 
@@ -210,8 +264,8 @@ impl Monitor {
         if relation == "exalate-test-panic" {
             panic!("injected panic for relation {relation}");
         }
-        let setup = self.setup()?;
-        let session = setup.session(node)?;
+        let loaded = self.loaded_config()?;
+        let session = loaded.session(node)?;
         let queue = queue.map(Queue::parse).transpose()?;
         if relation.is_empty() {
             return Err(
@@ -229,23 +283,15 @@ impl Monitor {
         Ok((session, queue))
     }
 
-    /// The item's deadline: the smaller of the node's `timeout` and the
-    /// item's own (a 7.0 agent's per-item timeout); else whichever is given;
-    /// else the host's.
-    fn deadline(&self, session: &NodeSession) -> Deadline {
-        let timeout = match (session.config.timeout, call_timeout()) {
-            (Some(own), Some(call)) => own.min(call),
-            (own, call) => own.or(call).unwrap_or_else(|| {
-                Duration::from_secs(self.host_timeout_secs.load(Ordering::Relaxed))
-            }),
-        };
-        // Requests give up a little before the timeout, so that even a late
-        // wake-up answers within it (agent 2 drops an answer past it).
-        let margin = (timeout / 10).min(ENFORCEMENT_MARGIN);
-        Deadline {
-            at: Instant::now() + timeout - margin,
-            timeout,
-        }
+    /// The call's deadline, by the one rule ([`timeout::call_timeout`]):
+    /// the node's config timeout, the item's, the agent's.
+    fn deadline(&self, session: &NodeSession, item_timeout: Option<Duration>) -> Deadline {
+        let agent_timeout = Duration::from_secs(self.agent_timeout_secs.load(Ordering::Relaxed));
+        Deadline::after(timeout::call_timeout(
+            session.config.timeout,
+            item_timeout,
+            agent_timeout,
+        ))
     }
 }
 
@@ -284,34 +330,8 @@ fn stats_outcome(
     }
 }
 
-thread_local! {
-    /// The host's timeout for the call running on this thread, when it gave
-    /// one (a 7.0 agent's per-item timeout); see [`Monitor::with_call_timeout`].
-    static CALL_TIMEOUT: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
-}
-
-fn call_timeout() -> Option<Duration> {
-    CALL_TIMEOUT.with(|t| t.get())
-}
-
-impl Monitor {
-    /// Runs `f` with `timeout`, when given, in place of the host timeout for
-    /// nodes without a `timeout` of their own: a 7.0 agent passes each item's
-    /// timeout with the call. Scoped to this thread and this call.
-    pub fn with_call_timeout<R>(&self, timeout: Option<Duration>, f: impl FnOnce() -> R) -> R {
-        struct Restore(Option<Duration>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                CALL_TIMEOUT.with(|t| t.set(self.0));
-            }
-        }
-        let _restore = Restore(CALL_TIMEOUT.with(|t| t.replace(timeout)));
-        f()
-    }
-}
-
 #[cfg(test)]
-mod call_timeout_tests {
+mod deadline_tests {
     use super::*;
     use crate::config::Config;
 
@@ -324,40 +344,37 @@ mod call_timeout_tests {
         NodeSession::new(config.nodes["n"].clone())
     }
 
-    fn picked(monitor: &Monitor, session: &NodeSession) -> u64 {
-        monitor.deadline(session).timeout.as_secs()
+    fn picked(monitor: &Monitor, session: &NodeSession, item_timeout: Option<u64>) -> u64 {
+        let item_timeout = item_timeout.map(Duration::from_secs);
+        monitor.deadline(session, item_timeout).timeout.as_secs()
     }
 
     #[test]
-    fn node_timeout_then_call_timeout_then_host_timeout() {
+    fn node_timeout_then_item_timeout_then_agent_timeout() {
         let monitor = Monitor::new_lazy("/nonexistent".into());
-        monitor.set_host_timeout(3);
+        monitor.set_agent_timeout(3);
         let plain = session(None);
         let own = session(Some(5));
-        assert_eq!(picked(&monitor, &plain), 3);
-        assert_eq!(picked(&monitor, &own), 5);
-        monitor.with_call_timeout(Some(Duration::from_secs(9)), || {
-            assert_eq!(picked(&monitor, &plain), 9);
-            assert_eq!(picked(&monitor, &own), 5, "the smaller wins");
-            monitor.with_call_timeout(Some(Duration::from_secs(2)), || {
-                assert_eq!(picked(&monitor, &own), 2, "the smaller wins");
-            });
-            // Nested: the inner call's own value, then the outer one again.
-            monitor.with_call_timeout(None, || assert_eq!(picked(&monitor, &plain), 3));
-            assert_eq!(picked(&monitor, &plain), 9);
-        });
-        assert_eq!(picked(&monitor, &plain), 3, "scoped to the call");
+        assert_eq!(picked(&monitor, &plain, None), 3);
+        assert_eq!(picked(&monitor, &own, None), 5);
+        assert_eq!(picked(&monitor, &plain, Some(9)), 9);
+        assert_eq!(picked(&monitor, &own, Some(9)), 5, "the smaller wins");
+        assert_eq!(picked(&monitor, &own, Some(2)), 2, "the smaller wins");
+        assert_eq!(picked(&monitor, &plain, None), 3);
+        assert_eq!(picked(&monitor, &plain, Some(9)), 9);
+        assert_eq!(picked(&monitor, &plain, None), 3, "scoped to the call");
     }
 
     #[test]
-    fn a_panic_inside_does_not_leak_the_override() {
+    fn a_panic_inside_does_not_leak_the_item_timeout() {
         let monitor = Monitor::new_lazy("/nonexistent".into());
-        monitor.set_host_timeout(4);
+        monitor.set_agent_timeout(4);
         let plain = session(None);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            monitor.with_call_timeout(Some(Duration::from_secs(1)), || panic!("boom"))
+            picked(&monitor, &plain, Some(1));
+            panic!("boom")
         }));
         assert!(result.is_err());
-        assert_eq!(picked(&monitor, &plain), 4);
+        assert_eq!(picked(&monitor, &plain, None), 4);
     }
 }

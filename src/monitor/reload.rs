@@ -1,115 +1,72 @@
 //! The config file, watched and re-read: at most one `stat` a second, a new
-//! [`Setup`] when the file changed, and the sessions (connections, tokens)
+//! [`LoadedConfig`] when the file changed, and the sessions (connections, tokens)
 //! of nodes whose config did not change carried over.
 
 use super::session::NodeSession;
+use super::watch::WatchedFile;
 use crate::config::Config;
 use crate::error::Result;
+use crate::lock::lock;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
-
-/// How often a watched file is checked for changes.
-pub const RELOAD_CHECK: Duration = Duration::from_secs(1);
 
 /// What a config file gives: the config and one session per node.
-pub struct Setup {
-    pub config: Config,
-    pub sessions: BTreeMap<String, Arc<NodeSession>>,
+pub(crate) struct LoadedConfig {
+    pub(crate) config: Config,
+    pub(crate) sessions: BTreeMap<String, Arc<NodeSession>>,
 }
 
-pub struct ConfigWatch {
+pub(crate) struct ConfigWatch {
     path: PathBuf,
-    loaded: Mutex<Loaded>,
+    state: Mutex<WatchState>,
 }
 
+/// The last load's outcome and the file's stamp then.
 #[derive(Default)]
-struct Loaded {
-    current: Option<Result<Arc<Setup>>>,
+struct WatchState {
+    current: Option<Result<Arc<LoadedConfig>>>,
     file: WatchedFile,
 }
 
-/// A file looked at (one `stat`) at most once per [`RELOAD_CHECK`].
-#[derive(Default)]
-pub struct WatchedFile {
-    stamp: Option<FileStamp>,
-    checked_at: Option<Instant>,
-}
-
-impl WatchedFile {
-    /// Whether `path` changed since the last look (from never looked at,
-    /// whether it exists); `false` until the next look is due.
-    pub fn changed(&mut self, path: &Path) -> bool {
-        if self.checked_at.is_some_and(|t| t.elapsed() < RELOAD_CHECK) {
-            return false;
-        }
-        self.checked_at = Some(Instant::now());
-        let stamp = FileStamp::of(path);
-        let changed = stamp != self.stamp;
-        self.stamp = stamp;
-        changed
-    }
-}
-
-/// What tells a changed file from the one already read.
-#[derive(Clone, PartialEq, Eq)]
-struct FileStamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    inode: u64,
-}
-
-impl FileStamp {
-    fn of(path: &Path) -> Option<FileStamp> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).ok()?;
-        Some(FileStamp {
-            modified: meta.modified().ok(),
-            len: meta.len(),
-            inode: meta.ino(),
-        })
-    }
-}
-
 impl ConfigWatch {
-    pub fn new(path: PathBuf) -> ConfigWatch {
+    pub(crate) fn new(path: PathBuf) -> ConfigWatch {
         ConfigWatch {
             path,
-            loaded: Mutex::new(Loaded::default()),
+            state: Mutex::new(WatchState::default()),
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The current setup, re-reading the config when the file changed.
-    pub fn current(&self) -> Result<Arc<Setup>> {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if loaded.file.changed(&self.path) || loaded.current.is_none() {
-            let previous = match &loaded.current {
-                Some(Ok(setup)) => Some(setup.clone()),
+    /// The config loaded now, re-reading the config when the file changed.
+    pub(crate) fn current(&self) -> Result<Arc<LoadedConfig>> {
+        let mut state = lock(&self.state);
+        if state.file.changed(&self.path) || state.current.is_none() {
+            let previous = match &state.current {
+                Some(Ok(loaded)) => Some(loaded.clone()),
                 _ => None,
             };
             let next = Config::load(&self.path)
-                .map(|config| Arc::new(Setup::new(config, previous.as_deref())));
-            loaded.current = Some(next);
+                .map(|config| Arc::new(LoadedConfig::new(config, previous.as_deref())));
+            state.current = Some(next);
         }
-        loaded.current.clone().expect("loaded above")
+        state.current.clone().expect("loaded above")
     }
 
-    /// The setup loaded now, if it loaded, without looking at the file.
-    pub fn loaded(&self) -> Option<Arc<Setup>> {
-        let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        loaded.current.clone().and_then(|r| r.ok())
+    /// The config loaded now, if it loaded, without looking at the file.
+    pub(crate) fn last_good(&self) -> Option<Arc<LoadedConfig>> {
+        let state = lock(&self.state);
+        state.current.clone().and_then(|r| r.ok())
     }
 }
 
-impl Setup {
+impl LoadedConfig {
     /// Keeps the sessions (connections, tokens) of nodes whose config did
     /// not change; their caches start afresh, like everything after a reload.
-    fn new(config: Config, previous: Option<&Setup>) -> Setup {
+    fn new(config: Config, previous: Option<&LoadedConfig>) -> LoadedConfig {
         let sessions = config
             .nodes
             .values()
@@ -128,10 +85,10 @@ impl Setup {
                 (node.name.clone(), session)
             })
             .collect();
-        Setup { config, sessions }
+        LoadedConfig { config, sessions }
     }
 
-    pub fn session(&self, node: &str) -> Result<Arc<NodeSession>> {
+    pub(crate) fn session(&self, node: &str) -> Result<Arc<NodeSession>> {
         let name = &self.config.node(node)?.name;
         Ok(self.sessions[name].clone())
     }

@@ -2,41 +2,38 @@
 //! cache, and fetching a queue within a deadline.
 
 use super::cache::Cache;
-use super::reload::WatchedFile;
+use super::watch::WatchedFile;
 use crate::auth::Credentials;
 use crate::config::NodeConfig;
 use crate::error::{body_excerpt, Error, ErrorKind, Result, SecretForms};
 use crate::http::{encode_segment, HttpClient};
-use crate::queue::{read_queue, Keep, Queue, QueueSnapshot};
-use crate::secret::Secret;
+use crate::lock::lock;
+use crate::queue::{read_queue, KeepText, Queue, QueueSnapshot};
+use crate::secret::{self, Secret};
+use crate::timeout::Deadline;
 use std::io::Read;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// A count keeps the `queue.get` text of answers under this size, so that a
 /// get of a small queue is served by the same fetch; a larger queue is only
 /// counted (and a get of it fetches again). Bounds what counting holds.
 const KEEP_TEXT_BYTES: u64 = 256 * 1024;
 
-/// What a fetch must give beyond the count.
+/// What a snapshot is fetched for, so what it must give beyond the count.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Need {
-    Summary,
-    Text,
+pub(crate) enum SnapshotFor {
+    /// A count, stats or a ping: the count and the error reasons.
+    Count,
+    /// `queue.get`: the entries' text as well.
+    Get,
 }
 
-/// When an item's time is up, for every request it makes.
-#[derive(Clone, Copy)]
-pub struct Deadline {
-    pub at: Instant,
-    pub timeout: Duration,
-}
-
-pub struct NodeSession {
-    pub config: NodeConfig,
+pub(crate) struct NodeSession {
+    pub(crate) config: NodeConfig,
     credentials: Credentials,
     http: Mutex<HttpState>,
-    pub cache: Cache,
+    pub(crate) cache: Cache,
 }
 
 /// The client, rebuilt when it could not be built (a missing `ca_file` is
@@ -48,7 +45,7 @@ struct HttpState {
 }
 
 impl NodeSession {
-    pub fn new(config: NodeConfig) -> NodeSession {
+    pub(crate) fn new(config: NodeConfig) -> NodeSession {
         let credentials = Credentials::new(config.auth.clone(), config.auth_header);
         let cache = Cache::new(config.cache_ttl, config.cache_max_bytes);
         NodeSession {
@@ -61,20 +58,20 @@ impl NodeSession {
 
     /// The snapshot of a queue: from the cache while fresh, else fetched.
     /// Errors name no place; the caller knows which item asked.
-    pub fn snapshot(
+    pub(crate) fn snapshot(
         &self,
         relation: &str,
         queue: Queue,
-        need: Need,
+        wanted: SnapshotFor,
         deadline: Deadline,
     ) -> Result<Arc<QueueSnapshot>> {
-        if let Some(hit) = self.cache.get(relation, queue, need == Need::Text) {
+        if let Some(hit) = self.cache.get(relation, queue, wanted == SnapshotFor::Get) {
             return hit;
         }
         let generation = self.cache.generation();
-        let keep = match need {
-            Need::Summary => Keep::WhileUnder(KEEP_TEXT_BYTES),
-            Need::Text => Keep::All,
+        let keep = match wanted {
+            SnapshotFor::Count => KeepText::WhileUnder(KEEP_TEXT_BYTES),
+            SnapshotFor::Get => KeepText::All,
         };
         let outcome = self
             .fetch(relation, queue, keep, deadline)
@@ -93,16 +90,16 @@ impl NodeSession {
     /// The snapshots of several queues of a relation, the missing ones
     /// fetched at once, each on its own thread and kept-alive connection:
     /// as long as the slowest, not the sum. The threads live in this call.
-    pub fn snapshots(
+    pub(crate) fn snapshots(
         &self,
         relation: &str,
         queues: &[Queue],
-        need: Need,
+        wanted: SnapshotFor,
         deadline: Deadline,
     ) -> Vec<Result<Arc<QueueSnapshot>>> {
         let mut results: Vec<Option<Result<Arc<QueueSnapshot>>>> = queues
             .iter()
-            .map(|&q| self.cache.get(relation, q, need == Need::Text))
+            .map(|&q| self.cache.get(relation, q, wanted == SnapshotFor::Get))
             .collect();
         let missing: Vec<usize> = (0..queues.len())
             .filter(|&i| results[i].is_none())
@@ -112,21 +109,21 @@ impl NodeSession {
                 let spawned: Vec<_> = rest
                     .iter()
                     .map(|&i| {
-                        let fetch = move || self.snapshot(relation, queues[i], need, deadline);
+                        let fetch = move || self.snapshot(relation, queues[i], wanted, deadline);
                         let handle = std::thread::Builder::new()
                             .name("exalate-fetch".into())
                             .spawn_scoped(scope, fetch);
                         (i, handle)
                     })
                     .collect();
-                results[first] = Some(self.snapshot(relation, queues[first], need, deadline));
+                results[first] = Some(self.snapshot(relation, queues[first], wanted, deadline));
                 for (i, handle) in spawned {
                     results[i] = Some(match handle {
                         Ok(handle) => handle
                             .join()
                             .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
                         // No thread to be had (limits): fetch here, in turn.
-                        Err(_) => self.snapshot(relation, queues[i], need, deadline),
+                        Err(_) => self.snapshot(relation, queues[i], wanted, deadline),
                     });
                 }
             });
@@ -141,7 +138,7 @@ impl NodeSession {
         &self,
         relation: &str,
         queue: Queue,
-        keep: Keep,
+        keep: KeepText,
         deadline: Deadline,
     ) -> Result<QueueSnapshot> {
         self.fetch_once(relation, queue, keep, deadline, true)
@@ -155,7 +152,7 @@ impl NodeSession {
                     e
                 };
                 let secrets = self.credentials.known_secrets();
-                e.redact(&secrets.iter().map(Secret::as_str).collect::<Vec<_>>())
+                e.redact(&secret::texts(&secrets))
             })
     }
 
@@ -163,7 +160,7 @@ impl NodeSession {
         &self,
         relation: &str,
         queue: Queue,
-        keep: Keep,
+        keep: KeepText,
         deadline: Deadline,
         may_retry: bool,
     ) -> Result<QueueSnapshot> {
@@ -230,7 +227,7 @@ impl NodeSession {
         let mut start = Vec::new();
         let _ = body.take(4096).read_to_end(&mut start);
         let secrets = self.credentials.known_secrets();
-        let secrets: Vec<&str> = secrets.iter().map(Secret::as_str).collect();
+        let secrets = secret::texts(&secrets);
         match body_excerpt(&start, &secrets) {
             e if e.is_empty() => "empty body".to_string(),
             e => e,
@@ -238,7 +235,7 @@ impl NodeSession {
     }
 
     /// The secret and the tokens this node's credentials sent.
-    pub fn known_secrets(&self) -> Vec<Secret> {
+    pub(crate) fn known_secrets(&self) -> Vec<Secret> {
         self.credentials.known_secrets()
     }
 
@@ -263,7 +260,7 @@ impl NodeSession {
     /// even if a hostile node echoes it back (as is or JSON-escaped).
     fn scrubbed(&self, mut snapshot: QueueSnapshot) -> QueueSnapshot {
         let secrets = self.credentials.known_secrets();
-        let forms = SecretForms::new(&secrets.iter().map(Secret::as_str).collect::<Vec<_>>());
+        let forms = SecretForms::new(&secret::texts(&secrets));
         let scrub = |text: &str| forms.replace(text);
         if let Some(clean) = snapshot.text.as_deref().and_then(|t| scrub(t)) {
             snapshot.text = Some(Arc::new(clean));
@@ -277,8 +274,4 @@ impl NodeSession {
         }
         snapshot
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -1,4 +1,5 @@
-//! What differs between agent generations, told apart at run time.
+//! 7.0's per-item timeout in `AGENT_REQUEST`: whether the host agent has
+//! the field (told apart at run time) and reading it.
 //!
 //! Zabbix 7.0 appends the item's own timeout to `AGENT_REQUEST` (an `int` at
 //! offset 48); 4.4 to 6.4 end the struct before it, so reading it there reads
@@ -18,28 +19,25 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The symbol whose presence in the host process says `AGENT_REQUEST` has `timeout`.
-pub const ITEM_TIMEOUT_MARKER: &CStr = c"zbx_validate_item_timeout";
-
-/// The longest per-item timeout 7.0 accepts (`ZBX_ITEM_TIMEOUT_MAX`).
-pub const MAX_ITEM_TIMEOUT_SECS: c_int = 600;
+pub(crate) const ITEM_TIMEOUT_MARKER: &CStr = c"zbx_validate_item_timeout";
 
 /// AGENT_REQUEST as 7.0 declares it: the common prefix, `types` (4.4.10+),
 /// then `timeout`. Only ever read through a pointer the agent passed, and
 /// only when [`host_has_item_timeouts`] says the agent has this layout.
 #[repr(C)]
-pub struct AgentRequestV7 {
-    pub key: *mut c_char,
-    pub nparam: c_int,
-    pub params: *mut *mut c_char,
-    pub lastlogsize: u64,
-    pub mtime: c_int,
-    pub types: *mut c_int,
-    pub timeout: c_int,
+pub(crate) struct AgentRequestV7 {
+    pub(crate) key: *mut c_char,
+    pub(crate) nparam: c_int,
+    pub(crate) params: *mut *mut c_char,
+    pub(crate) lastlogsize: u64,
+    pub(crate) mtime: c_int,
+    pub(crate) types: *mut c_int,
+    pub(crate) timeout: c_int,
 }
 
 /// Whether the host process passes per-item timeouts; looked up once per
 /// process (the children inherit the answer when the parent asked first).
-pub fn host_has_item_timeouts() -> bool {
+pub(crate) fn host_has_item_timeouts() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| exports_symbol(ITEM_TIMEOUT_MARKER))
 }
@@ -48,34 +46,30 @@ pub fn host_has_item_timeouts() -> bool {
 /// program and the libraries loaded with it (our own module is loaded with
 /// RTLD_LOCAL and is not searched). Nothing is called through the address.
 #[allow(unsafe_code)]
-pub fn exports_symbol(name: &CStr) -> bool {
+pub(crate) fn exports_symbol(name: &CStr) -> bool {
     // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name has no
     // preconditions; a missing symbol gives NULL.
     !unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) }.is_null()
 }
 
 /// The item's own timeout, when the host has the field and it holds a
-/// timeout 7.0 could have set (1 to 600 s); else `None`: use the global one.
+/// timeout 7.0 could have set (1 to 600 s, [`crate::timeout`]); else
+/// `None`: the agent's Timeout applies.
 ///
 /// # Safety
 /// `request` is null or points to the agent's AGENT_REQUEST, and when
 /// `has_field` is true that request has 7.0's layout.
 #[allow(unsafe_code)]
-pub unsafe fn item_timeout(request: *const AgentRequest, has_field: bool) -> Option<Duration> {
+pub(crate) unsafe fn item_timeout(
+    request: *const AgentRequest,
+    has_field: bool,
+) -> Option<Duration> {
     if !has_field || request.is_null() {
         return None;
     }
     // SAFETY: caller's contract: a 7.0 request, valid for the call.
     let raw = unsafe { (*request.cast::<AgentRequestV7>()).timeout };
-    valid_item_timeout(raw)
-}
-
-/// A raw per-item timeout as a duration, when it is one 7.0 accepts (0 is
-/// 7.0's "undefined").
-pub fn valid_item_timeout(raw: c_int) -> Option<Duration> {
-    (1..=MAX_ITEM_TIMEOUT_SECS)
-        .contains(&raw)
-        .then(|| Duration::from_secs(raw as u64))
+    crate::timeout::item_timeout_from_secs(raw.into())
 }
 
 #[cfg(test)]
@@ -95,16 +89,6 @@ mod tests {
             size_of::<AgentRequest>() <= 48,
             "never reads past a 6.0 request"
         );
-    }
-
-    #[test]
-    fn only_timeouts_7_0_accepts_are_used() {
-        assert_eq!(valid_item_timeout(1), Some(Duration::from_secs(1)));
-        assert_eq!(valid_item_timeout(45), Some(Duration::from_secs(45)));
-        assert_eq!(valid_item_timeout(600), Some(Duration::from_secs(600)));
-        for raw in [0, -1, 601, c_int::MAX, c_int::MIN] {
-            assert_eq!(valid_item_timeout(raw), None, "{raw}");
-        }
     }
 
     fn request_v7(timeout: c_int) -> AgentRequestV7 {

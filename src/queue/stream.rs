@@ -1,4 +1,4 @@
-//! The six queues of a relation and the streaming parser of their answers.
+//! The streaming parser of a queue's answer.
 //!
 //! A queue answer is a JSON array that can hold hundreds of thousands of
 //! entries, each with a large `encodedPayload`. The parser reads it straight
@@ -7,6 +7,7 @@
 //! parsing) only while the answer is small, enforces the size cap as it
 //! reads, and checks that the answer is UTF-8.
 
+use super::Queue;
 use crate::error::{Error, ErrorKind, Result};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::cell::Cell;
@@ -16,109 +17,33 @@ use std::io::{self, Read};
 use std::rc::Rc;
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Queue {
-    SyncRequests,
-    BlobRequests,
-    SyncResponses,
-    BlobResponses,
-    ErrorResponses,
-    BlobErrorResponses,
-}
-
-impl Queue {
-    pub const ALL: [Queue; 6] = [
-        Queue::SyncRequests,
-        Queue::BlobRequests,
-        Queue::SyncResponses,
-        Queue::BlobResponses,
-        Queue::ErrorResponses,
-        Queue::BlobErrorResponses,
-    ];
-
-    /// The name used in item keys, stats and the URL's last segment.
-    pub fn name(self) -> &'static str {
-        match self {
-            Queue::SyncRequests => "syncrequests",
-            Queue::BlobRequests => "blobrequests",
-            Queue::SyncResponses => "syncresponses",
-            Queue::BlobResponses => "blobresponses",
-            Queue::ErrorResponses => "errorresponses",
-            Queue::BlobErrorResponses => "bloberrorresponses",
-        }
-    }
-
-    /// The path below `relations/{relation}/`.
-    pub fn path(self) -> &'static str {
-        match self {
-            Queue::SyncRequests => "syncevents/syncrequests",
-            Queue::BlobRequests => "syncevents/blobrequests",
-            Queue::SyncResponses => "syncrequests/syncresponses",
-            Queue::BlobResponses => "syncrequests/blobresponses",
-            Queue::ErrorResponses => "syncrequests/errorresponses",
-            Queue::BlobErrorResponses => "syncrequests/bloberrorresponses",
-        }
-    }
-
-    /// The entry field that says why an error entry failed.
-    pub fn reason_field(self) -> Option<&'static str> {
-        match self {
-            Queue::ErrorResponses => Some("errorReason"),
-            Queue::BlobErrorResponses => Some("blobErrorReason"),
-            _ => None,
-        }
-    }
-
-    pub fn parse(name: &str) -> Result<Queue> {
-        Queue::ALL
-            .into_iter()
-            .find(|q| q.name() == name)
-            .ok_or_else(|| {
-                let valid: Vec<&str> = Queue::ALL.iter().map(|q| q.name()).collect();
-                Error::new(
-                    ErrorKind::UnknownQueue,
-                    format!(
-                        "unknown queue {}; valid queues: {}",
-                        crate::error::quoted(name),
-                        valid.join(", ")
-                    ),
-                )
-            })
-    }
-}
-
-impl fmt::Display for Queue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// The reason tallied for an error entry without one.
 pub const UNKNOWN_REASON: &str = "UNKNOWN";
 /// Where reasons past [`MAX_REASONS`] distinct ones are tallied.
-pub const OTHER_REASONS: &str = "OTHER";
+pub(crate) const OTHER_REASONS: &str = "OTHER";
 /// Distinct error reasons kept per queue: a hostile node cannot grow the
 /// tally (and the stats value) with the number of entries.
-pub const MAX_REASONS: usize = 64;
+pub(crate) const MAX_REASONS: usize = 64;
 /// Longer reasons are cut to this many bytes (at a character boundary).
-pub const MAX_REASON_BYTES: usize = 200;
+pub(crate) const MAX_REASON_BYTES: usize = 200;
 /// The entry field dropped from `queue.get` text.
 const PAYLOAD_FIELD: &str = "encodedPayload";
 
 /// What one fetch of a queue tells.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct QueueSnapshot {
+    /// Entries in the queue.
     pub count: u64,
     /// Error reason -> entries (error queues only).
     pub reasons: BTreeMap<String, u64>,
     /// The entries as a JSON array without `encodedPayload`, written while
-    /// parsing; None when the answer was too large to keep (see [`Keep`]).
+    /// parsing; None when the answer was too large to keep (see [`KeepText`]).
     pub text: Option<Arc<String>>,
 }
 
 impl QueueSnapshot {
     /// Heap bytes this snapshot holds, for the cache's budget.
-    pub fn heap_bytes(&self) -> usize {
+    pub(crate) fn heap_bytes(&self) -> usize {
         const NODE_OVERHEAD: usize = 48;
         self.text.as_ref().map_or(0, |t| t.len())
             + self
@@ -131,7 +56,7 @@ impl QueueSnapshot {
 
 /// How much of the answer a fetch keeps as `queue.get` text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keep {
+pub enum KeepText {
     /// Keep the text while the answer read so far is under this many bytes;
     /// past it, drop it and only count (memory stays flat).
     WhileUnder(u64),
@@ -144,7 +69,7 @@ pub fn read_queue(
     queue: Queue,
     body: impl Read,
     max_bytes: u64,
-    keep: Keep,
+    keep: KeepText,
 ) -> Result<QueueSnapshot> {
     let consumed = Rc::new(Cell::new(0u64));
     let reader = CheckedReader {
@@ -185,7 +110,7 @@ fn json_error(e: serde_json::Error) -> Error {
                     "malformed JSON: the response is not valid UTF-8",
                 );
             }
-            crate::http::io_error(&io)
+            crate::error::io_error(&io)
         }
         Category::Syntax | Category::Eof => {
             Error::new(ErrorKind::BadResponse, format!("malformed JSON: {e}"))
@@ -267,7 +192,7 @@ fn check_utf8(bytes: &[u8]) -> std::result::Result<Option<&[u8]>, ()> {
 struct QueueVisitor {
     queue: Queue,
     consumed: Rc<Cell<u64>>,
-    keep: Keep,
+    keep: KeepText,
 }
 
 impl<'de> Visitor<'de> for QueueVisitor {
@@ -290,8 +215,8 @@ impl<'de> Visitor<'de> for QueueVisitor {
         }
         loop {
             let keeping = match self.keep {
-                Keep::All => true,
-                Keep::WhileUnder(limit) => self.consumed.get() < limit,
+                KeepText::All => true,
+                KeepText::WhileUnder(limit) => self.consumed.get() < limit,
             };
             if !keeping {
                 text = None;
@@ -597,7 +522,7 @@ mod tests {
     use serde_json::Value;
 
     fn read(queue: Queue, body: &[u8]) -> Result<QueueSnapshot> {
-        read_queue(queue, body, 1 << 20, Keep::WhileUnder(1 << 20))
+        read_queue(queue, body, 1 << 20, KeepText::WhileUnder(1 << 20))
     }
 
     #[test]
@@ -638,12 +563,12 @@ mod tests {
             Queue::SyncRequests,
             body.as_bytes(),
             1 << 20,
-            Keep::WhileUnder(100_000),
+            KeepText::WhileUnder(100_000),
         )
         .unwrap();
         assert_eq!(s.count, 500);
         assert_eq!(s.text, None);
-        let all = read_queue(Queue::SyncRequests, body.as_bytes(), 1 << 20, Keep::All).unwrap();
+        let all = read_queue(Queue::SyncRequests, body.as_bytes(), 1 << 20, KeepText::All).unwrap();
         assert_eq!(*all.text.unwrap(), body);
     }
 
@@ -651,7 +576,13 @@ mod tests {
     fn text_is_the_answer_without_payloads_at_any_depth() {
         let body = r#"[ {"a":[1,-2,3.5,true,false,null,"x\"\u00e9"],"encodedPayload":"p",
             "b":{"encodedPayload":{"deep":1},"c":[{"encodedPayload":2,"d":[]}]},"e":{}},{} ]"#;
-        let s = read_queue(Queue::ErrorResponses, body.as_bytes(), 1 << 20, Keep::All).unwrap();
+        let s = read_queue(
+            Queue::ErrorResponses,
+            body.as_bytes(),
+            1 << 20,
+            KeepText::All,
+        )
+        .unwrap();
         let text = s.text.unwrap();
         assert_eq!(
             &*text,
@@ -679,7 +610,7 @@ mod tests {
             Queue::ErrorResponses,
             body.as_bytes(),
             1 << 20,
-            Keep::WhileUnder(0),
+            KeepText::WhileUnder(0),
         )
         .unwrap();
         assert_eq!(s.count, MAX_REASONS as u64 + 37);
@@ -731,14 +662,15 @@ mod tests {
             "{e}"
         );
         let body = format!("[{{\"a\":{}{}}}]", "[".repeat(10_000), "]".repeat(10_000));
-        let e = read_queue(Queue::SyncRequests, body.as_bytes(), 1 << 20, Keep::All).unwrap_err();
+        let e =
+            read_queue(Queue::SyncRequests, body.as_bytes(), 1 << 20, KeepText::All).unwrap_err();
         assert!(e.message().contains("recursion limit exceeded"), "{e}");
         // Counting skips the entry without building it, and survives too.
         let counted = read_queue(
             Queue::SyncRequests,
             body.as_bytes(),
             1 << 20,
-            Keep::WhileUnder(0),
+            KeepText::WhileUnder(0),
         );
         assert!(counted.is_ok() || counted.unwrap_err().message().contains("recursion limit"));
     }
@@ -748,8 +680,13 @@ mod tests {
         let mut body = br#"[{"summary":""#.to_vec();
         body.extend_from_slice(&[0xff, 0xfe]);
         body.extend_from_slice(br#""}]"#);
-        let e =
-            read_queue(Queue::SyncRequests, &body[..], 1 << 20, Keep::WhileUnder(0)).unwrap_err();
+        let e = read_queue(
+            Queue::SyncRequests,
+            &body[..],
+            1 << 20,
+            KeepText::WhileUnder(0),
+        )
+        .unwrap_err();
         assert_eq!(
             e.message(),
             "malformed JSON: the response is not valid UTF-8"
@@ -775,7 +712,7 @@ mod tests {
             Queue::SyncRequests,
             OneByte(body.as_bytes()),
             1 << 20,
-            Keep::All,
+            KeepText::All,
         )
         .unwrap();
         assert_eq!(&*s.text.unwrap(), body);
@@ -784,7 +721,7 @@ mod tests {
     #[test]
     fn size_cap_is_enforced_while_reading() {
         let body = format!("[{}]", vec!["{}"; 1000].join(","));
-        let e = read_queue(Queue::SyncRequests, body.as_bytes(), 100, Keep::All).unwrap_err();
+        let e = read_queue(Queue::SyncRequests, body.as_bytes(), 100, KeepText::All).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::TooLarge);
         assert_eq!(
             e.message(),
@@ -794,22 +731,8 @@ mod tests {
             Queue::SyncRequests,
             body.as_bytes(),
             body.len() as u64,
-            Keep::All
+            KeepText::All
         )
         .is_ok());
-    }
-
-    #[test]
-    fn queue_names() {
-        assert_eq!(
-            Queue::parse("bloberrorresponses").unwrap(),
-            Queue::BlobErrorResponses
-        );
-        let e = Queue::parse("errors").unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::UnknownQueue);
-        assert_eq!(
-            e.message(),
-            "unknown queue 'errors'; valid queues: syncrequests, blobrequests, syncresponses, blobresponses, errorresponses, bloberrorresponses"
-        );
     }
 }

@@ -1,36 +1,50 @@
-//! The Zabbix loadable-module ABI (api version 2), declared here so the
-//! module links nothing from the agent and works across agent versions.
+//! Front end 1: the classic agent's (`zabbix_agentd`) loadable-module ABI
+//! (api version 2), declared here so the module links nothing from the
+//! agent and works across agent versions.
 //! Only the fields common to every version (4.0 to 7.x) are read or written,
-//! save 7.0's per-item `timeout`, read only where `compat` finds a 7.0+ agent.
+//! save 7.0's per-item `timeout`, read only where `item_timeout` finds a 7.0+ agent.
 //!
 //! The agent loads the module, calls `zbx_module_init` and `zbx_module_item_list`
 //! in its parent process, then forks: item functions run in the children, so
 //! every piece of state (config, HTTP agents, tokens, cache) is created on the
 //! first item call, in the process that uses it.
 
-pub mod compat;
+mod item_timeout;
 
 use crate::boundary::{ffi_fn, PanicOrDefault};
 use crate::config;
-use crate::items::{self, Item, ItemValue};
+use crate::items::{self, Item, ItemValue, ITEMS};
+use crate::lock::lock;
 use crate::monitor::Monitor;
+use crate::timeout;
 use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// The module API version this module implements.
 pub const ZBX_MODULE_API_VERSION: c_int = 2;
+/// `zbx_module_init`/`uninit` succeeded.
 pub const ZBX_MODULE_OK: c_int = 0;
+/// `zbx_module_init`/`uninit` failed.
 pub const ZBX_MODULE_FAIL: c_int = -1;
+/// An item function gave a value.
 pub const SYSINFO_RET_OK: c_int = 0;
+/// An item function failed (its message, if any, in `AgentResult::msg`).
 pub const SYSINFO_RET_FAIL: c_int = 1;
+/// A `ZbxMetric` flag: the key takes parameters.
 pub const CF_HAVEPARAMS: c_uint = 0x01;
+/// `AgentResult::type_` bit: `ui64` is set.
 pub const AR_UINT64: c_int = 0x01;
+/// `AgentResult::type_` bit: `str_` is set.
 pub const AR_STRING: c_int = 0x04;
+/// `AgentResult::type_` bit: `text` is set.
 pub const AR_TEXT: c_int = 0x08;
+/// `AgentResult::type_` bit: `msg` is set.
 pub const AR_MESSAGE: c_int = 0x20;
 
+/// An item function, as the agent calls it.
 pub type ItemFunction = unsafe extern "C" fn(*mut AgentRequest, *mut AgentResult) -> SysinfoRet;
 
 /// What an item function returns (an int to the agent): SYSINFO_RET_OK or
@@ -72,9 +86,13 @@ impl PanicOrDefault for ApiVersion {
 /// ZBX_METRIC: 32 bytes in every version.
 #[repr(C)]
 pub struct ZbxMetric {
+    /// The item key; NULL ends the list.
     pub key: *const c_char,
+    /// `CF_HAVEPARAMS` or 0 (the agent adds its own bits).
     pub flags: c_uint,
+    /// The item function.
     pub function: Option<ItemFunction>,
+    /// Parameters for `zabbix_agentd -p`/`-t`, or NULL.
     pub test_param: *const c_char,
 }
 
@@ -82,63 +100,123 @@ pub struct ZbxMetric {
 /// versions append fields (`types`, 7.0's `timeout`) that are not read here.
 #[repr(C)]
 pub struct AgentRequest {
+    /// The item key, without parameters.
     pub key: *mut c_char,
+    /// How many parameters `params` holds.
     pub nparam: c_int,
+    /// The parameters, each a C string.
     pub params: *mut *mut c_char,
+    /// For log items (not used here).
     pub lastlogsize: u64,
+    /// For log items (not used here).
     pub mtime: c_int,
 }
 
 /// AGENT_RESULT as in 4.0 to 6.4 (7.0 appends `bin`, which is not touched).
 #[repr(C)]
 pub struct AgentResult {
+    /// For log items (not used here).
     pub lastlogsize: u64,
+    /// An unsigned value (`AR_UINT64`).
     pub ui64: u64,
+    /// A float value (not used here).
     pub dbl: f64,
+    /// A string value (`AR_STRING`), from malloc.
     pub str_: *mut c_char,
+    /// A text value (`AR_TEXT`), from malloc.
     pub text: *mut c_char,
+    /// The failure message (`AR_MESSAGE`), from malloc.
     pub msg: *mut c_char,
+    /// For log items (not used here).
     pub log: *mut c_void,
+    /// Which of the values are set (`AR_*` bits).
     pub type_: c_int,
+    /// For log items (not used here).
     pub mtime: c_int,
 }
 
 /// The agent's Timeout, as given by `zbx_module_item_timeout`.
-static AGENT_TIMEOUT_SECS: AtomicU64 = AtomicU64::new(3);
+static AGENT_TIMEOUT_SECS: AtomicU64 = AtomicU64::new(timeout::DEFAULT_AGENT_TIMEOUT_SECS);
 
 /// Created on the first item call, in the agent process that serves it;
 /// dropped by `zbx_module_uninit`, so nothing is left when the agent unloads us.
 static MONITOR: Mutex<Option<Arc<Monitor>>> = Mutex::new(None);
 
 fn monitor() -> Arc<Monitor> {
-    let mut slot = MONITOR.lock().unwrap_or_else(|p| p.into_inner());
+    let mut slot = lock(&MONITOR);
     slot.get_or_insert_with(|| {
         let monitor = Monitor::new_lazy(config::default_path());
-        monitor.set_host_timeout(AGENT_TIMEOUT_SECS.load(Ordering::Relaxed));
+        monitor.set_agent_timeout(AGENT_TIMEOUT_SECS.load(Ordering::Relaxed));
         Arc::new(monitor)
     })
     .clone()
 }
 
-/// The item functions, one per key, each through the C boundary.
-macro_rules! item_functions {
-    ($($name:ident => $item:expr),* $(,)?) => {$(
-        ffi_fn! {
-            unsafe fn $name(request: *mut AgentRequest, result: *mut AgentResult) -> SysinfoRet {
-                // SAFETY: the agent passes valid pointers for the call's duration.
-                SysinfoRet(unsafe { serve_item($item, request, result) })
-            }
-        }
-    )*};
+/// The most items the module's list can hold; [`ITEMS`] has fewer.
+const MAX_ITEMS: usize = 16;
+const _: () = assert!(ITEMS.len() <= MAX_ITEMS, "raise MAX_ITEMS");
+
+ffi_fn! {
+    /// The item function of the `N`th entry of [`ITEMS`], through the C
+    /// boundary (one instance per item).
+    unsafe fn item_function<const N: usize>(request: *mut AgentRequest, result: *mut AgentResult) -> SysinfoRet {
+        let Some(spec) = ITEMS.get(N) else {
+            return SysinfoRet(SYSINFO_RET_FAIL);
+        };
+        // SAFETY: the agent passes valid pointers for the call's duration.
+        SysinfoRet(unsafe { serve_item(spec.item, request, result) })
+    }
 }
 
-item_functions! {
-    item_queue_count => Item::QueueCount,
-    item_queue_get => Item::QueueGet,
-    item_relation_stats => Item::RelationStats,
-    item_discovery => Item::Discovery,
-    item_node_ping => Item::NodePing,
-    item_module_version => Item::ModuleVersion,
+/// One instance of [`item_function`] per place in the list; the list takes
+/// the first `ITEMS.len()`.
+const ITEM_FUNCTIONS: [ItemFunction; MAX_ITEMS] = [
+    item_function::<0>,
+    item_function::<1>,
+    item_function::<2>,
+    item_function::<3>,
+    item_function::<4>,
+    item_function::<5>,
+    item_function::<6>,
+    item_function::<7>,
+    item_function::<8>,
+    item_function::<9>,
+    item_function::<10>,
+    item_function::<11>,
+    item_function::<12>,
+    item_function::<13>,
+    item_function::<14>,
+    item_function::<15>,
+];
+
+/// The module's entries, one per item of [`ITEMS`] and a NULL key to end.
+const ITEM_LIST_LEN: usize = ITEMS.len() + 1;
+
+/// The module's list, built from [`ITEMS`]: the key, `CF_HAVEPARAMS` for
+/// keys that take parameters, the function and the test parameters.
+const fn item_list() -> [ZbxMetric; ITEM_LIST_LEN] {
+    const END: ZbxMetric = ZbxMetric {
+        key: std::ptr::null(),
+        flags: 0,
+        function: None,
+        test_param: std::ptr::null(),
+    };
+    let mut list = [END; ITEM_LIST_LEN];
+    let mut i = 0;
+    while i < ITEMS.len() {
+        let spec = &ITEMS[i];
+        list[i] = ZbxMetric {
+            key: spec.c_key.as_ptr(),
+            flags: if spec.arity > 0 { CF_HAVEPARAMS } else { 0 },
+            function: Some(ITEM_FUNCTIONS[i]),
+            test_param: match spec.test_params {
+                Some(params) => params.as_ptr(),
+                None => std::ptr::null(),
+            },
+        };
+        i += 1;
+    }
+    list
 }
 
 /// The item table, handed to the agent as a pointer: the agent rewrites
@@ -146,59 +224,17 @@ item_functions! {
 /// as the process. Rust never reads or writes it after the hand-over; the
 /// wrapper is what lets a `static` hold raw pointers and interior mutability
 /// without `static mut` (no references to a `static mut`, edition 2024).
-struct ItemList(UnsafeCell<[ZbxMetric; 7]>);
+struct ItemList(UnsafeCell<[ZbxMetric; ITEM_LIST_LEN]>);
 
 // SAFETY: Rust code only takes the table's address; the agent's own
 // threads and processes are what write it, under the agent's rules.
 #[allow(unsafe_code)]
 unsafe impl Sync for ItemList {}
 
-static ITEM_LIST: ItemList = ItemList(UnsafeCell::new([
-    ZbxMetric {
-        key: c"exalate.queue.count".as_ptr(),
-        flags: CF_HAVEPARAMS,
-        function: Some(item_queue_count),
-        test_param: c",AllContent,syncrequests".as_ptr(),
-    },
-    ZbxMetric {
-        key: c"exalate.queue.get".as_ptr(),
-        flags: CF_HAVEPARAMS,
-        function: Some(item_queue_get),
-        test_param: c",AllContent,errorresponses".as_ptr(),
-    },
-    ZbxMetric {
-        key: c"exalate.relation.stats".as_ptr(),
-        flags: CF_HAVEPARAMS,
-        function: Some(item_relation_stats),
-        test_param: c",AllContent".as_ptr(),
-    },
-    ZbxMetric {
-        key: c"exalate.discovery".as_ptr(),
-        flags: 0,
-        function: Some(item_discovery),
-        test_param: std::ptr::null(),
-    },
-    ZbxMetric {
-        key: c"exalate.node.ping".as_ptr(),
-        flags: CF_HAVEPARAMS,
-        function: Some(item_node_ping),
-        test_param: c"".as_ptr(),
-    },
-    ZbxMetric {
-        key: c"exalate.module.version".as_ptr(),
-        flags: 0,
-        function: Some(item_module_version),
-        test_param: std::ptr::null(),
-    },
-    ZbxMetric {
-        key: std::ptr::null(),
-        flags: 0,
-        function: None,
-        test_param: std::ptr::null(),
-    },
-]));
+static ITEM_LIST: ItemList = ItemList(UnsafeCell::new(item_list()));
 
 ffi_fn! {
+    /// The module API version the module implements (2).
     pub fn zbx_module_api_version() -> ApiVersion {
         ApiVersion(ZBX_MODULE_API_VERSION)
     }
@@ -221,21 +257,24 @@ ffi_fn! {
     pub fn zbx_module_uninit() -> ModuleRet {
         #[cfg(feature = "fault-injection")]
         crate::secret::UNINIT_STARTED.store(true, Ordering::SeqCst);
-        let monitor = MONITOR.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let monitor = lock(&MONITOR).take();
         drop(monitor);
         ModuleRet(ZBX_MODULE_OK)
     }
 }
 
 ffi_fn! {
+    /// The module's items, ending with a NULL key: built from the item table.
     pub fn zbx_module_item_list() -> *mut ZbxMetric {
         ITEM_LIST.0.get().cast()
     }
 }
 
 ffi_fn! {
+    /// The agent's Timeout option, clamped to 1 to 30 s (see `timeout.rs`).
     pub fn zbx_module_item_timeout(timeout: c_int) -> () {
-        AGENT_TIMEOUT_SECS.store(timeout.clamp(1, 30) as u64, Ordering::Relaxed);
+        let seconds = timeout::clamp_agent_timeout(timeout.max(0) as u64);
+        AGENT_TIMEOUT_SECS.store(seconds, Ordering::Relaxed);
     }
 }
 
@@ -255,13 +294,14 @@ unsafe fn serve_item(item: Item, request: *mut AgentRequest, result: *mut AgentR
         // SAFETY: see the function's contract.
         let params = unsafe { read_params(request) }.map_err(|m| format!("{m}."))?;
         let params: Vec<&str> = params.iter().map(String::as_str).collect();
-        // SAFETY: as above; the layout is the one `compat` detected.
-        let timeout = unsafe { compat::item_timeout(request, compat::host_has_item_timeouts()) };
-        items::answer(&monitor(), item, &params, timeout)
+        // SAFETY: as above; the layout is the one `item_timeout` detected.
+        let timeout =
+            unsafe { item_timeout::item_timeout(request, item_timeout::host_has_item_timeouts()) };
+        items::value_or_failure(&monitor(), item, &params, timeout)
     }));
     let outcome = outcome.unwrap_or_else(|panic| {
         // The monitor, if making it was not what panicked.
-        let monitor = MONITOR.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let monitor = lock(&MONITOR).clone();
         Err(items::panic_failure(monitor.as_deref(), &*panic))
     });
     // SAFETY: `result` is the agent's, non-null (checked above).
@@ -330,7 +370,7 @@ unsafe fn read_params(request: *const AgentRequest) -> Result<Vec<String>, Strin
 /// A copy of `s` in libc's heap: the agent frees results with free().
 /// Interior NULs, which C would cut the value at, become spaces.
 #[allow(unsafe_code)]
-pub fn malloc_cstring(s: &str) -> *mut c_char {
+pub(crate) fn malloc_cstring(s: &str) -> *mut c_char {
     let bytes = s.as_bytes();
     // SAFETY: malloc of len + 1; checked for NULL before writing.
     unsafe {
@@ -346,5 +386,52 @@ pub fn malloc_cstring(s: &str) -> *mut c_char {
         }
         *ptr.add(bytes.len()) = 0;
         ptr.cast()
+    }
+}
+
+#[cfg(test)]
+#[allow(unsafe_code)]
+mod tests {
+    use super::*;
+
+    /// The list the table gives is the one the module always handed over.
+    #[test]
+    fn item_list_comes_from_the_table() {
+        let expected: [(&CStr, c_uint, Option<&CStr>); 6] = [
+            (
+                c"exalate.queue.count",
+                CF_HAVEPARAMS,
+                Some(c",AllContent,syncrequests"),
+            ),
+            (
+                c"exalate.queue.get",
+                CF_HAVEPARAMS,
+                Some(c",AllContent,errorresponses"),
+            ),
+            (
+                c"exalate.relation.stats",
+                CF_HAVEPARAMS,
+                Some(c",AllContent"),
+            ),
+            (c"exalate.discovery", 0, None),
+            (c"exalate.node.ping", CF_HAVEPARAMS, Some(c"")),
+            (c"exalate.module.version", 0, None),
+        ];
+        let list = item_list();
+        assert_eq!(list.len(), expected.len() + 1);
+        for (metric, (key, flags, test_param)) in list.iter().zip(expected) {
+            // SAFETY: the table's keys and test parameters are static C strings.
+            unsafe {
+                assert_eq!(CStr::from_ptr(metric.key), key);
+                assert_eq!(
+                    (!metric.test_param.is_null()).then(|| CStr::from_ptr(metric.test_param)),
+                    test_param
+                );
+            }
+            assert_eq!(metric.flags, flags);
+            assert!(metric.function.is_some());
+        }
+        let end = &list[expected.len()];
+        assert!(end.key.is_null() && end.function.is_none() && end.test_param.is_null());
     }
 }

@@ -1,0 +1,162 @@
+//! Reading the files the module is pointed at (the config, secret and
+//! token files, a CA file) and the errors they give: never blocking on a
+//! FIFO or a device, checks made on the open file, secrets zeroed.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::secret::Secret;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// What a permission error on the agent's files adds.
+const RUNS_AS_ZABBIX: &str = " (the agent runs as user zabbix: chown root:zabbix and chmod 0640)";
+
+/// The config file's text, or why it cannot be read (`path_env` names the
+/// variable that points at another file).
+pub(crate) fn read_config_text(path: &Path, path_env: &str) -> Result<String> {
+    let text = read_file(path).and_then(|bytes| {
+        String::from_utf8(bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    });
+    text.map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::InvalidData => "is not UTF-8 text".to_string(),
+            std::io::ErrorKind::PermissionDenied => {
+                format!("cannot read: {}{RUNS_AS_ZABBIX}", io_reason(&e))
+            }
+            std::io::ErrorKind::NotFound => format!(
+                "cannot read: {} (create it, or set {path_env})",
+                io_reason(&e)
+            ),
+            _ => format!("cannot read: {}", io_reason(&e)),
+        };
+        Error::new(
+            ErrorKind::Config,
+            format!("config {}: {why}", path.display()),
+        )
+    })
+}
+
+/// Reads a secret or token file, refusing one that others can read. The
+/// file is opened once and its type and mode are read from the open file
+/// (fstat), so what is checked is what is read, whatever happens to the
+/// path meanwhile. Every buffer that held the content is zeroed.
+pub(crate) fn read_secret_file(what: &str, path: &Path) -> Result<Secret> {
+    use std::io::Read;
+    let fail = |msg: String| {
+        Error::new(
+            ErrorKind::Config,
+            format!("{what} {}: {msg}", path.display()),
+        )
+    };
+    let cannot_read = |e: std::io::Error| {
+        let mut msg = format!("cannot read: {}", io_reason(&e));
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            msg.push_str(RUNS_AS_ZABBIX);
+        }
+        fail(msg)
+    };
+    let (mut file, meta) = open_file(path).map_err(cannot_read)?;
+    if !meta.is_file() {
+        return Err(fail("is not a regular file".into()));
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o004 != 0 {
+        return Err(fail(format!(
+            "is readable by others (mode {:04o}); run: chmod o-rwx {} (and chown root:zabbix, chmod 0640)",
+            mode & 0o7777,
+            path.display()
+        )));
+    }
+    let mut content = Vec::new();
+    let read = file.read_to_end(&mut content);
+    let text = read
+        .map_err(cannot_read)
+        .and_then(|_| std::str::from_utf8(&content).map_err(|_| fail("is not UTF-8 text".into())))
+        .map(|text| Secret::new(text.trim().to_string()));
+    crate::secret::zero(&mut content);
+    let secret = text?;
+    if secret.as_str().is_empty() {
+        return Err(fail("is empty".into()));
+    }
+    Ok(secret)
+}
+
+/// Reads a whole file the module was pointed at (config, secret, token, CA),
+/// refusing anything but a regular file: a FIFO or a device would block the
+/// agent process or never end. Opened without blocking, checked on the open
+/// file itself.
+pub(crate) fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let (mut file, meta) = open_file(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Opens `path` for reading without blocking (a FIFO's open would wait for
+/// a writer) and gives the open file's own metadata (fstat): checks on it
+/// hold for what is read, unlike a check of the path before opening.
+pub(crate) fn open_file(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    Ok((file, meta))
+}
+
+/// An io::Error's reason without the "(os error N)" noise.
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_file(name: &str, content: &str, mode: u32) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("exalate-fs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    #[test]
+    fn refuses_world_readable_files() {
+        let file = temp_file("open.jwt", "abc", 0o644);
+        let e = read_secret_file("token_file", &file).unwrap_err();
+        assert!(
+            e.message()
+                .contains("is readable by others (mode 0644); run: chmod o-rwx"),
+            "{e}"
+        );
+        assert!(!e.message().contains("abc"));
+    }
+
+    #[test]
+    fn missing_and_empty_files() {
+        let e = read_secret_file("token_file", Path::new("/nonexistent/t.jwt")).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "token_file /nonexistent/t.jwt: cannot read: No such file or directory"
+        );
+        let empty = temp_file("empty.jwt", " \n", 0o600);
+        assert!(read_secret_file("token_file", &empty)
+            .unwrap_err()
+            .message()
+            .ends_with("is empty"));
+    }
+}
