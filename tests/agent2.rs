@@ -7,7 +7,7 @@
 //! driven directly over its socket. Ignored (run by `make stress`): the
 //! plugin's RSS over a 90-second soak.
 
-mod common;
+pub mod common;
 
 use common::*;
 use std::io::{Read, Write};
@@ -180,7 +180,7 @@ fn twenty_starts_and_stops_in_a_row() {
     let env = TestEnv::new("agent2-restarts");
     for round in 0..20 {
         let port = free_port();
-        let conf = Agent2Conf::new(&env.dir, port, "");
+        let conf = AgentConf::write(&env.dir, port, &AgentOptions::agent2());
         let mut agent2 = AgentDaemon::spawn_program(
             AGENT2,
             &conf.path,

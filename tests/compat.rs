@@ -16,7 +16,7 @@
 //! compat-test` provides. Plain `cargo test` lists them as ignored; run by
 //! hand without that environment, they fail and say why.
 
-mod common;
+pub mod common;
 
 use common::*;
 use fake_exalate_node::NodeConfig;

@@ -2,7 +2,7 @@
 //! answers agent.ping, and the module's items give the precise error, with
 //! the file's path and line.
 
-use crate::support::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 
 /// What a case writes next to its config.
@@ -394,7 +394,7 @@ fn run_case(env: &Env, case: &Case, config_path: &Path) {
             chown(config_path, 0, zabbix_ids().1);
         }
     }
-    let agent = Agent::start(
+    let agent = Agent::start_audited(
         &format!("{}/{}", env.name, case.name),
         &case_dir,
         config_path,

@@ -2,7 +2,7 @@
 //! own message within the timeout plus one second, and the same agent answers
 //! `agent.ping` right after.
 
-use crate::support::*;
+use crate::common::*;
 use std::time::Duration;
 
 /// The node `timeout` of these tests.

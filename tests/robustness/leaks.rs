@@ -1,7 +1,7 @@
 //! The leak audit itself: it must catch a secret, a token, a token's
 //! signature and a JWT nobody registered, and it must not cry wolf.
 
-use crate::support::*;
+use crate::common::*;
 
 #[test]
 fn the_audit_catches_every_kind_of_leak() {

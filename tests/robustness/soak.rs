@@ -3,7 +3,7 @@
 //! time with a mix of every key, failing ones included. No crash, no
 //! unexpected answer, every agent process alive, RSS flat after warm-up.
 
-use crate::support::*;
+use crate::common::*;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
