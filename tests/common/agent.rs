@@ -247,8 +247,7 @@ pub fn agent2_test_line(stdout: &str, key: &str) -> String {
 pub struct AgentDaemon {
     child: Child,
     pub addr: SocketAddr,
-    pub dir: PathBuf,
-    log_file: PathBuf,
+    pub conf: AgentConf,
     /// Where the audit says collected texts came from; None: not audited.
     audit_as: Option<String>,
 }
@@ -264,8 +263,9 @@ impl AgentDaemon {
 
     /// The same, with `extra` lines in its config.
     pub fn start_with(dir: &Path, config: &Path, start_agents: u32, extra: &str) -> AgentDaemon {
+        let extra = extra.into();
         let options = AgentOptions {
-            extra: extra.into(),
+            extra,
             ..AgentOptions::agentd(start_agents)
         };
         AgentDaemon::start_options(dir, config, &options)
@@ -274,73 +274,37 @@ impl AgentDaemon {
     /// `zabbix_agent2` with the plugin, the plugin's config `config`
     /// (through the environment, as the module's) and the `extra` lines.
     pub fn start_agent2(dir: &Path, config: &Path, extra: &str) -> AgentDaemon {
+        let extra = extra.into();
         let options = AgentOptions {
-            extra: extra.into(),
+            extra,
             ..AgentOptions::agent2()
         };
         AgentDaemon::start_options(dir, config, &options)
     }
 
-    /// The agent `options` describe, with the module config `config`.
-    pub fn start_options(dir: &Path, config: &Path, options: &AgentOptions) -> AgentDaemon {
-        if options.as_zabbix {
-            prepare_for_user_zabbix(dir);
-        }
-        let conf = AgentConf::write(dir, free_port(), options);
-        let daemon = AgentDaemon::spawn_program(
-            options.kind.program(),
-            &conf.path,
-            conf.port,
-            config,
-            &options.env,
-            conf.log,
-        );
-        if options.kind == AgentKind::Agentd {
-            // Every listener is up once the parent lists all its children.
-            let expected = 2 + options.start_agents as usize;
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while daemon.process_ids().len() < expected {
-                assert!(
-                    Instant::now() < deadline,
-                    "agent processes: {:?}",
-                    daemon.process_ids()
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        daemon
-    }
-
     /// `start_options`, audited as `name` (see `leaks`).
-    pub fn start_audited(
-        name: &str,
-        dir: &Path,
-        config: &Path,
-        options: AgentOptions,
-    ) -> AgentDaemon {
+    pub fn start_audited(name: &str, dir: &Path, config: &Path, options: AgentOptions) -> Agent {
         let mut daemon = AgentDaemon::start_options(dir, config, &options);
         daemon.audit_as = Some(name.to_string());
         daemon
     }
 
-    /// Runs `PROGRAM -f -c CONF` with `env` and the module config `config`,
-    /// and waits until agent.ping answers on `port`.
-    pub fn spawn_program(
-        program: &str,
-        conf: &Path,
-        port: u16,
-        config: &Path,
-        env: &[(String, String)],
-        log_file: PathBuf,
-    ) -> AgentDaemon {
-        let dir = log_file.parent().unwrap().to_path_buf();
+    /// Runs the agent `options` describe (`-f`) with the module config
+    /// `config`, and waits until agent.ping answers and, for
+    /// zabbix_agentd, every listener is up.
+    pub fn start_options(dir: &Path, config: &Path, options: &AgentOptions) -> AgentDaemon {
+        if options.as_zabbix {
+            prepare_for_user_zabbix(dir);
+        }
+        let conf = AgentConf::write(dir, free_port(), options);
+        let program = options.kind.program();
         // Agent 2 reports its own panics (Go) on stderr, not in its log.
-        let stderr = std::fs::File::create(log_file.with_extension("stderr")).unwrap();
+        let stderr = std::fs::File::create(conf.log.with_extension("stderr")).unwrap();
         let child = Command::new(program)
             .arg("-f")
             .arg("-c")
-            .arg(conf)
-            .envs(env.iter().map(|(k, v)| (k, v)))
+            .arg(&conf.path)
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
             .env("EXALATE_ZABBIX_CONFIG", config)
             // As installed: a panic's report stays short in the agent log.
             .env_remove("RUST_BACKTRACE")
@@ -349,12 +313,11 @@ impl AgentDaemon {
             .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("start {program}: {e}"));
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = SocketAddr::from(([127, 0, 0, 1], conf.port));
         let mut daemon = AgentDaemon {
             child,
             addr,
-            dir,
-            log_file,
+            conf,
             audit_as: None,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -374,6 +337,16 @@ impl AgentDaemon {
                 "{program} not ready; log:\n{}",
                 daemon.log()
             );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // zabbix_agentd: every listener is up once the parent lists all its children.
+        let expected = match options.kind {
+            AgentKind::Agentd => 2 + options.start_agents as usize,
+            AgentKind::Agent2 => 1,
+        };
+        while daemon.process_ids().len() < expected {
+            let pids = daemon.process_ids();
+            assert!(Instant::now() < deadline, "agent processes: {pids:?}");
             std::thread::sleep(Duration::from_millis(20));
         }
         daemon
@@ -407,8 +380,8 @@ impl AgentDaemon {
 
     /// The agent's log file, then what it wrote to stderr, if anything.
     pub fn log(&self) -> String {
-        let log = std::fs::read_to_string(&self.log_file).unwrap_or_default();
-        match std::fs::read_to_string(self.log_file.with_extension("stderr")) {
+        let log = std::fs::read_to_string(&self.conf.log).unwrap_or_default();
+        match std::fs::read_to_string(self.conf.log.with_extension("stderr")) {
             Ok(stderr) if !stderr.is_empty() => format!("{log}\nstderr:\n{stderr}"),
             _ => log,
         }
