@@ -10,21 +10,17 @@ use std::time::{Duration, Instant};
 pub const AGENTD: &str = "/usr/sbin/zabbix_agentd";
 pub const AGENT2: &str = "/usr/sbin/zabbix_agent2";
 
-/// Which agent.
+/// Which agent: `zabbix_agentd` with `LoadModule=` the module, or
+/// `zabbix_agent2` with the plugin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AgentKind {
-    /// `zabbix_agentd` with `LoadModule=` the module.
     Agentd,
-    /// `zabbix_agent2` with the plugin.
     Agent2,
 }
 
 impl AgentKind {
     pub fn program(self) -> &'static str {
-        match self {
-            AgentKind::Agentd => AGENTD,
-            AgentKind::Agent2 => AGENT2,
-        }
+        [AGENTD, AGENT2][self as usize]
     }
 }
 
@@ -151,18 +147,11 @@ pub fn agent_config(dir: &Path, port: u16, start_agents: u32) -> PathBuf {
     AgentConf::write(dir, port, &AgentOptions::agentd(start_agents)).path
 }
 
-/// target/<profile>: where cargo put the cdylib next to this test binary.
-pub fn target_profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
-/// The cdylib cargo built for this test run (`cargo test` leaves it in
-/// deps/; only `cargo build` copies it up a level).
+/// The cdylib cargo built for this test run, next to this test binary in
+/// target/<profile>/deps (only `cargo build` copies it up a level).
 pub fn module_path() -> PathBuf {
-    let path = target_profile_dir()
-        .join("deps")
-        .join("libexalate_zabbix.so");
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.with_file_name("libexalate_zabbix.so");
     assert!(path.exists(), "{} not built", path.display());
     path
 }

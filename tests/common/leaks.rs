@@ -111,14 +111,13 @@ pub fn add_secret(secret: &str) {
 }
 
 /// How many texts and bytes were collected so far.
-pub fn with_collector_stats(f: impl FnOnce(usize, usize)) {
-    let (texts, bytes) = with_collector(|c| (c.texts(), c.bytes()));
-    f(texts, bytes);
+pub fn collected() -> (usize, usize) {
+    with_collector(|c| (c.texts(), c.bytes()))
 }
 
 /// Panics when anything collected so far holds a secret or a token.
 pub fn audit() {
-    let (leaks, texts, bytes) = with_collector(|c| (c.leaks(), c.texts(), c.bytes()));
+    let ((texts, bytes), leaks) = (collected(), with_collector(|c| c.leaks()));
     assert!(
         leaks.is_empty(),
         "secrets leaked into output ({} texts, {bytes} bytes audited):\n{}",

@@ -66,9 +66,8 @@ fn everything_collected_so_far_is_free_of_secrets() {
         Reply::Value("3".into())
     );
     drop(agent);
-    with_collector_stats(|texts, bytes| {
-        assert!(texts >= 2, "the value and the agent log: {texts}");
-        assert!(bytes > 100);
-    });
+    let (texts, bytes) = collected();
+    assert!(texts >= 2, "the value and the agent log: {texts}");
+    assert!(bytes > 100);
     audit();
 }
