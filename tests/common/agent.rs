@@ -76,6 +76,49 @@ impl AgentOptions {
     }
 }
 
+/// Where an agent's files are, as the agent names them (a chrooted agent
+/// names paths inside its root).
+pub struct AgentFiles {
+    pub log: String,
+    pub pid: String,
+    /// zabbix_agentd's LoadModule=.
+    pub module: String,
+    /// Agent 2's ControlSocket=, PluginSocket= and the plugin.
+    pub control_socket: String,
+    pub plugin_socket: String,
+    pub plugin: String,
+}
+
+impl AgentOptions {
+    /// The text of the agent's config file, listening on `port`: every
+    /// agent config of the tests is this.
+    pub fn conf_text(&self, port: u16, files: &AgentFiles) -> String {
+        let kind_lines = match self.kind {
+            AgentKind::Agentd => format!(
+                "StartAgents={}\n{}LoadModule={}\n",
+                self.start_agents,
+                if self.as_zabbix {
+                    "User=zabbix\n"
+                } else {
+                    "AllowRoot=1\n"
+                },
+                files.module
+            ),
+            AgentKind::Agent2 => format!(
+                "Hostname=exalate-test\nControlSocket={}\nPluginSocket={}\n\
+                 Plugins.Exalate.System.Path={}\n",
+                files.control_socket, files.plugin_socket, files.plugin
+            ),
+        };
+        format!(
+            "LogType=file\nLogFile={}\nPidFile={}\n\
+             ListenIP=127.0.0.1\nListenPort={port}\nServer=127.0.0.1\nServerActive=\n\
+             Timeout={}\nDebugLevel={}\n{kind_lines}{}\n",
+            files.log, files.pid, self.timeout, self.debug_level, self.extra
+        )
+    }
+}
+
 /// An agent config file in a directory: its own port, log, pid file and (for
 /// agent 2) ControlSocket and PluginSocket, numbered so that agents can run
 /// side by side there.
@@ -92,10 +135,7 @@ impl AgentConf {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let base = match options.kind {
-            AgentKind::Agentd => "zabbix_agentd",
-            AgentKind::Agent2 => "zabbix_agent2",
-        };
+        let base = ["zabbix_agentd", "zabbix_agent2"][options.kind as usize];
         let at = |what: &str| dir.join(format!("{base}-{n}.{what}"));
         let conf = AgentConf {
             path: at("conf"),
@@ -103,41 +143,19 @@ impl AgentConf {
             plugin_socket: dir.join(format!("plugin-{n}.sock")),
             port,
         };
-        let kind_lines = match options.kind {
-            AgentKind::Agentd => format!(
-                "StartAgents={}\n{}LoadModule={}\n",
-                options.start_agents,
-                if options.as_zabbix {
-                    "User=zabbix\n"
-                } else {
-                    "AllowRoot=1\n"
-                },
-                if options.as_zabbix {
-                    dir.join("libexalate_zabbix.so")
-                } else {
-                    module_path()
-                }
-                .display()
-            ),
-            AgentKind::Agent2 => format!(
-                "Hostname=exalate-test\nControlSocket={}\nPluginSocket={}\n\
-                 Plugins.Exalate.System.Path={}\n",
-                dir.join(format!("control-{n}.sock")).display(),
-                conf.plugin_socket.display(),
-                plugin_path().display()
-            ),
+        let module = match options.as_zabbix {
+            true => dir.join("libexalate_zabbix.so"),
+            false => module_path(),
         };
-        let text = format!(
-            "LogType=file\nLogFile={}\nPidFile={}\n\
-             ListenIP=127.0.0.1\nListenPort={port}\nServer=127.0.0.1\nServerActive=\n\
-             Timeout={}\nDebugLevel={}\n{kind_lines}{}\n",
-            conf.log.display(),
-            at("pid").display(),
-            options.timeout,
-            options.debug_level,
-            options.extra
-        );
-        std::fs::write(&conf.path, text).unwrap();
+        let files = AgentFiles {
+            log: conf.log.display().to_string(),
+            pid: at("pid").display().to_string(),
+            module: module.display().to_string(),
+            control_socket: dir.join(format!("control-{n}.sock")).display().to_string(),
+            plugin_socket: conf.plugin_socket.display().to_string(),
+            plugin: plugin_path().display().to_string(),
+        };
+        std::fs::write(&conf.path, options.conf_text(port, &files)).unwrap();
         conf
     }
 }
@@ -175,47 +193,47 @@ pub fn free_port() -> u16 {
     panic!("no free port in 20000-32000");
 }
 
-/// `PROGRAM -c CONF -t KEY` with the module config `config`.
-fn one_shot(kind: AgentKind, dir: &Path, config: &Path, key: &str) -> (Output, AgentConf) {
-    let options = AgentOptions {
-        kind,
-        ..AgentOptions::agentd(1)
-    };
-    let conf = AgentConf::write(dir, free_port(), &options);
-    let out = Command::new(kind.program())
+/// `PROGRAM -c CONF -t KEY` with the module config `config`: its result line.
+fn one_shot(kind: AgentKind, dir: &Path, config: &Path, key: &str) -> String {
+    let conf = AgentConf::write(
+        dir,
+        free_port(),
+        &AgentOptions {
+            kind,
+            ..AgentOptions::agentd(1)
+        },
+    );
+    let program = kind.program();
+    let out = Command::new(program)
         .arg("-c")
         .arg(&conf.path)
-        .arg("-t")
-        .arg(key)
+        .args(["-t", key])
         .env("EXALATE_ZABBIX_CONFIG", config)
         .output()
-        .unwrap_or_else(|e| panic!("run {} -t: {e}", kind.program()));
-    (out, conf)
+        .unwrap_or_else(|e| panic!("run {program} -t: {e}"));
+    let log = std::fs::read_to_string(&conf.log).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{program} -t {key} failed: {}; log: {log}",
+        describe(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match kind {
+        AgentKind::Agentd => stdout.trim().to_string(),
+        AgentKind::Agent2 => agent2_test_line(&stdout, key),
+    }
 }
 
 /// `zabbix_agentd -t KEY` with the module and the module config `config`;
 /// returns its stdout.
 pub fn agent_test(dir: &Path, config: &Path, key: &str) -> String {
-    let (out, _) = one_shot(AgentKind::Agentd, dir, config, key);
-    assert!(
-        out.status.success(),
-        "zabbix_agentd -t {key} failed: {}",
-        describe(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    one_shot(AgentKind::Agentd, dir, config, key)
 }
 
 /// `zabbix_agent2 -t KEY` with the plugin and the plugin config `config`;
 /// returns its result line.
 pub fn agent2_test(dir: &Path, config: &Path, key: &str) -> String {
-    let (out, conf) = one_shot(AgentKind::Agent2, dir, config, key);
-    assert!(
-        out.status.success(),
-        "zabbix_agent2 -t {key} failed: {}; log: {}",
-        describe(&out),
-        std::fs::read_to_string(&conf.log).unwrap_or_default()
-    );
-    agent2_test_line(&String::from_utf8_lossy(&out.stdout), key)
+    one_shot(AgentKind::Agent2, dir, config, key)
 }
 
 /// The result line of `zabbix_agent2 -t KEY`, as `KEY [t|value]`. 6.0 also
