@@ -1,12 +1,12 @@
 //! TLS: a CA and certificates made here, and a terminator in front of a node.
 
+use super::http::Acceptor;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// A test CA that signs server certificates.
@@ -66,8 +66,7 @@ impl TestCa {
 /// Terminates TLS on a local port and forwards the plain bytes to `backend`.
 pub struct TlsFront {
     pub addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _acceptor: Acceptor,
 }
 
 impl TlsFront {
@@ -80,45 +79,21 @@ impl TlsFront {
             .with_single_cert(cert.chain, PrivateKeyDer::Pkcs8(cert.key))
             .unwrap();
         let config = Arc::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let t_stop = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut conns = Vec::new();
-            for stream in listener.incoming() {
-                if t_stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let (config, stop) = (config.clone(), t_stop.clone());
-                conns.push(std::thread::spawn(move || {
-                    let _ = forward(stream, config, backend, &stop);
-                }));
-            }
-            for c in conns {
-                let _ = c.join();
-            }
+        let acceptor = Acceptor::start(move |stream, stop| {
+            let (config, stop) = (config.clone(), stop.clone());
+            Some(std::thread::spawn(move || {
+                let _ = forward(stream, config, backend, &stop);
+            }))
         });
+        let addr = acceptor.addr;
         TlsFront {
             addr,
-            stop,
-            thread: Some(thread),
+            _acceptor: acceptor,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("https://{}{path}", self.addr)
-    }
-}
-
-impl Drop for TlsFront {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
