@@ -1,6 +1,5 @@
-//! What the benchmarks share: the test harness (`tests/common`: agents, the
-//! fake node, the agent protocol) and `BenchEnv`, a fake node with a static
-//! token and a module config with a cached and an uncached node.
+//! The benchmarks' helpers: the test harness (`tests/common`), and `BenchEnv`,
+//! a node with a static token, a module config with a cached and an uncached node.
 
 #[path = "../../tests/common/mod.rs"]
 pub mod harness;

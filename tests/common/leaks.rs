@@ -59,14 +59,6 @@ impl Collector {
         }
         found
     }
-
-    pub fn texts(&self) -> usize {
-        self.texts.len()
-    }
-
-    pub fn bytes(&self) -> usize {
-        self.texts.iter().map(|(_, t)| t.len()).sum()
-    }
 }
 
 /// Offset of `eyJ` (base64 of `{"`) followed by 16 or more base64url
@@ -112,7 +104,7 @@ pub fn add_secret(secret: &str) {
 
 /// How many texts and bytes were collected so far.
 pub fn collected() -> (usize, usize) {
-    with_collector(|c| (c.texts(), c.bytes()))
+    with_collector(|c| (c.texts.len(), c.texts.iter().map(|(_, t)| t.len()).sum()))
 }
 
 /// Panics when anything collected so far holds a secret or a token.

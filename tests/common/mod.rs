@@ -1,13 +1,8 @@
-//! The one test harness: temp dirs and a fake node with its config file
-//! (`TestEnv`), the real agents (`agent`: `zabbix_agentd` with the module
-//! and `zabbix_agent2` with the plugin, one-shot `-t` and as daemons, their
-//! config files written in one place), the agent protocol (`zbxd`, Debian
-//! ships no zabbix_get), processes and RSS (`process`), C programs, and what
-//! the robustness tests add: the leak audit (`leaks`), a canned-answer HTTP
-//! server (`http`) and a TLS terminator (`tls`).
-//!
-//! Each test crate includes it as `pub mod common;`: a `pub` module is not
-//! linted for the parts a crate leaves unused.
+//! The one test harness: `TestEnv` (a temp dir, a fake node, a module
+//! config), the real agents (`agent`), their protocol (`zbxd`), processes
+//! and RSS (`process`), C programs, the leak audit (`leaks`), local servers
+//! (`http`, `tls`). Crates include it as `pub mod common;` (a `pub` module
+//! is not linted for what a crate leaves unused).
 
 pub mod agent;
 pub mod http;
@@ -175,15 +170,14 @@ impl TestEnv {
         write_file(&self.config_path, text, 0o640);
     }
 
-    /// Asserts that `text` holds neither the secret nor any token the node saw.
+    /// Asserts that `text` holds neither the secret, nor any token the node
+    /// saw, nor anything JWT-shaped (the leak audit's rules, on this text now).
     pub fn assert_no_secrets(&self, text: &str) {
-        assert!(!text.contains(SECRET), "the secret leaked into output");
-        for token in tokens_of(&self.node) {
-            assert!(
-                token.len() < 8 || !text.contains(&token),
-                "a token leaked into output"
-            );
-        }
+        let mut c = Collector::default();
+        c.add_secret(SECRET);
+        tokens_of(&self.node).iter().for_each(|t| c.add_secret(t));
+        c.collect("output", text);
+        assert!(c.leaks().is_empty(), "leaked into output: {:?}", c.leaks());
     }
 
     /// `zabbix_agentd` with the module and this config, as a daemon whose
