@@ -36,9 +36,10 @@ test: deps-test
 deps-bench:
 	scripts/deps.sh zabbix-agent:/usr/sbin/zabbix_agentd zabbix-agent2:/usr/sbin/zabbix_agent2 curl:curl jq:jq time:/usr/bin/time
 
-# Benchmarks print tables: in-process calls and scale, then through the real agent.
+# Benchmarks print tables: in-process calls and scale, then through the real agent,
+# then how many relations one agent keeps fresh (capacity).
 bench: deps-bench
-	$(CARGO) bench --bench inprocess --bench agent
+	$(CARGO) bench --bench inprocess --bench agent --bench capacity
 
 # The long tests (ignored by `make test`), one at a time: a soak of the
 # running agent and of agent 2's plugin, 16 clients for EXALATE_SOAK_SECONDS

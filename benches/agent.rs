@@ -9,8 +9,7 @@
 //! `zabbix_agentd -t` counting queues of 1k to 200k entries, against
 //! `-t agent.ping` and against parsing the answer into serde_json::Value.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+pub mod common;
 
 use common::*;
 use std::io::BufReader;

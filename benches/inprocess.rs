@@ -10,8 +10,7 @@
 //! Everything runs against the fake node on loopback; figures are ratios
 //! taken in one run, rounds interleaved so drift hits both sides alike.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+pub mod common;
 
 use common::{rss_kib, write_file, BenchEnv, BENCH_TOKEN};
 use exalate_zabbix::agentd::{self, AgentRequest, AgentResult};

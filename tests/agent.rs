@@ -2,7 +2,7 @@
 //! answers every item key: one-shot (`-t`, `-p`) and as a running daemon
 //! queried over the agent protocol, against the fake Exalate node.
 
-mod common;
+pub mod common;
 
 use common::*;
 use fake_exalate_node::NodeConfig;

@@ -7,7 +7,7 @@
 //! driven directly over its socket. Ignored (run by `make stress`): the
 //! plugin's RSS over a 90-second soak.
 
-mod common;
+pub mod common;
 
 use common::*;
 use std::io::{Read, Write};
@@ -179,16 +179,8 @@ fn twenty_starts_and_stops_in_a_row() {
     let _alone = AGENT2_STARTS.write().unwrap_or_else(|p| p.into_inner());
     let env = TestEnv::new("agent2-restarts");
     for round in 0..20 {
-        let port = free_port();
-        let conf = Agent2Conf::new(&env.dir, port, "");
-        let mut agent2 = AgentDaemon::spawn_program(
-            AGENT2,
-            &conf.path,
-            port,
-            &env.config_path,
-            &[],
-            conf.log.clone(),
-        );
+        let options = AgentOptions::agent2();
+        let mut agent2 = AgentDaemon::start_options(&env.dir, &env.config_path, &options);
         // Every other round also starts an operational plugin process.
         if round % 2 == 0 {
             assert_eq!(
@@ -196,12 +188,12 @@ fn twenty_starts_and_stops_in_a_row() {
                 Reply::Value("1".into())
             );
         }
-        let socket = conf.plugin_socket.to_str().unwrap();
+        let socket = agent2.conf.plugin_socket.to_str().unwrap().to_string();
         let status = agent2.stop_status();
         let log = agent2.log();
         assert!(status.success(), "round {round}: {status}; log:\n{log}");
         assert!(!log.contains("panic"), "round {round}: log:\n{log}");
-        let left = processes_with_arg(socket);
+        let left = processes_with_arg(&socket);
         assert!(left.is_empty(), "round {round}: plugins left: {left:?}");
     }
 }

@@ -5,7 +5,7 @@
 //! proves valgrind would catch the read: a 48-byte request in a process that
 //! claims to be 7.0 is reported.
 
-mod common;
+pub mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! C and C++ examples build through pkg-config against a temp-prefix install
 //! and run against the fake node.
 
-mod common;
+pub mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};

@@ -16,7 +16,7 @@
 //! compat-test` provides. Plain `cargo test` lists them as ignored; run by
 //! hand without that environment, they fail and say why.
 
-mod common;
+pub mod common;
 
 use common::*;
 use fake_exalate_node::NodeConfig;
@@ -497,25 +497,10 @@ impl Daemon {
         let port = free_port();
         let at = |file: &str| suite.agent_path(&format!("{WORK_IN_ROOT}/{file}"));
         let name = agent.name();
-        let common = format!(
-            "LogType=file\nLogFile={}\nPidFile={}\n\
-             ListenIP=127.0.0.1\nListenPort={port}\nServer=127.0.0.1\nServerActive=\n\
-             Timeout={AGENT_TIMEOUT}\n",
-            at(&format!("{name}.log")),
-            at(&format!("{name}.pid")),
-        );
-        let (conf, mut command) = match agent {
-            Agent::Agentd => (
-                format!(
-                    "{common}StartAgents=3\nAllowRoot=1\nLoadModule={}\n",
-                    suite.agent_path(MODULE_IN_ROOT)
-                ),
-                suite.agentd(),
-            ),
-            Agent::Agent2 => (
-                format!("{common}{}", agent2_lines("daemon")),
-                suite.agent2(),
-            ),
+        let conf = agent_conf(suite, agent, name, port);
+        let mut command = match agent {
+            Agent::Agentd => suite.agentd(),
+            Agent::Agent2 => suite.agent2(),
         };
         std::fs::write(suite.path(&format!("{WORK_IN_ROOT}/{name}.conf")), conf).unwrap();
         let child = command
@@ -665,13 +650,27 @@ fn stop_stale_agent(suite: &Suite) {
     }
 }
 
-/// Agent 2's config lines for the plugin: its own sockets in the work dir.
-fn agent2_lines(name: &str) -> String {
-    format!(
-        "Hostname=exalate-compat\nControlSocket={WORK_IN_ROOT}/agent2-{name}.ctl\n\
-         PluginSocket={WORK_IN_ROOT}/agent2-{name}.plugin.sock\n\
-         Plugins.Exalate.System.Path={PLUGIN_IN_ROOT}\n"
-    )
+/// An agent's config (the harness's, `AgentOptions::conf_text`) with its
+/// files `STEM.*` in the work dir, as the agent names them.
+fn agent_conf(suite: &Suite, agent: Agent, stem: &str, port: u16) -> String {
+    let at = |file: &str| suite.agent_path(&format!("{WORK_IN_ROOT}/{file}"));
+    let options = AgentOptions {
+        kind: match agent {
+            Agent::Agentd => AgentKind::Agentd,
+            Agent::Agent2 => AgentKind::Agent2,
+        },
+        timeout: AGENT_TIMEOUT as u32,
+        ..AgentOptions::agentd(3)
+    };
+    let files = AgentFiles {
+        log: at(&format!("{stem}.log")),
+        pid: at(&format!("{stem}.pid")),
+        module: suite.agent_path(MODULE_IN_ROOT),
+        control_socket: at(&format!("{stem}.ctl")),
+        plugin_socket: at(&format!("{stem}.plugin.sock")),
+        plugin: PLUGIN_IN_ROOT.to_string(),
+    };
+    options.conf_text(port, &files)
 }
 
 /// Writes the module (and the plugin, where agent 2 runs it), their
@@ -688,14 +687,8 @@ fn install(suite: &Suite, env: &TestEnv) {
         let plugin_dest = suite.path(PLUGIN_IN_ROOT);
         std::fs::create_dir_all(plugin_dest.parent().unwrap()).unwrap();
         std::fs::copy(plugin, &plugin_dest).unwrap();
-        std::fs::write(
-            work.join("agent2-once.conf"),
-            format!(
-                "LogType=file\nLogFile={WORK_IN_ROOT}/agent2-once.log\nTimeout={AGENT_TIMEOUT}\n{}",
-                agent2_lines("once")
-            ),
-        )
-        .unwrap();
+        let conf = agent_conf(suite, Agent::Agent2, "agent2-once", free_port());
+        std::fs::write(work.join("agent2-once.conf"), conf).unwrap();
     }
 
     write_file(&work.join("demo.secret"), &format!("{SECRET}\n"), 0o600);
@@ -723,15 +716,8 @@ fn install(suite: &Suite, env: &TestEnv) {
         ),
         0o640,
     );
-    std::fs::write(
-        work.join("agent-once.conf"),
-        format!(
-            "LogType=file\nLogFile={}\nTimeout={AGENT_TIMEOUT}\nAllowRoot=1\nLoadModule={}\n",
-            at("agent-once.log"),
-            suite.agent_path(MODULE_IN_ROOT)
-        ),
-    )
-    .unwrap();
+    let conf = agent_conf(suite, Agent::Agentd, "agent-once", free_port());
+    std::fs::write(work.join("agent-once.conf"), conf).unwrap();
 }
 
 fn demo_counts(relation: &str) -> [u64; 6] {

@@ -2,7 +2,7 @@
 //! api version, item list written in place, agent-shaped request/result,
 //! results freed with free()), run plain and under valgrind.
 
-mod common;
+pub mod common;
 
 use common::*;
 

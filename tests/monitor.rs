@@ -2,7 +2,7 @@
 //! (the cache), connection reuse, refresh after the TTL, and that counting a
 //! 200,000-entry queue does not hold the queue in memory.
 
-mod common;
+pub mod common;
 
 use common::*;
 use exalate_zabbix::{ErrorKind, Monitor};

@@ -8,7 +8,7 @@
 //! (`make package-test` also runs Zabbix 6.0's own import validator on it,
 //! `make e2e` imports it into a live Zabbix.)
 
-mod common;
+pub mod common;
 
 use common::TestEnv;
 use exalate_zabbix::agentd::{zbx_module_item_list, CF_HAVEPARAMS};

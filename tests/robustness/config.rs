@@ -1,24 +1,9 @@
 //! Hostile config files: for each, a real agent daemon starts with the module,
 //! answers agent.ping, and the module's items give the precise error, with
-//! the file's path and line.
+//! the file's path and line. One test per file.
 
-use crate::support::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
-
-/// What a case writes next to its config.
-struct Case {
-    name: &'static str,
-    /// None: no config file at all.
-    config: Option<Vec<u8>>,
-    /// Mode of the config file.
-    config_mode: u32,
-    /// The agent runs as user zabbix (for files it may not read).
-    as_zabbix: bool,
-    /// Expected reason of `exalate.queue.count[demo,AllContent,syncrequests]`.
-    count: Expect,
-    /// Expected reason of `exalate.discovery`, or None when it must succeed.
-    discovery: Option<Expect>,
-}
 
 enum Expect {
     Exactly(String),
@@ -36,387 +21,372 @@ impl Expect {
     }
 }
 
-#[test]
-fn the_agent_starts_with_any_config_and_items_say_what_is_wrong() {
-    let env = Env::new("config");
-    let url = env.node.url();
-    let dir = env.dir.clone();
-    let secret = dir.join("demo.secret");
-    let at = |case: &str| dir.join(case).join("exalate_zabbix.toml");
-    let node = |_case: &str, lines: &str| {
+/// Expected reasons of `exalate.queue.count[demo,AllContent,syncrequests]`
+/// and of `exalate.discovery` (None: discovery must succeed).
+type Expected = (Expect, Option<Expect>);
+
+/// One case: its own fake node, directory, and the files the secret cases
+/// point at.
+struct Case {
+    name: &'static str,
+    env: Env,
+    files: PathBuf,
+}
+
+impl Case {
+    fn new(name: &'static str) -> Case {
+        let env = Env::new(&format!("config-{name}"));
+        let files = env.dir.join("files");
+        std::fs::create_dir_all(&files).unwrap();
+        write_file(&files.join("open.secret"), SECRET, 0o644);
+        write_file(&files.join("empty.jwt"), "  \n", 0o600);
+        write_file(
+            &files.join("open.jwt"),
+            "eyJhbGciOiJIUzI1NiJ9.e30.c2ln",
+            0o604,
+        );
+        write_file(&files.join("root-only.secret"), SECRET, 0o600);
+        Case { name, env, files }
+    }
+
+    /// The config file under test.
+    fn path(&self) -> PathBuf {
+        self.env.dir.join("case").join("exalate_zabbix.toml")
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.files.join(name)
+    }
+
+    /// A `[nodes.demo]` table with `lines` (SECRET: the good secret file).
+    fn node(&self, lines: &str) -> String {
         let relations = if lines.contains("relations") {
             ""
         } else {
             "relations = [\"AllContent\"]\n"
         };
+        let secret = self.env.dir.join("demo.secret");
         format!(
-            "[nodes.demo]\nurl = \"{url}\"\n{lines}\n{relations}",
+            "[nodes.demo]\nurl = \"{}\"\n{lines}\n{relations}",
+            self.env.node.url(),
             lines = lines.replace("SECRET", &secret.display().to_string())
         )
-    };
-    let config_error = |case: &str, line: Option<u32>, reason: &str| {
-        let place = line.map(|l| format!(" line {l}")).unwrap_or_default();
-        format!("config {}{place}: {reason}", at(case).display())
-    };
-    let both = |e: String| {
-        (
-            Expect::Exactly(format!("{e}.")),
-            Some(Expect::Exactly(format!("{e}."))),
-        )
-    };
-    let both_prefix = |e: String| (Expect::StartsWith(e.clone()), Some(Expect::StartsWith(e)));
-    let item = |what: String| {
-        Expect::Exactly(format!(
-            "node 'demo', relation 'AllContent', queue syncrequests: {what}."
-        ))
-    };
-
-    // Files the secret cases point at.
-    let files = dir.join("files");
-    std::fs::create_dir_all(&files).unwrap();
-    write_file(&files.join("open.secret"), SECRET, 0o644);
-    write_file(&files.join("empty.jwt"), "  \n", 0o600);
-    write_file(
-        &files.join("open.jwt"),
-        "eyJhbGciOiJIUzI1NiJ9.e30.c2ln",
-        0o604,
-    );
-    write_file(&files.join("root-only.secret"), SECRET, 0o600);
-    let missing = files.join("missing.secret");
-    let open_secret = files.join("open.secret");
-    let empty_jwt = files.join("empty.jwt");
-    let open_jwt = files.join("open.jwt");
-    let root_only = files.join("root-only.secret");
-    let password = "hunter2-password-in-url";
-    add_secret(password);
-
-    let mut cases = Vec::new();
-    let mut case = |name: &'static str,
-                    config: Option<String>,
-                    (count, discovery): (Expect, Option<Expect>)| {
-        cases.push(Case {
-            name,
-            config: config.map(String::into_bytes),
-            config_mode: 0o640,
-            as_zabbix: false,
-            count,
-            discovery,
-        });
-    };
-    case(
-        "missing",
-        None,
-        both(config_error(
-            "missing",
-            None,
-            "cannot read: No such file or directory (create it, or set EXALATE_ZABBIX_CONFIG)",
-        )),
-    );
-    case(
-        "empty",
-        Some(String::new()),
-        both(config_error(
-            "empty",
-            None,
-            "no [nodes.NAME] table: configure at least one node",
-        )),
-    );
-    case(
-        "bad-toml",
-        Some(format!("{}token_file = \n", node("bad-toml", ""))),
-        both_prefix(config_error("bad-toml", Some(5), "")),
-    );
-    case(
-        "unknown-key",
-        Some(node(
-            "unknown-key",
-            "jwt_secret_file = \"SECRET\"\ntmeout = 3",
-        )),
-        both_prefix(config_error(
-            "unknown-key",
-            Some(4),
-            "unknown field `tmeout`, expected one of",
-        )),
-    );
-    case(
-        "unknown-table",
-        Some(format!(
-            "[default]\ntimeout = 3\n{}",
-            node("unknown-table", "jwt_secret_file = \"SECRET\"")
-        )),
-        both_prefix(config_error(
-            "unknown-table",
-            Some(1),
-            "unknown field `default`, expected `defaults` or `nodes`",
-        )),
-    );
-    case(
-        "wrong-type",
-        Some(format!(
-            "[defaults]\ntimeout = \"3\"\n{}",
-            node("wrong-type", "jwt_secret_file = \"SECRET\"")
-        )),
-        both_prefix(config_error(
-            "wrong-type",
-            Some(2),
-            "invalid type: string \"3\", expected u64",
-        )),
-    );
-    case(
-        "relations-not-a-list",
-        Some(node(
-            "relations-not-a-list",
-            "jwt_secret_file = \"SECRET\"\nrelations = \"AllContent\"",
-        )),
-        both_prefix(config_error(
-            "relations-not-a-list",
-            Some(4),
-            "invalid type: string \"AllContent\", expected a sequence",
-        )),
-    );
-    case(
-        "both-auth",
-        Some(node(
-            "both-auth",
-            "jwt_secret_file = \"SECRET\"\ntoken_file = \"SECRET\"",
-        )),
-        both(config_error(
-            "both-auth",
-            Some(1),
-            "node 'demo': set exactly one of token_file and jwt_secret_file, not both",
-        )),
-    );
-    case(
-        "no-auth",
-        Some(node("no-auth", "")),
-        both(config_error(
-            "no-auth",
-            Some(1),
-            "node 'demo': no credentials: set token_file or jwt_secret_file",
-        )),
-    );
-    case(
-        "url-without-scheme",
-        Some(format!(
-            "[nodes.demo]\nurl = \"127.0.0.1:8080/jira\"\njwt_secret_file = \"{}\"\n",
-            secret.display()
-        )),
-        both(config_error(
-            "url-without-scheme",
-            Some(2),
-            "node 'demo': url must start with http:// or https://",
-        )),
-    );
-    case(
-        "url-with-credentials",
-        Some(format!(
-            "[nodes.demo]\nurl = \"https://zabbix:{password}@jira.example.com\"\njwt_secret_file = \"{}\"\n",
-            secret.display()
-        )),
-        both(config_error(
-            "url-with-credentials",
-            Some(2),
-            "node 'demo': url must not contain credentials (user:password@); use token_file or jwt_secret_file",
-        )),
-    );
-    case(
-        "missing-secret",
-        Some(node(
-            "missing-secret",
-            &format!("jwt_secret_file = \"{}\"", missing.display()),
-        )),
-        (
-            item(format!(
-                "jwt_secret_file {}: cannot read: No such file or directory",
-                missing.display()
-            )),
-            None,
-        ),
-    );
-    case(
-        "world-readable-secret",
-        Some(node("world-readable-secret", &format!("jwt_secret_file = \"{}\"", open_secret.display()))),
-        (
-            item(format!(
-                "jwt_secret_file {0}: is readable by others (mode 0644); run: chmod o-rwx {0} (and chown root:zabbix, chmod 0640)",
-                open_secret.display()
-            )),
-            None,
-        ),
-    );
-    case(
-        "secret-is-a-directory",
-        Some(node(
-            "secret-is-a-directory",
-            &format!("jwt_secret_file = \"{}\"", dir.join("files").display()),
-        )),
-        (
-            item(format!(
-                "jwt_secret_file {}: is not a regular file",
-                files.display()
-            )),
-            None,
-        ),
-    );
-    // A FIFO would block the agent process in read() forever.
-    let fifo = files.join("secret.fifo");
-    mkfifo(&fifo);
-    case(
-        "secret-is-a-fifo",
-        Some(node(
-            "secret-is-a-fifo",
-            &format!("jwt_secret_file = \"{}\"", fifo.display()),
-        )),
-        (
-            item(format!(
-                "jwt_secret_file {}: is not a regular file",
-                fifo.display()
-            )),
-            None,
-        ),
-    );
-    case(
-        "missing-token",
-        Some(node(
-            "missing-token",
-            &format!("token_file = \"{}\"", missing.display()),
-        )),
-        (
-            item(format!(
-                "token_file {}: cannot read: No such file or directory",
-                missing.display()
-            )),
-            None,
-        ),
-    );
-    case(
-        "world-readable-token",
-        Some(node("world-readable-token", &format!("token_file = \"{}\"", open_jwt.display()))),
-        (
-            item(format!(
-                "token_file {0}: is readable by others (mode 0604); run: chmod o-rwx {0} (and chown root:zabbix, chmod 0640)",
-                open_jwt.display()
-            )),
-            None,
-        ),
-    );
-    case(
-        "empty-token",
-        Some(node(
-            "empty-token",
-            &format!("token_file = \"{}\"", empty_jwt.display()),
-        )),
-        (
-            item(format!("token_file {}: is empty", empty_jwt.display())),
-            None,
-        ),
-    );
-    let e = config_error("config-is-a-fifo", None, "cannot read: not a regular file");
-    cases.push(Case {
-        name: "config-is-a-fifo",
-        config: None,
-        config_mode: 0o640,
-        as_zabbix: false,
-        count: Expect::Exactly(format!("{e}.")),
-        discovery: Some(Expect::Exactly(format!("{e}."))),
-    });
-    let e = config_error("not-utf8", None, "is not UTF-8 text");
-    cases.push(Case {
-        name: "not-utf8",
-        config: Some(b"[nodes.demo]\nurl = \"http://x\xff\"\n".to_vec()),
-        config_mode: 0o640,
-        as_zabbix: false,
-        count: Expect::Exactly(format!("{e}.")),
-        discovery: Some(Expect::Exactly(format!("{e}."))),
-    });
-    // As installed: the agent runs as user zabbix and cannot read a root-only file.
-    if is_root() {
-        cases.push(Case {
-            name: "unreadable-secret",
-            config: Some(
-                node(
-                    "unreadable-secret",
-                    &format!("jwt_secret_file = \"{}\"", root_only.display()),
-                )
-                .into_bytes(),
-            ),
-            config_mode: 0o640,
-            as_zabbix: true,
-            count: item(format!(
-                "jwt_secret_file {}: cannot read: Permission denied (the agent runs as user zabbix: chown root:zabbix and chmod 0640)",
-                root_only.display()
-            )),
-            discovery: None,
-        });
-        let e = config_error(
-            "unreadable-config",
-            None,
-            "cannot read: Permission denied (the agent runs as user zabbix: chown root:zabbix and chmod 0640)",
-        );
-        cases.push(Case {
-            name: "unreadable-config",
-            config: Some(node("unreadable-config", "jwt_secret_file = \"SECRET\"").into_bytes()),
-            config_mode: 0o600,
-            as_zabbix: true,
-            count: Expect::Exactly(format!("{e}.")),
-            discovery: Some(Expect::Exactly(format!("{e}."))),
-        });
     }
 
-    // Two daemons at a time.
-    std::thread::scope(|s| {
-        for half in cases.chunks(cases.len().div_ceil(2)) {
-            let env = &env;
-            s.spawn(move || {
-                for case in half {
-                    run_case(env, case, &at(case.name));
-                }
-            });
+    fn node_with(&self, key: &str, file: &Path) -> String {
+        self.node(&format!("{key} = \"{}\"", file.display()))
+    }
+
+    fn config_error(&self, line: Option<u32>, reason: &str) -> String {
+        let place = line.map(|l| format!(" line {l}")).unwrap_or_default();
+        format!("config {}{place}: {reason}", self.path().display())
+    }
+
+    /// Both items fail with the config error, exactly.
+    fn both(&self, line: Option<u32>, reason: &str) -> Expected {
+        let e = format!("{}.", self.config_error(line, reason));
+        (Expect::Exactly(e.clone()), Some(Expect::Exactly(e)))
+    }
+
+    /// Both items fail with a message that starts with the config error.
+    fn both_prefix(&self, line: u32, reason: &str) -> Expected {
+        let e = self.config_error(Some(line), reason);
+        (Expect::StartsWith(e.clone()), Some(Expect::StartsWith(e)))
+    }
+
+    /// The count fails with `what`; discovery answers.
+    fn item(what: String) -> Expected {
+        let e = format!("node 'demo', relation 'AllContent', queue syncrequests: {what}.");
+        (Expect::Exactly(e), None)
+    }
+
+    fn run(&self, config: Option<String>, expected: Expected) {
+        self.run_as(config.map(String::into_bytes), 0o640, false, expected);
+    }
+
+    /// Writes `config` (None: no file) with `mode`, starts an agent (as user
+    /// zabbix when `as_zabbix`) and checks its answers.
+    fn run_as(&self, config: Option<Vec<u8>>, mode: u32, as_zabbix: bool, expected: Expected) {
+        let config_path = self.path();
+        let case_dir = config_path.parent().unwrap();
+        std::fs::create_dir_all(case_dir).unwrap();
+        if let Some(text) = &config {
+            std::fs::write(&config_path, text).unwrap();
+            std::fs::set_permissions(
+                &config_path,
+                std::os::unix::fs::PermissionsExt::from_mode(mode),
+            )
+            .unwrap();
+            if as_zabbix && mode & 0o040 != 0 {
+                // root:zabbix 0640, as packaged.
+                chown(&config_path, 0, zabbix_ids().1);
+            }
         }
-    });
+        let agent = Agent::start_audited(
+            &self.env.name,
+            case_dir,
+            &config_path,
+            AgentOptions {
+                start_agents: 1,
+                as_zabbix,
+                ..AgentOptions::default()
+            },
+        );
+        agent.assert_serving();
+        let (count, discovery) = expected;
+        let reply = agent.get("exalate.queue.count[demo,AllContent,syncrequests]");
+        count.check(self.name, reply.error());
+        let reply = agent.get("exalate.discovery");
+        match &discovery {
+            Some(expect) => expect.check(self.name, reply.error()),
+            None => assert!(reply.value().contains("AllContent"), "{reply:?}"),
+        }
+        assert_eq!(
+            agent.get("exalate.module.version"),
+            Reply::Value(env!("CARGO_PKG_VERSION").into())
+        );
+        agent.assert_serving();
+    }
 }
 
-fn run_case(env: &Env, case: &Case, config_path: &Path) {
-    let case_dir: PathBuf = config_path.parent().unwrap().to_path_buf();
-    std::fs::create_dir_all(&case_dir).unwrap();
-    if case.name == "config-is-a-fifo" {
-        mkfifo(config_path);
-    }
-    if let Some(text) = &case.config {
-        std::fs::write(config_path, text).unwrap();
-        std::fs::set_permissions(
-            config_path,
-            std::os::unix::fs::PermissionsExt::from_mode(case.config_mode),
-        )
-        .unwrap();
-        if case.as_zabbix && case.config_mode & 0o040 != 0 {
-            // root:zabbix 0640, as packaged.
-            chown(config_path, 0, zabbix_ids().1);
-        }
-    }
-    let agent = Agent::start(
-        &format!("{}/{}", env.name, case.name),
-        &case_dir,
-        config_path,
-        AgentOptions {
-            start_agents: 1,
-            as_zabbix: case.as_zabbix,
-            ..AgentOptions::default()
-        },
+#[test]
+fn missing_file() {
+    let c = Case::new("missing");
+    let e = c.both(
+        None,
+        "cannot read: No such file or directory (create it, or set EXALATE_ZABBIX_CONFIG)",
     );
-    agent.assert_serving();
-    let reply = agent.get("exalate.queue.count[demo,AllContent,syncrequests]");
-    case.count.check(case.name, reply.error());
-    let discovery = agent.get("exalate.discovery");
-    match &case.discovery {
-        Some(expect) => expect.check(case.name, discovery.error()),
-        None => assert!(discovery.value().contains("AllContent"), "{discovery:?}"),
-    }
-    assert_eq!(
-        agent.get("exalate.module.version"),
-        Reply::Value(env!("CARGO_PKG_VERSION").into())
+    c.run(None, e);
+}
+
+#[test]
+fn empty_file() {
+    let c = Case::new("empty");
+    let e = c.both(None, "no [nodes.NAME] table: configure at least one node");
+    c.run(Some(String::new()), e);
+}
+
+#[test]
+fn bad_toml() {
+    let c = Case::new("bad-toml");
+    let e = c.both_prefix(5, "");
+    c.run(Some(format!("{}token_file = \n", c.node(""))), e);
+}
+
+#[test]
+fn unknown_key() {
+    let c = Case::new("unknown-key");
+    let e = c.both_prefix(4, "unknown field `tmeout`, expected one of");
+    c.run(Some(c.node("jwt_secret_file = \"SECRET\"\ntmeout = 3")), e);
+}
+
+#[test]
+fn unknown_table() {
+    let c = Case::new("unknown-table");
+    let e = c.both_prefix(1, "unknown field `default`, expected `defaults` or `nodes`");
+    let text = format!(
+        "[default]\ntimeout = 3\n{}",
+        c.node("jwt_secret_file = \"SECRET\"")
     );
-    agent.assert_serving();
+    c.run(Some(text), e);
+}
+
+#[test]
+fn wrong_type() {
+    let c = Case::new("wrong-type");
+    let e = c.both_prefix(2, "invalid type: string \"3\", expected u64");
+    let text = format!(
+        "[defaults]\ntimeout = \"3\"\n{}",
+        c.node("jwt_secret_file = \"SECRET\"")
+    );
+    c.run(Some(text), e);
+}
+
+#[test]
+fn relations_not_a_list() {
+    let c = Case::new("relations-not-a-list");
+    let e = c.both_prefix(
+        4,
+        "invalid type: string \"AllContent\", expected a sequence",
+    );
+    let text = c.node("jwt_secret_file = \"SECRET\"\nrelations = \"AllContent\"");
+    c.run(Some(text), e);
+}
+
+#[test]
+fn both_auth() {
+    let c = Case::new("both-auth");
+    let e = c.both(
+        Some(1),
+        "node 'demo': set exactly one of token_file and jwt_secret_file, not both",
+    );
+    let text = c.node("jwt_secret_file = \"SECRET\"\ntoken_file = \"SECRET\"");
+    c.run(Some(text), e);
+}
+
+#[test]
+fn no_auth() {
+    let c = Case::new("no-auth");
+    let e = c.both(
+        Some(1),
+        "node 'demo': no credentials: set token_file or jwt_secret_file",
+    );
+    c.run(Some(c.node("")), e);
+}
+
+#[test]
+fn url_without_scheme() {
+    let c = Case::new("url-without-scheme");
+    let e = c.both(
+        Some(2),
+        "node 'demo': url must start with http:// or https://",
+    );
+    let text = format!(
+        "[nodes.demo]\nurl = \"127.0.0.1:8080/jira\"\njwt_secret_file = \"{}\"\n",
+        c.env.dir.join("demo.secret").display()
+    );
+    c.run(Some(text), e);
+}
+
+#[test]
+fn url_with_credentials() {
+    let c = Case::new("url-with-credentials");
+    let password = "hunter2-password-in-url";
+    add_secret(password);
+    let e = c.both(
+        Some(2),
+        "node 'demo': url must not contain credentials (user:password@); use token_file or jwt_secret_file",
+    );
+    let text = format!(
+        "[nodes.demo]\nurl = \"https://zabbix:{password}@jira.example.com\"\njwt_secret_file = \"{}\"\n",
+        c.env.dir.join("demo.secret").display()
+    );
+    c.run(Some(text), e);
+}
+
+#[test]
+fn missing_secret() {
+    let c = Case::new("missing-secret");
+    let missing = c.file("missing.secret");
+    let e = Case::item(format!(
+        "jwt_secret_file {}: cannot read: No such file or directory",
+        missing.display()
+    ));
+    c.run(Some(c.node_with("jwt_secret_file", &missing)), e);
+}
+
+#[test]
+fn world_readable_secret() {
+    let c = Case::new("world-readable-secret");
+    let open = c.file("open.secret");
+    let e = Case::item(format!(
+        "jwt_secret_file {0}: is readable by others (mode 0644); run: chmod o-rwx {0} (and chown root:zabbix, chmod 0640)",
+        open.display()
+    ));
+    c.run(Some(c.node_with("jwt_secret_file", &open)), e);
+}
+
+#[test]
+fn secret_is_a_directory() {
+    let c = Case::new("secret-is-a-directory");
+    let e = Case::item(format!(
+        "jwt_secret_file {}: is not a regular file",
+        c.files.display()
+    ));
+    c.run(Some(c.node_with("jwt_secret_file", &c.files)), e);
+}
+
+/// A FIFO would block the agent process in read() forever.
+#[test]
+fn secret_is_a_fifo() {
+    let c = Case::new("secret-is-a-fifo");
+    let fifo = c.file("secret.fifo");
+    mkfifo(&fifo);
+    let e = Case::item(format!(
+        "jwt_secret_file {}: is not a regular file",
+        fifo.display()
+    ));
+    c.run(Some(c.node_with("jwt_secret_file", &fifo)), e);
+}
+
+#[test]
+fn missing_token() {
+    let c = Case::new("missing-token");
+    let missing = c.file("missing.secret");
+    let e = Case::item(format!(
+        "token_file {}: cannot read: No such file or directory",
+        missing.display()
+    ));
+    c.run(Some(c.node_with("token_file", &missing)), e);
+}
+
+#[test]
+fn world_readable_token() {
+    let c = Case::new("world-readable-token");
+    let open = c.file("open.jwt");
+    let e = Case::item(format!(
+        "token_file {0}: is readable by others (mode 0604); run: chmod o-rwx {0} (and chown root:zabbix, chmod 0640)",
+        open.display()
+    ));
+    c.run(Some(c.node_with("token_file", &open)), e);
+}
+
+#[test]
+fn empty_token() {
+    let c = Case::new("empty-token");
+    let empty = c.file("empty.jwt");
+    let e = Case::item(format!("token_file {}: is empty", empty.display()));
+    c.run(Some(c.node_with("token_file", &empty)), e);
+}
+
+#[test]
+fn file_is_a_fifo() {
+    let c = Case::new("config-is-a-fifo");
+    let e = c.both(None, "cannot read: not a regular file");
+    std::fs::create_dir_all(c.path().parent().unwrap()).unwrap();
+    mkfifo(&c.path());
+    c.run(None, e);
+}
+
+#[test]
+fn not_utf8() {
+    let c = Case::new("not-utf8");
+    let e = c.both(None, "is not UTF-8 text");
+    let text = b"[nodes.demo]\nurl = \"http://x\xff\"\n".to_vec();
+    c.run_as(Some(text), 0o640, false, e);
+}
+
+/// As installed: the agent runs as user zabbix and cannot read a root-only
+/// file (only a root test run can make one).
+#[test]
+fn unreadable_secret() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let c = Case::new("unreadable-secret");
+    let root_only = c.file("root-only.secret");
+    let e = Case::item(format!(
+        "jwt_secret_file {}: cannot read: Permission denied (the agent runs as user zabbix: chown root:zabbix and chmod 0640)",
+        root_only.display()
+    ));
+    let text = c.node_with("jwt_secret_file", &root_only);
+    c.run_as(Some(text.into_bytes()), 0o640, true, e);
+}
+
+#[test]
+fn unreadable_config() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let c = Case::new("unreadable-config");
+    let e = c.both(
+        None,
+        "cannot read: Permission denied (the agent runs as user zabbix: chown root:zabbix and chmod 0640)",
+    );
+    let text = c.node("jwt_secret_file = \"SECRET\"");
+    c.run_as(Some(text.into_bytes()), 0o600, true, e);
 }
 
 fn mkfifo(path: &Path) {

@@ -2,7 +2,7 @@
 //! in its error bodies: no message may carry a token, a fragment of one or
 //! the shared secret, whatever form the echo takes (issue 11).
 
-use crate::support::*;
+use crate::common::*;
 
 /// The token a request head carries.
 fn token_of(head: &str) -> String {

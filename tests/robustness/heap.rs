@@ -6,7 +6,7 @@
 //! shows what the library keeps. The count covers the whole process:
 //! `make stress` runs its tests one at a time.
 
-use crate::support::*;
+use crate::common::*;
 use exalate_zabbix::agent2::frame;
 use exalate_zabbix::agent2::message::kind;
 use exalate_zabbix::items::{get_value, Item};

@@ -1,7 +1,7 @@
 //! The leak audit itself: it must catch a secret, a token, a token's
 //! signature and a JWT nobody registered, and it must not cry wolf.
 
-use crate::support::*;
+use crate::common::*;
 
 #[test]
 fn the_audit_catches_every_kind_of_leak() {
@@ -66,9 +66,8 @@ fn everything_collected_so_far_is_free_of_secrets() {
         Reply::Value("3".into())
     );
     drop(agent);
-    with_collector_stats(|texts, bytes| {
-        assert!(texts >= 2, "the value and the agent log: {texts}");
-        assert!(bytes > 100);
-    });
+    let (texts, bytes) = collected();
+    assert!(texts >= 2, "the value and the agent log: {texts}");
+    assert!(bytes > 100);
     audit();
 }

@@ -4,11 +4,10 @@
 //! parameters and config files, https, the token lifecycle, config reload
 //! without restart, an injected panic, and (ignored, `make stress`) a soak
 //! and a heap check.
-//! Every output is collected and audited for secrets and tokens (`support`).
+//! Every output is collected and audited for secrets and tokens (`common::leaks`).
 
 #[path = "../common/mod.rs"]
-mod common;
-mod support;
+pub mod common;
 
 mod config;
 mod echo;

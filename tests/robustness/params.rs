@@ -2,7 +2,7 @@
 //! reaches the node as exactly one percent-encoded path segment (checked on
 //! what the fake node received), or the item fails with a clear message.
 
-use crate::support::*;
+use crate::common::*;
 
 /// The encoding the module must use, written independently: every byte but
 /// RFC 3986's unreserved alphanumerics, `-`, `_` and `~` is escaped (so `.`

@@ -3,8 +3,8 @@
 //! requests in absolute form and https ones through CONNECT, to a real
 //! (small) proxy in front of the fake node.
 
-use crate::support::tls::{TestCa, TlsFront};
-use crate::support::*;
+use crate::common::tls::{TestCa, TlsFront};
+use crate::common::*;
 use fake_exalate_node::FakeProxy;
 
 /// An http node (the fake node) and an https one (TLS in front of it, its

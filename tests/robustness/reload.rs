@@ -1,7 +1,7 @@
 //! Config changes without a restart: every agent process picks up a changed
 //! config file on its next item, checking at most once a second.
 
-use crate::support::*;
+use crate::common::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -3,8 +3,8 @@
 //! untrusted, expired and wrong-name certificates fail with a TLS message;
 //! plain http still works.
 
-use crate::support::tls::{TestCa, TlsFront};
-use crate::support::*;
+use crate::common::tls::{TestCa, TlsFront};
+use crate::common::*;
 
 #[test]
 fn certificates_are_verified_against_system_roots_and_ca_file() {

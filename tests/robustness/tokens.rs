@@ -2,7 +2,7 @@
 //! and refreshed before they expire; a 401 costs exactly one fresh mint and
 //! one retry; an expired static token is explained.
 
-use crate::support::*;
+use crate::common::*;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The claims of a token, read without verifying (the test knows the secret,
