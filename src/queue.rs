@@ -7,7 +7,7 @@
 //! parsing) only while the answer is small, enforces the size cap as it
 //! reads, and checks that the answer is UTF-8.
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Redactor, Result};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -146,6 +146,18 @@ pub fn read_queue(
     max_bytes: u64,
     keep: Keep,
 ) -> Result<QueueSnapshot> {
+    read_queue_redacted(queue, body, max_bytes, keep, None)
+}
+
+/// As [`read_queue`], each error reason redacted by `redactor` before it is
+/// cut to [`MAX_REASON_BYTES`]: a cut token no longer matches itself.
+pub fn read_queue_redacted(
+    queue: Queue,
+    body: impl Read,
+    max_bytes: u64,
+    keep: Keep,
+    redactor: Option<&Redactor>,
+) -> Result<QueueSnapshot> {
     let consumed = Rc::new(Cell::new(0u64));
     let reader = CheckedReader {
         inner: body,
@@ -159,6 +171,7 @@ pub fn read_queue(
         queue,
         consumed,
         keep,
+        redactor,
     };
     let snapshot = de::Deserializer::deserialize_any(&mut de, visitor).map_err(json_error)?;
     de.end().map_err(json_error)?;
@@ -264,13 +277,14 @@ fn check_utf8(bytes: &[u8]) -> std::result::Result<Option<&[u8]>, ()> {
     }
 }
 
-struct QueueVisitor {
+struct QueueVisitor<'r> {
     queue: Queue,
     consumed: Rc<Cell<u64>>,
     keep: Keep,
+    redactor: Option<&'r Redactor>,
 }
 
-impl<'de> Visitor<'de> for QueueVisitor {
+impl<'de> Visitor<'de> for QueueVisitor<'_> {
     type Value = QueueSnapshot;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -305,7 +319,10 @@ impl<'de> Visitor<'de> for QueueVisitor {
                 break;
             };
             count += 1;
-            if let Some(reason) = reason {
+            if let Some(mut reason) = reason {
+                if let Some(clean) = self.redactor.and_then(|r| r.redact(&reason)) {
+                    reason = clean;
+                }
                 tally(&mut reasons, reason);
             }
         }

@@ -5,9 +5,9 @@ use super::cache::Cache;
 use super::reload::WatchedFile;
 use crate::auth::Credentials;
 use crate::config::NodeConfig;
-use crate::error::{body_excerpt, Error, ErrorKind, Result, SecretForms};
+use crate::error::{body_excerpt, Error, ErrorKind, Redactor, Result};
 use crate::http::{encode_segment, HttpClient};
-use crate::queue::{read_queue, Keep, Queue, QueueSnapshot};
+use crate::queue::{read_queue_redacted, Keep, Queue, QueueSnapshot};
 use crate::secret::Secret;
 use std::io::Read;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -189,7 +189,11 @@ impl NodeSession {
                         format!("response larger than max_response_bytes ({max} bytes)"),
                     ));
                 }
-                read_queue(queue, response.body, max, keep)
+                // Redacted with the token this request sent, before the cut.
+                let secrets = self.credentials.known_secrets();
+                let secrets: Vec<&str> = secrets.iter().map(Secret::as_str).collect();
+                let redactor = Redactor::new(&secrets);
+                read_queue_redacted(queue, response.body, max, keep, Some(&redactor))
             }
             400 => Err(Error::new(
                 ErrorKind::RelationNotFound,
@@ -259,12 +263,15 @@ impl NodeSession {
         Ok(client)
     }
 
-    /// What a node answered never carries one of our secrets into a value,
-    /// even if a hostile node echoes it back (as is or JSON-escaped).
+    /// What a node answered never carries one of our secrets, a fragment of
+    /// one or anything JWT-shaped into a value, even if a hostile node
+    /// echoes it back (as is or JSON-escaped): the same redaction as
+    /// messages. The reasons were redacted before their cut (see `fetch_once`);
+    /// this catches a token minted meanwhile.
     fn scrubbed(&self, mut snapshot: QueueSnapshot) -> QueueSnapshot {
         let secrets = self.credentials.known_secrets();
-        let forms = SecretForms::new(&secrets.iter().map(Secret::as_str).collect::<Vec<_>>());
-        let scrub = |text: &str| forms.replace(text);
+        let redactor = Redactor::new(&secrets.iter().map(Secret::as_str).collect::<Vec<_>>());
+        let scrub = |text: &str| redactor.redact(text);
         if let Some(clean) = snapshot.text.as_deref().and_then(|t| scrub(t)) {
             snapshot.text = Some(Arc::new(clean));
         }
