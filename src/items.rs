@@ -7,7 +7,7 @@ use crate::monitor::Monitor;
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Item {
@@ -112,9 +112,21 @@ pub fn answer(
     params: &[&str],
     call_timeout: Option<Duration>,
 ) -> std::result::Result<ItemValue, String> {
+    answer_since(monitor, item, params, call_timeout, Instant::now())
+}
+
+/// As [`answer`], for an item asked at `asked` (it may have waited in a
+/// queue since): its deadline counts from then.
+pub fn answer_since(
+    monitor: &Monitor,
+    item: Item,
+    params: &[&str],
+    call_timeout: Option<Duration>,
+    asked: Instant,
+) -> std::result::Result<ItemValue, String> {
     catch_unwind(AssertUnwindSafe(|| {
         monitor
-            .with_call_timeout(call_timeout, || serve(monitor, item, params))
+            .with_call_timeout_since(call_timeout, asked, || serve(monitor, item, params))
             .map_err(|e| format!("{}.", e.message()))
     }))
     .unwrap_or_else(|panic| Err(panic_failure(Some(monitor), &*panic)))

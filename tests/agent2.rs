@@ -660,3 +660,190 @@ fn plugin_rss_stays_flat_under_sustained_load() {
         rss.end
     );
 }
+
+/// The plugin's operational run in this process (`agent2::run` on a thread)
+/// under a stand-in agent on a socket of ours: configured with `config`
+/// (through `Plugins.Exalate.Config`, as agent 2 passes it) and the agent's
+/// Timeout of 3 s, as a 7.0 agent with a high Capacity would.
+struct StandIn {
+    stream: UnixStream,
+    run: Option<std::thread::JoinHandle<i32>>,
+}
+
+impl StandIn {
+    fn start(dir: &std::path::Path, config: &std::path::Path) -> StandIn {
+        let socket = dir.join("standin.sock");
+        let _ = std::fs::remove_file(&socket);
+        let listener = UnixListener::bind(&socket).unwrap();
+        let args = ["plugin".into(), socket.into_os_string(), "false".into()];
+        let run = std::thread::spawn(move || exalate_zabbix::agent2::run(&args));
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut standin = StandIn {
+            stream,
+            run: Some(run),
+        };
+        let path = base64(config.as_os_str().as_encoded_bytes());
+        standin.send(&serde_json::json!({"id": 1, "type": 8,
+            "global_options": {"Timeout": 3, "SourceIP": ""},
+            "private_options": {"Name": "Exalate", "Nodes": [{"Name": "Config", "Nodes": [{"Value": path}]}]}}));
+        standin.send(&serde_json::json!({"id": 2, "type": 4}));
+        standin
+    }
+
+    fn send(&mut self, message: &serde_json::Value) {
+        self.stream
+            .write_all(&exalate_zabbix::agent2::frame::encode(message))
+            .unwrap();
+    }
+
+    fn export(&mut self, id: u64, key: &str, params: &[&str], timeout: u64) {
+        let mut request = serde_json::json!({"id": id, "type": 6, "key": key, "timeout": timeout});
+        if !params.is_empty() {
+            request["parameters"] = params.into();
+        }
+        self.send(&request);
+    }
+
+    /// The next export answer (log messages skipped).
+    fn answer(&mut self) -> serde_json::Value {
+        loop {
+            let mut header = [0u8; 8];
+            self.stream.read_exact(&mut header).unwrap();
+            let len = u32::from_le_bytes(header[4..].try_into().unwrap()) as usize;
+            let mut body = vec![0; len];
+            self.stream.read_exact(&mut body).unwrap();
+            let message: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            if message["type"] == 7 {
+                return message;
+            }
+        }
+    }
+}
+
+impl Drop for StandIn {
+    /// The agent goes away: the run ends.
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        if let Some(run) = self.run.take() {
+            let _ = run.join();
+        }
+    }
+}
+
+/// Standard base64 with padding, as Go encodes an option's value.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A loopback port that accepts connections and never answers.
+fn silent_node() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    url
+}
+
+/// Issue 21: 256 exports for a node that accepts connections and never
+/// answers, then one for a healthy node and one without network: those two
+/// answer at once (not after the hung ones), and every hung export gets its
+/// timeout answer within its own timeout from its arrival, none later.
+#[test]
+fn hung_exports_delay_only_their_own_node() {
+    const HUNG: u64 = 256;
+    const TIMEOUT: u64 = 2;
+    let env = TestEnv::new("agent2-hung-queue");
+    env.write_config(&format!(
+        "[defaults]\ncache_ttl = 0\n{}[nodes.hung]\nurl = \"{}\"\nrelations = [\"R\"]\njwt_secret_file = \"{}\"\n",
+        env.node_section("demo", &[]),
+        silent_node(),
+        env.dir.join("demo.secret").display()
+    ));
+    let mut agent = StandIn::start(&env.dir, &env.config_path);
+    // Warm: the config is read and the healthy node's connection is up.
+    agent.export(
+        10,
+        "exalate.queue.count",
+        &["demo", "AllContent", "syncrequests"],
+        3,
+    );
+    assert_eq!(agent.answer()["value"], "3");
+    let started = Instant::now();
+    for id in 0..HUNG {
+        agent.export(
+            100 + id,
+            "exalate.queue.count",
+            &["hung", "R", "syncrequests"],
+            TIMEOUT,
+        );
+    }
+    agent.export(
+        11,
+        "exalate.queue.count",
+        &["demo", "AllContent", "syncrequests"],
+        3,
+    );
+    agent.export(12, "exalate.module.version", &[], 3);
+    let mut hung_last = Duration::ZERO;
+    let (mut healthy, mut version) = (None, None);
+    for _ in 0..HUNG + 2 {
+        let answer = agent.answer();
+        let at = started.elapsed();
+        match answer["id"].as_u64().unwrap() {
+            11 => {
+                assert_eq!(answer["value"], "3", "{answer}");
+                healthy = Some(at);
+            }
+            12 => version = Some(at),
+            _ => {
+                assert_eq!(
+                    answer["error"],
+                    format!(
+                        "node 'hung', relation 'R', queue syncrequests: timeout after {TIMEOUT} s."
+                    ),
+                );
+                hung_last = hung_last.max(at);
+            }
+        }
+    }
+    let (healthy, version) = (healthy.unwrap(), version.unwrap());
+    println!(
+        "{HUNG} hung exports: healthy answered after {healthy:?}, module.version after {version:?}, last hung answer after {hung_last:?}"
+    );
+    assert!(
+        healthy < Duration::from_secs(1),
+        "healthy item after {healthy:?}"
+    );
+    assert!(
+        version < Duration::from_secs(1),
+        "module.version after {version:?}"
+    );
+    // A 7.0 agent waits the item's timeout and half a second: every answer
+    // counts from its arrival, queued or not.
+    assert!(
+        hung_last < Duration::from_millis(TIMEOUT * 1000 + 400),
+        "a hung export answered after {hung_last:?}"
+    );
+}

@@ -46,8 +46,14 @@ const CONNECT_FOR: Duration = Duration::from_secs(3);
 /// registration waits for us to exit and would otherwise hang.
 const REGISTRATION_WATCHDOG: Duration = Duration::from_secs(35);
 /// Exports answered at once; more wait in the queue (agent 2 itself sends at
-/// most its Capacity, 100 in 6.0 and 1000 in 7.0, at a time).
+/// most its Capacity, 100 in 6.0 and 1000 in 7.0, at a time). At most
+/// MAX_THREADS ask nodes, at most PER_NODE_THREADS of them the same node (a
+/// hung node holds only those), and LOCAL_THREADS more answer the items
+/// without network (module.version, discovery), which never wait behind
+/// network jobs.
 const MAX_THREADS: usize = 64;
+const PER_NODE_THREADS: usize = 16;
+const LOCAL_THREADS: usize = 4;
 const MAX_QUEUED: usize = 4096;
 /// A write the agent does not take within this is given up.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -120,7 +126,14 @@ pub fn run(args: &[OsString]) -> i32 {
         config_path: Mutex::new(None),
         agent_timeout_secs: AtomicU64::new(0),
         monitor: OnceLock::new(),
-        pool: pool::Pool::new(MAX_THREADS, MAX_QUEUED),
+        pool: pool::Pool::with_limits(
+            pool::Limits {
+                network: MAX_THREADS,
+                per_node: PER_NODE_THREADS,
+                local: LOCAL_THREADS,
+            },
+            MAX_QUEUED,
+        ),
         registration,
         guard_on_exit: AtomicBool::new(false),
     };
@@ -351,6 +364,8 @@ impl Plugin {
 
     /// Answers on a pool thread: a slow node delays only its own items.
     fn export(&self, request: Request) {
+        // The item's time counts from here, waiting in the queue included.
+        let arrived = Instant::now();
         let id = request.id;
         let Some(item) = Item::ALL.into_iter().find(|i| i.key() == request.key) else {
             let error = format!("Unknown metric {:?} for plugin {PLUGIN_NAME}.", request.key);
@@ -368,14 +383,21 @@ impl Plugin {
             self.agent_timeout_secs.load(Ordering::Relaxed),
         );
         let params = request.parameters.unwrap_or_default();
+        let lane = match item {
+            Item::Discovery | Item::ModuleVersion => pool::Lane::Local,
+            _ => pool::Lane::Node(params.first().cloned().unwrap_or_default()),
+        };
         let monitor = self.monitor();
         let writer = self.writer.clone();
         let job = move || -> pool::Finish {
             let params: Vec<&str> = params.iter().map(String::as_str).collect();
-            let answer = items::answer(&monitor, item, &params, timeout).map(|v| v.to_text());
+            // Past its deadline, an item fails at once as a timed-out one.
+            let answer =
+                items::answer_since(&monitor, item, &params, timeout, arrived).map(|v| v.to_text());
             Box::new(move || writer.send(&message::export_response(id, answer)))
         };
-        if self.pool.submit(job).is_err() {
+        let expires = timeout.map(|t| arrived + t);
+        if self.pool.submit_to(lane, expires, job).is_err() {
             let error = format!(
                 "The exalate plugin is busy: {MAX_THREADS} requests running and {MAX_QUEUED} waiting."
             );

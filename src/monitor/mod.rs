@@ -243,7 +243,7 @@ impl Monitor {
         // wake-up answers within it (agent 2 drops an answer past it).
         let margin = (timeout / 10).min(ENFORCEMENT_MARGIN);
         Deadline {
-            at: Instant::now() + timeout - margin,
+            at: call_started().unwrap_or_else(Instant::now) + timeout - margin,
             timeout,
         }
     }
@@ -294,6 +294,16 @@ fn call_timeout() -> Option<Duration> {
     CALL_TIMEOUT.with(|t| t.get())
 }
 
+thread_local! {
+    /// When the call running on this thread was asked, where it waited
+    /// before it ran (agent 2's queue); see [`Monitor::with_call_timeout_since`].
+    static CALL_STARTED: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+fn call_started() -> Option<Instant> {
+    CALL_STARTED.with(|t| t.get())
+}
+
 impl Monitor {
     /// Runs `f` with `timeout`, when given, in place of the host timeout for
     /// nodes without a `timeout` of their own: a 7.0 agent passes each item's
@@ -307,6 +317,24 @@ impl Monitor {
         }
         let _restore = Restore(CALL_TIMEOUT.with(|t| t.replace(timeout)));
         f()
+    }
+
+    /// As [`Monitor::with_call_timeout`], for a call asked at `asked`: its
+    /// deadline counts from then, not from when it runs.
+    pub fn with_call_timeout_since<R>(
+        &self,
+        timeout: Option<Duration>,
+        asked: Instant,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        struct Restore(Option<Instant>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CALL_STARTED.with(|t| t.set(self.0));
+            }
+        }
+        let _restore = Restore(CALL_STARTED.with(|t| t.replace(Some(asked))));
+        self.with_call_timeout(timeout, f)
     }
 }
 

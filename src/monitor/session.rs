@@ -71,6 +71,11 @@ impl NodeSession {
         if let Some(hit) = self.cache.get(relation, queue, need == Need::Text) {
             return hit;
         }
+        // Its time is up (it waited in agent 2's queue): the failure of a
+        // timed-out item, at once, nothing asked, nothing cached.
+        if deadline.at <= Instant::now() {
+            return Err(timed_out(deadline));
+        }
         let generation = self.cache.generation();
         let keep = match need {
             Need::Summary => Keep::WhileUnder(KEEP_TEXT_BYTES),
@@ -147,10 +152,7 @@ impl NodeSession {
         self.fetch_once(relation, queue, keep, deadline, true)
             .map_err(|e| {
                 let e = if e.kind() == ErrorKind::Timeout {
-                    Error::new(
-                        ErrorKind::Timeout,
-                        format!("timeout after {} s", deadline.timeout.as_secs()),
-                    )
+                    timed_out(deadline)
                 } else {
                     e
                 };
@@ -284,6 +286,14 @@ impl NodeSession {
         }
         snapshot
     }
+}
+
+/// How an item whose deadline passed fails.
+fn timed_out(deadline: Deadline) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("timeout after {} s", deadline.timeout.as_secs()),
+    )
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
