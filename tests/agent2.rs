@@ -672,10 +672,17 @@ struct StandIn {
 
 impl StandIn {
     fn start(dir: &std::path::Path, config: &std::path::Path) -> StandIn {
+        StandIn::start_with(dir, config, &[])
+    }
+
+    /// With more arguments after `PATH SOCKET false` (test builds' options).
+    fn start_with(dir: &std::path::Path, config: &std::path::Path, extra: &[&str]) -> StandIn {
         let socket = dir.join("standin.sock");
         let _ = std::fs::remove_file(&socket);
         let listener = UnixListener::bind(&socket).unwrap();
-        let args = ["plugin".into(), socket.into_os_string(), "false".into()];
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["plugin".into(), socket.into_os_string(), "false".into()];
+        args.extend(extra.iter().map(Into::into));
         let run = std::thread::spawn(move || exalate_zabbix::agent2::run(&args));
         let (stream, _) = listener.accept().unwrap();
         stream
@@ -710,16 +717,35 @@ impl StandIn {
     /// The next export answer (log messages skipped).
     fn answer(&mut self) -> serde_json::Value {
         loop {
-            let mut header = [0u8; 8];
-            self.stream.read_exact(&mut header).unwrap();
-            let len = u32::from_le_bytes(header[4..].try_into().unwrap()) as usize;
-            let mut body = vec![0; len];
-            self.stream.read_exact(&mut body).unwrap();
-            let message: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let message = self.message();
             if message["type"] == 7 {
                 return message;
             }
         }
+    }
+
+    /// The next message, whatever it is: a whole JSON frame.
+    fn message(&mut self) -> serde_json::Value {
+        let mut header = [0u8; 8];
+        self.stream.read_exact(&mut header).unwrap();
+        assert_eq!(header[..4], 1u32.to_le_bytes(), "a JSON frame: {header:?}");
+        let len = u32::from_le_bytes(header[4..].try_into().unwrap()) as usize;
+        let mut body = vec![0; len];
+        self.stream
+            .read_exact(&mut body)
+            .unwrap_or_else(|e| panic!("a frame of {len} bytes: {e}"));
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("a frame of {len} bytes that is not one message: {e}"))
+    }
+
+    /// Bytes the plugin sent that this side has not read yet.
+    fn unread(&self) -> usize {
+        use std::os::fd::AsRawFd;
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int.
+        let rc = unsafe { libc::ioctl(self.stream.as_raw_fd(), libc::FIONREAD, &mut n) };
+        assert_eq!(rc, 0);
+        n as usize
     }
 }
 
@@ -845,5 +871,89 @@ fn hung_exports_delay_only_their_own_node() {
     assert!(
         hung_last < Duration::from_millis(TIMEOUT * 1000 + 400),
         "a hung export answered after {hung_last:?}"
+    );
+}
+
+/// Issue 21: an agent that stops reading for longer than the plugin's write
+/// timeout while a large answer goes out. The frame is cut; nothing may be
+/// written inside it (the agent would read every later frame out of step):
+/// once the agent reads again the cut frame comes whole, then every later
+/// message is a frame of its own.
+#[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fault-injection (a shorter write timeout)"
+)]
+fn an_agent_that_stops_reading_gets_whole_frames_after() {
+    const WRITE_TIMEOUT_MS: u64 = 300;
+    let env = TestEnv::with_node(
+        "agent2-write-cut",
+        fake_exalate_node::NodeConfig::demo().with_relation("Big", [4000, 0, 0, 0, 0, 0]),
+    );
+    env.write_config(&format!(
+        "[defaults]\ncache_ttl = 0\n{}",
+        env.node_section("demo", &[])
+    ));
+    let mut agent = StandIn::start_with(
+        &env.dir,
+        &env.config_path,
+        &[&format!("--write-timeout-ms={WRITE_TIMEOUT_MS}")],
+    );
+    agent
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    agent.export(3, "exalate.queue.get", &["demo", "Big", "syncrequests"], 30);
+    // The answer is on its way once it fills the socket's buffer ...
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while agent.unread() < 64 * 1024 {
+        assert!(Instant::now() < deadline, "the answer never came");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // ... and the agent reads nothing for several write timeouts, while
+    // more answers are due.
+    agent.export(4, "exalate.module.version", &[], 3);
+    std::thread::sleep(Duration::from_millis(WRITE_TIMEOUT_MS * 5));
+    agent.export(5, "exalate.discovery", &[], 3);
+    std::thread::sleep(Duration::from_millis(WRITE_TIMEOUT_MS * 2));
+    // The agent reads again: the big answer whole, then whole frames.
+    let big = loop {
+        let message = agent.message();
+        if message["type"] != 1 {
+            break message;
+        }
+    };
+    assert_eq!(
+        big["id"],
+        3,
+        "{}",
+        &big.to_string()[..200.min(big.to_string().len())]
+    );
+    let text = big["value"].as_str().expect("queue.get's value");
+    assert!(text.len() > 1_000_000, "{} bytes", text.len());
+    let entries: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert_eq!(entries.as_array().unwrap().len(), 4000);
+    agent.export(6, "exalate.module.version", &[], 3);
+    let mut logs = Vec::new();
+    loop {
+        let message = agent.message();
+        match message["type"].as_u64().unwrap() {
+            1 => logs.push(message["message"].as_str().unwrap().to_string()),
+            // Answers 4 and 5 may have been dropped (the agent gave up on them).
+            7 if message["id"] == 6 => {
+                assert_eq!(message["value"], env!("CARGO_PKG_VERSION"));
+                break;
+            }
+            7 => assert!(
+                [4, 5].contains(&message["id"].as_u64().unwrap()),
+                "{message}"
+            ),
+            other => panic!("message type {other}: {message}"),
+        }
+    }
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("did not read for longer than the write timeout")),
+        "{logs:?}"
     );
 }

@@ -55,8 +55,12 @@ const MAX_THREADS: usize = 64;
 const PER_NODE_THREADS: usize = 16;
 const LOCAL_THREADS: usize = 4;
 const MAX_QUEUED: usize = 4096;
-/// A write the agent does not take within this is given up.
+/// A write the agent does not take within this is given up (the frame it
+/// cut is finished later; see [`Writer`]).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Test builds: `PATH SOCKET false --write-timeout-ms=N` sets a shorter one.
+#[cfg(feature = "fault-injection")]
+const WRITE_TIMEOUT_ARG: &str = "--write-timeout-ms=";
 
 /// How `zabbix_agent2 -R metrics` lists each key (a capital first, a full stop last).
 pub fn description(item: Item) -> &'static str {
@@ -115,14 +119,21 @@ pub fn run(args: &[OsString]) -> i32 {
     let Ok(write_half) = stream.try_clone() else {
         return 1;
     };
-    let _ = write_half.set_write_timeout(Some(WRITE_TIMEOUT));
+    #[allow(unused_mut)]
+    let mut write_timeout = WRITE_TIMEOUT;
+    #[cfg(feature = "fault-injection")]
+    if let Some(ms) = args
+        .get(3)
+        .and_then(|a| a.to_str()?.strip_prefix(WRITE_TIMEOUT_ARG)?.parse().ok())
+    {
+        write_timeout = Duration::from_millis(ms);
+    }
+    let _ = write_half.set_write_timeout(Some(write_timeout));
     if registration {
         let _ = stream.set_read_timeout(Some(REGISTRATION_WATCHDOG));
     }
     let plugin = Plugin {
-        writer: Arc::new(Writer {
-            stream: Mutex::new(write_half),
-        }),
+        writer: Arc::new(Writer::new(write_half)),
         config_path: Mutex::new(None),
         agent_timeout_secs: AtomicU64::new(0),
         monitor: OnceLock::new(),
@@ -191,21 +202,156 @@ fn connect(socket: &OsString) -> Option<UnixStream> {
 }
 
 /// The socket's sending side: one whole frame at a time, from any thread.
+///
+/// A write the agent does not take within the write timeout leaves a frame
+/// cut: the agent has read its header and waits for the rest. Writing any
+/// other frame then would put it inside the cut one's announced length, and
+/// the agent would read every later frame out of step, for good. So the
+/// rest of a cut frame goes out first, whenever the agent reads again (the
+/// thread that cut it keeps at it); meanwhile other messages are dropped
+/// (agent 2 has given up on those answers, and drops late ones anyway), and
+/// once the stream is whole again a log message says so. Closing the socket
+/// instead would not help: agent 2 never restarts a plugin (6.0.14's reader
+/// would log an EOF error in a loop; 7.0 would fail every item) and the
+/// plugin must not exit on its own (reference §7.1, §9).
 pub struct Writer {
-    stream: Mutex<UnixStream>,
+    state: Mutex<WriterState>,
+}
+
+struct WriterState {
+    stream: UnixStream,
+    /// The rest of a cut frame, to be sent before anything else.
+    pending: Vec<u8>,
+    /// The cut frame's size, and the messages dropped since it was cut.
+    cut_frame_bytes: usize,
+    dropped: u64,
+    /// The agent is gone (a write failed other than by the timeout).
+    broken: bool,
 }
 
 impl Writer {
+    fn new(stream: UnixStream) -> Writer {
+        Writer {
+            state: Mutex::new(WriterState {
+                stream,
+                pending: Vec::new(),
+                cut_frame_bytes: 0,
+                dropped: 0,
+                broken: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WriterState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn send(&self, message: &Value) {
         let frame = frame::encode(message);
-        let mut stream = self.stream.lock().unwrap_or_else(|p| p.into_inner());
-        // A failed write means the agent is gone; the reader then sees the
-        // end of the stream and exits.
-        let _ = stream.write_all(&frame);
+        let mut state = self.lock();
+        if state.broken {
+            return;
+        }
+        if !state.pending.is_empty() {
+            if !state.finish_pending() {
+                state.dropped += 1;
+                return;
+            }
+            if !state.send_recovery_log() {
+                state.dropped += 1;
+                drop(state);
+                return self.finish_cut_frame();
+            }
+        }
+        if !state.write_frame(&frame) {
+            drop(state);
+            self.finish_cut_frame();
+        }
+    }
+
+    /// The thread that cut a frame stays until its rest is sent (the agent
+    /// reads again) or the agent is gone; others may finish it first. The
+    /// lock is let go between tries (each blocks up to the write timeout),
+    /// so others drop their messages rather than wait long.
+    fn finish_cut_frame(&self) {
+        loop {
+            let mut state = self.lock();
+            if state.pending.is_empty() || state.broken {
+                return;
+            }
+            if state.finish_pending() && state.send_recovery_log() {
+                return;
+            }
+            drop(state);
+            std::thread::yield_now();
+        }
     }
 
     fn log(&self, severity: Severity, text: &str) {
         self.send(&message::log(severity, text));
+    }
+}
+
+impl WriterState {
+    /// Writes what it can of `bytes` within the write timeout; how much.
+    fn write_some(&mut self, bytes: &[u8]) -> usize {
+        let mut written = 0;
+        while written < bytes.len() {
+            match self.stream.write(&bytes[written..]) {
+                Ok(0) => {
+                    self.broken = true;
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == IoErrorKind::Interrupted => {}
+                // The write timeout: the agent does not read now.
+                Err(e) if matches!(e.kind(), IoErrorKind::WouldBlock | IoErrorKind::TimedOut) => {
+                    break
+                }
+                // The agent is gone; the reader then sees the end of the
+                // stream and the run ends.
+                Err(_) => {
+                    self.broken = true;
+                    break;
+                }
+            }
+        }
+        written
+    }
+
+    /// Writes a whole frame; false when it was cut (its rest is pending).
+    fn write_frame(&mut self, frame: &[u8]) -> bool {
+        let written = self.write_some(frame);
+        if written == frame.len() || self.broken {
+            return true;
+        }
+        self.pending = frame[written..].to_vec();
+        self.cut_frame_bytes = frame.len();
+        self.dropped = 0;
+        false
+    }
+
+    /// Sends (more of) the rest of a cut frame; whether it is all out.
+    fn finish_pending(&mut self) -> bool {
+        let pending = std::mem::take(&mut self.pending);
+        let written = self.write_some(&pending);
+        if written < pending.len() && !self.broken {
+            self.pending = pending;
+            self.pending.drain(..written);
+            return false;
+        }
+        !self.broken
+    }
+
+    /// Once a cut frame is whole again, the agent's log says what happened;
+    /// false when this message was cut in turn.
+    fn send_recovery_log(&mut self) -> bool {
+        let text = format!(
+            "the agent did not read for longer than the write timeout: an answer of {} bytes went out late and {} messages were dropped meanwhile",
+            self.cut_frame_bytes, self.dropped
+        );
+        self.dropped = 0;
+        self.write_frame(&frame::encode(&message::log(Severity::Warning, &text)))
     }
 }
 
