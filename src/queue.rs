@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Read};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -146,17 +147,20 @@ pub fn read_queue(
     max_bytes: u64,
     keep: Keep,
 ) -> Result<QueueSnapshot> {
-    read_queue_redacted(queue, body, max_bytes, keep, None)
+    read_queue_redacted(queue, body, max_bytes, keep, None, None)
 }
 
 /// As [`read_queue`], each error reason redacted by `redactor` before it is
-/// cut to [`MAX_REASON_BYTES`]: a cut token no longer matches itself.
+/// cut to [`MAX_REASON_BYTES`]: a cut token no longer matches itself. Once
+/// `keep_all` is set (a `queue.get` joined this fetch while it was under
+/// way), [`Keep::WhileUnder`] keeps all the text, if it still has it.
 pub fn read_queue_redacted(
     queue: Queue,
     body: impl Read,
     max_bytes: u64,
     keep: Keep,
     redactor: Option<&Redactor>,
+    keep_all: Option<&AtomicBool>,
 ) -> Result<QueueSnapshot> {
     let consumed = Rc::new(Cell::new(0u64));
     let reader = CheckedReader {
@@ -172,6 +176,7 @@ pub fn read_queue_redacted(
         consumed,
         keep,
         redactor,
+        keep_all,
     };
     let snapshot = de::Deserializer::deserialize_any(&mut de, visitor).map_err(json_error)?;
     de.end().map_err(json_error)?;
@@ -282,6 +287,7 @@ struct QueueVisitor<'r> {
     consumed: Rc<Cell<u64>>,
     keep: Keep,
     redactor: Option<&'r Redactor>,
+    keep_all: Option<&'r AtomicBool>,
 }
 
 impl<'de> Visitor<'de> for QueueVisitor<'_> {
@@ -305,6 +311,9 @@ impl<'de> Visitor<'de> for QueueVisitor<'_> {
         loop {
             let keeping = match self.keep {
                 Keep::All => true,
+                Keep::WhileUnder(_) if self.keep_all.is_some_and(|k| k.load(Ordering::Relaxed)) => {
+                    true
+                }
                 Keep::WhileUnder(limit) => self.consumed.get() < limit,
             };
             if !keeping {

@@ -1,7 +1,7 @@
 //! One node: its HTTP client (connections kept alive), its credentials, its
 //! cache, and fetching a queue within a deadline.
 
-use super::cache::Cache;
+use super::cache::{Cache, Join, Waited};
 use super::reload::WatchedFile;
 use crate::auth::Credentials;
 use crate::config::NodeConfig;
@@ -10,6 +10,7 @@ use crate::http::{encode_segment, HttpClient};
 use crate::queue::{read_queue_redacted, Keep, Queue, QueueSnapshot};
 use crate::secret::Secret;
 use std::io::Read;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -68,21 +69,58 @@ impl NodeSession {
         need: Need,
         deadline: Deadline,
     ) -> Result<Arc<QueueSnapshot>> {
-        if let Some(hit) = self.cache.get(relation, queue, need == Need::Text) {
-            return hit;
+        let need_text = need == Need::Text;
+        loop {
+            if let Some(hit) = self.cache.get(relation, queue, need_text) {
+                return hit;
+            }
+            // Its time is up (it waited in agent 2's queue): the failure of a
+            // timed-out item, at once, nothing asked, nothing cached.
+            if deadline.at <= Instant::now() {
+                return Err(timed_out(deadline));
+            }
+            // A fetch in flight serves whoever asks for its queue meanwhile,
+            // each within their own deadline; a get asks a count's fetch to
+            // keep the text, and fetches again only if it was too late.
+            match self.cache.join(relation, queue, need_text) {
+                None => return self.fetch_and_keep(relation, queue, need, deadline, None),
+                Some(Join::Lead(lead)) => {
+                    let outcome = self.fetch_and_keep(
+                        relation,
+                        queue,
+                        need,
+                        deadline,
+                        Some(&lead.flight.keep_all),
+                    );
+                    lead.land(&outcome);
+                    return outcome;
+                }
+                Some(Join::Wait(flight)) => match flight.wait(deadline.at) {
+                    Waited::Done(Ok(snapshot)) if need_text && snapshot.text.is_none() => {}
+                    Waited::Done(outcome) => return outcome,
+                    Waited::TimedOut => return Err(timed_out(deadline)),
+                    Waited::Abandoned => {}
+                },
+            }
         }
-        // Its time is up (it waited in agent 2's queue): the failure of a
-        // timed-out item, at once, nothing asked, nothing cached.
-        if deadline.at <= Instant::now() {
-            return Err(timed_out(deadline));
-        }
+    }
+
+    /// Fetches and keeps the outcome in the cache.
+    fn fetch_and_keep(
+        &self,
+        relation: &str,
+        queue: Queue,
+        need: Need,
+        deadline: Deadline,
+        keep_all: Option<&AtomicBool>,
+    ) -> Result<Arc<QueueSnapshot>> {
         let generation = self.cache.generation();
         let keep = match need {
             Need::Summary => Keep::WhileUnder(KEEP_TEXT_BYTES),
             Need::Text => Keep::All,
         };
         let outcome = self
-            .fetch(relation, queue, keep, deadline)
+            .fetch(relation, queue, keep, keep_all, deadline)
             .map(|s| Arc::new(self.scrubbed(s)));
         let cacheable = match &outcome {
             Ok(_) => true,
@@ -147,9 +185,10 @@ impl NodeSession {
         relation: &str,
         queue: Queue,
         keep: Keep,
+        keep_all: Option<&AtomicBool>,
         deadline: Deadline,
     ) -> Result<QueueSnapshot> {
-        self.fetch_once(relation, queue, keep, deadline, true)
+        self.fetch_once(relation, queue, keep, keep_all, deadline, true)
             .map_err(|e| {
                 let e = if e.kind() == ErrorKind::Timeout {
                     timed_out(deadline)
@@ -166,6 +205,7 @@ impl NodeSession {
         relation: &str,
         queue: Queue,
         keep: Keep,
+        keep_all: Option<&AtomicBool>,
         deadline: Deadline,
         may_retry: bool,
     ) -> Result<QueueSnapshot> {
@@ -195,7 +235,7 @@ impl NodeSession {
                 let secrets = self.credentials.known_secrets();
                 let secrets: Vec<&str> = secrets.iter().map(Secret::as_str).collect();
                 let redactor = Redactor::new(&secrets);
-                read_queue_redacted(queue, response.body, max, keep, Some(&redactor))
+                read_queue_redacted(queue, response.body, max, keep, Some(&redactor), keep_all)
             }
             400 => Err(Error::new(
                 ErrorKind::RelationNotFound,
@@ -204,7 +244,7 @@ impl NodeSession {
             401 if may_retry && self.credentials.can_mint() => {
                 // The node may have restarted or its clock moved: one fresh token.
                 self.credentials.forget_minted();
-                self.fetch_once(relation, queue, keep, deadline, false)
+                self.fetch_once(relation, queue, keep, keep_all, deadline, false)
             }
             401 => Err(Error::new(
                 ErrorKind::AuthRejected,
