@@ -223,6 +223,7 @@ ffi_fn! {
         crate::secret::UNINIT_STARTED.store(true, Ordering::SeqCst);
         let monitor = MONITOR.lock().unwrap_or_else(|p| p.into_inner()).take();
         drop(monitor);
+        crate::http::forget_shared_hosts();
         ModuleRet(ZBX_MODULE_OK)
     }
 }
