@@ -13,6 +13,10 @@ pub const PATH_ENV: &str = "EXALATE_ZABBIX_CONFIG";
 pub const DEFAULT_CACHE_TTL: u64 = 10;
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_CACHE_MAX_BYTES: u64 = 32 * 1024 * 1024;
+/// The largest config file read: a config of 100,000 relations is under
+/// 4 MiB; a larger file is a mistake, and reading it would hold it in
+/// memory (and the config lock) for nothing.
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 const DEFAULT_JWT_TTL: u64 = 60;
 const DEFAULT_ISSUER: &str = "EXALATE";
 /// The agent's own Timeout range; a longer request would block an agent process.
@@ -123,12 +127,16 @@ struct RawNode {
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = read_file(path).and_then(|bytes| {
+        let text = read_file_within(path, MAX_CONFIG_BYTES).and_then(|bytes| {
             String::from_utf8(bytes)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
         });
         let text = text.map_err(|e| {
             let why = match e.kind() {
+                std::io::ErrorKind::FileTooLarge => format!(
+                    "larger than {} MiB ({MAX_CONFIG_BYTES} bytes), the most a config file may be",
+                    MAX_CONFIG_BYTES / (1024 * 1024)
+                ),
                 std::io::ErrorKind::InvalidData => "is not UTF-8 text".to_string(),
                 std::io::ErrorKind::PermissionDenied => format!(
                     "cannot read: {} (the agent runs as user zabbix: chown root:zabbix and chmod 0640)",
@@ -424,6 +432,9 @@ fn validate_relations(
     relations: Vec<Spanned<String>>,
 ) -> std::result::Result<Vec<String>, (std::ops::Range<usize>, String)> {
     let mut names: Vec<String> = Vec::with_capacity(relations.len());
+    // A set for the duplicate check: linear in the number of relations.
+    let mut seen: std::collections::HashSet<String> =
+        std::collections::HashSet::with_capacity(relations.len());
     for relation in relations {
         let span = relation.span();
         let name = relation.into_inner();
@@ -439,7 +450,7 @@ fn validate_relations(
                 ),
             ));
         }
-        if names.contains(&name) {
+        if !seen.insert(name.clone()) {
             return Err((
                 span,
                 format!("relations: {} is listed twice", quoted(&name)),
@@ -463,16 +474,31 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// agent process or never end. Opened without blocking, checked on the open
 /// file itself.
 pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    read_file_within(path, u64::MAX)
+}
+
+/// As [`read_file`], refusing a file of more than `max_bytes` (an error of
+/// kind `FileTooLarge`) without reading more than that.
+pub fn read_file_within(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let (mut file, meta) = open_file(path)?;
+    let (file, meta) = open_file(path)?;
     if !meta.is_file() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
+    let too_large = || std::io::Error::new(std::io::ErrorKind::FileTooLarge, "file too large");
+    if meta.len() > max_bytes {
+        return Err(too_large());
+    }
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
+    // It may grow after the fstat: read one byte past the limit at most.
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large());
+    }
     Ok(bytes)
 }
 
@@ -526,6 +552,65 @@ token_file = "/t.jwt"
 timeout = 7
 cache_max_bytes = 0
 "#;
+
+    /// Issue 21: the duplicate check was quadratic (60,000 relations took
+    /// 5.8 s, under the config lock). Six times the relations must cost
+    /// about six times as long, not 36 (a ratio, with room for a busy machine).
+    #[test]
+    fn many_relations_parse_in_linear_time() {
+        let config = |n: usize| {
+            let names: Vec<String> = (0..n).map(|i| format!("\"relation-{i}\"")).collect();
+            format!(
+                "[nodes.n]\nurl = \"http://127.0.0.1:1\"\ntoken_file = \"/t\"\nrelations = [{}]\n",
+                names.join(", ")
+            )
+        };
+        let timed = |n: usize| {
+            let text = config(n);
+            (0..2)
+                .map(|_| {
+                    let started = std::time::Instant::now();
+                    let parsed = parse(&text).unwrap();
+                    assert_eq!(parsed.nodes["n"].relations.len(), n);
+                    started.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        let small = timed(10_000);
+        let large = timed(60_000);
+        let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-6);
+        println!("10,000 relations: {small:?}; 60,000: {large:?}; ratio {ratio:.1}");
+        assert!(
+            ratio < 18.0,
+            "10,000 relations: {small:?}; 60,000: {large:?}"
+        );
+    }
+
+    #[test]
+    fn a_config_file_over_the_size_limit_is_refused() {
+        let dir = std::env::temp_dir().join(format!("exalate-config-size-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big.toml");
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(MAX_CONFIG_BYTES + 1).unwrap();
+        let e = Config::load(&path).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert_eq!(
+            e.message(),
+            format!(
+                "config {}: larger than 16 MiB ({MAX_CONFIG_BYTES} bytes), the most a config file may be",
+                path.display()
+            )
+        );
+        // At the limit it is read (and then found not to be TOML text).
+        file.set_len(MAX_CONFIG_BYTES).unwrap();
+        assert!(!Config::load(&path)
+            .unwrap_err()
+            .message()
+            .contains("larger than"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn parses_the_contract_example() {
