@@ -957,3 +957,87 @@ fn an_agent_that_stops_reading_gets_whole_frames_after() {
         "{logs:?}"
     );
 }
+
+/// The state letter of process `pid` in /proc/PID/stat ('Z' a zombie), or
+/// None once it is gone.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Issue 21: the reap guard could live its whole 10.5 s: it ignored
+/// SIGTERM and SIGINT (a systemd stop waited for it), waited on a plugin
+/// left a zombie, and outlived its agent. Each of the three now ends it
+/// within a second or so of the 0.5 s it keeps after the reap.
+#[test]
+fn the_reap_guard_ends_on_sigterm_on_a_zombie_and_without_its_agent() {
+    let plugin = plugin_path();
+    // A guard for a process that lives on, stopped by SIGTERM.
+    let mut living = Command::new("sleep").arg("30").spawn().unwrap();
+    let mut for_term = Command::new(&plugin)
+        .args(["--reap-guard", &living.id().to_string()])
+        .spawn()
+        .unwrap();
+    // A guard for a zombie: a child of ours that exited, not yet reaped.
+    let mut zombie = Command::new("true").spawn().unwrap();
+    let looking = Instant::now();
+    while process_state(zombie.id()) != Some('Z') {
+        assert!(looking.elapsed() < Duration::from_secs(5), "no zombie");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut for_zombie = Command::new(&plugin)
+        .args(["--reap-guard", &zombie.id().to_string()])
+        .spawn()
+        .unwrap();
+    // A guard whose parent (its agent) exits at once.
+    let orphaned = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "\"$0\" --reap-guard {} $$ >/dev/null 2>&1 & echo $!",
+            living.id()
+        ))
+        .arg(&plugin)
+        .output()
+        .unwrap();
+    let orphan: u32 = String::from_utf8_lossy(&orphaned.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let started = Instant::now();
+    // SAFETY: a signal to our own child.
+    assert_eq!(
+        unsafe { libc::kill(for_term.id() as i32, libc::SIGTERM) },
+        0
+    );
+    let until = Duration::from_secs(3);
+    let mut took = [None, None, None];
+    while took.iter().any(Option::is_none) && started.elapsed() < Duration::from_secs(15) {
+        if took[0].is_none() && for_term.try_wait().unwrap().is_some() {
+            took[0] = Some(started.elapsed());
+        }
+        if took[1].is_none() && for_zombie.try_wait().unwrap().is_some() {
+            took[1] = Some(started.elapsed());
+        }
+        if took[2].is_none() && !matches!(process_state(orphan), Some(s) if s != 'Z') {
+            took[2] = Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for child in [&mut living, &mut for_term, &mut for_zombie, &mut zombie] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    println!(
+        "reap guard ended: SIGTERM {:?}, zombie {:?}, agent gone {:?}",
+        took[0], took[1], took[2]
+    );
+    for (what, took) in ["on SIGTERM", "for a zombie", "without its agent"]
+        .iter()
+        .zip(took)
+    {
+        assert!(
+            took.is_some_and(|t| t < until),
+            "the guard {what} took {took:?}"
+        );
+    }
+}

@@ -86,10 +86,13 @@ pub fn metrics() -> Vec<(&'static str, &'static str)> {
 
 /// The executable's whole life; never returns.
 pub fn main() -> ! {
-    ignore_group_signals();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // The reap guard must end on a stop's SIGTERM (see `reap_guard::run`).
+    if args.get(1).is_none_or(|a| a != reap_guard::FLAG) {
+        ignore_group_signals();
+    }
     // Panics are caught and reported through the items; never to stderr.
     std::panic::set_hook(Box::new(|_| {}));
-    let args: Vec<OsString> = std::env::args_os().collect();
     let code = catch_unwind(AssertUnwindSafe(|| run(&args))).unwrap_or(1);
     std::process::exit(code)
 }
@@ -98,7 +101,10 @@ pub fn main() -> ! {
 /// that a test can run the plugin in its own process and count its heap.
 pub fn run(args: &[OsString]) -> i32 {
     if args.get(1).is_some_and(|a| a == reap_guard::FLAG) {
-        return reap_guard::run(args.get(2).map(|a| a.as_os_str()));
+        return reap_guard::run(
+            args.get(2).map(|a| a.as_os_str()),
+            args.get(3).map(|a| a.as_os_str()),
+        );
     }
     let Some(socket) = args
         .get(1)
