@@ -1041,3 +1041,132 @@ fn the_reap_guard_ends_on_sigterm_on_a_zombie_and_without_its_agent() {
         );
     }
 }
+
+/// Issue 21, kept as tests: odd arguments never make the plugin hang or
+/// print to anything but a person's terminal.
+#[test]
+fn odd_plugin_arguments_end_with_a_clear_code() {
+    let dir = temp_dir("agent2-odd-args");
+    let run = |args: &[&str]| {
+        let started = Instant::now();
+        let out = Command::new(plugin_path())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+            started.elapsed(),
+        )
+    };
+    // A person at a terminal: what it is and how to configure it.
+    for args in [
+        &[][..],
+        &["-h"],
+        &["--version"],
+        &["--reap-guard"],
+        &["--reap-guard", "x"],
+    ] {
+        let (code, stderr, took) = run(args);
+        assert!(took < Duration::from_secs(2), "{args:?}: {took:?}");
+        if args.first() == Some(&"--reap-guard") {
+            assert_eq!((code, stderr.as_str()), (Some(2), ""), "{args:?}");
+        } else {
+            assert_eq!(code, Some(2), "{args:?}");
+            assert!(
+                stderr.contains("Plugins.Exalate.System.Path="),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+    // No socket to connect to: gives up after the SDK's 3 s, silently.
+    let missing = dir.join("no.sock");
+    for mode in ["false", "true", "garbage"] {
+        let (code, stderr, took) = run(&[missing.to_str().unwrap(), mode]);
+        assert_eq!((code, stderr.as_str()), (Some(1), ""), "{mode}");
+        assert!(took < Duration::from_secs(6), "{mode}: {took:?}");
+    }
+}
+
+/// Issue 21, kept as tests: 100,000-character and 1,000-parameter keys
+/// through the plugin get their clear failures, and the plugin goes on.
+#[test]
+fn huge_and_many_parameters_through_the_plugin_fail_clearly() {
+    let env = TestEnv::new("agent2-huge-params");
+    let mut agent = StandIn::start(&env.dir, &env.config_path);
+    let long = "x".repeat(100_000);
+    agent.export(
+        3,
+        "exalate.queue.count",
+        &["demo", &long, "syncrequests"],
+        3,
+    );
+    assert_eq!(
+        agent.answer()["error"],
+        "node 'demo': relation name longer than 1000 characters."
+    );
+    agent.export(
+        4,
+        "exalate.queue.count",
+        &[&long, "AllContent", "syncrequests"],
+        3,
+    );
+    let error = agent.answer()["error"].as_str().unwrap().to_string();
+    assert_eq!(
+        error,
+        format!(
+            "unknown node '{}…'; configured nodes: demo.",
+            "x".repeat(80)
+        )
+    );
+    let many: Vec<String> = (0..1000).map(|i| format!("p{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    agent.export(5, "exalate.queue.count", &many, 3);
+    assert_eq!(
+        agent.answer()["error"],
+        "wrong number of parameters: exalate.queue.count takes 3, got 1000: use exalate.queue.count[<node>,<relation>,<queue>]."
+    );
+    agent.export(
+        6,
+        "exalate.queue.count",
+        &["demo", "AllContent", "syncrequests"],
+        3,
+    );
+    assert_eq!(agent.answer()["value"], "3");
+    assert!(
+        env.node.requests().len() == 1,
+        "only the good one asked the node"
+    );
+}
+
+/// Issue 21, kept as tests: an agent that goes away while a large answer
+/// is being written: the run ends (no panic, no hang), as on any close.
+#[test]
+fn an_agent_that_closes_mid_answer_ends_the_run() {
+    let env = TestEnv::with_node(
+        "agent2-close-mid-answer",
+        fake_exalate_node::NodeConfig::demo().with_relation("Big", [4000, 0, 0, 0, 0, 0]),
+    );
+    let mut agent = StandIn::start(&env.dir, &env.config_path);
+    agent.export(3, "exalate.queue.get", &["demo", "Big", "syncrequests"], 30);
+    // The answer is on its way; the agent reads a little of it and goes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while agent.unread() < 64 * 1024 {
+        assert!(Instant::now() < deadline, "the answer never came");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut some = vec![0u8; 4096];
+    agent.stream.read_exact(&mut some).unwrap();
+    let run = agent.run.take().unwrap();
+    agent.stream.shutdown(std::net::Shutdown::Both).unwrap();
+    let started = Instant::now();
+    while !run.is_finished() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the run did not end"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(run.join().unwrap(), 0);
+}
