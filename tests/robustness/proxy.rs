@@ -154,7 +154,10 @@ fn garbage_407_silent_and_echoing_proxies_fail_clearly() {
     let secret = env.dir.join("demo.secret");
     let mut config = "[defaults]\ncache_ttl = 0\ntimeout = 2\n".to_string();
     for (name, proxy) in &proxies {
-        for (scheme, url) in [("http", env.node.url()), ("https", "https://127.0.0.1:9".to_string())] {
+        for (scheme, url) in [
+            ("http", env.node.url()),
+            ("https", "https://127.0.0.1:9".to_string()),
+        ] {
             config.push_str(&format!(
                 "[nodes.{name}_{scheme}]\nurl = \"{url}\"\njwt_secret_file = \"{}\"\nproxy = \"{proxy}\"\n",
                 secret.display()
@@ -179,8 +182,14 @@ fn garbage_407_silent_and_echoing_proxies_fail_clearly() {
                 message.starts_with(&format!("node '{name}_{scheme}', relation 'AllContent'")),
                 "{message}"
             );
-            assert!(message.ends_with('.') && !message.contains('\n'), "{message}");
-            assert!(jwt_shaped(&message).is_none(), "{name}, {scheme}: a token in {message}");
+            assert!(
+                message.ends_with('.') && !message.contains('\n'),
+                "{message}"
+            );
+            assert!(
+                jwt_shaped(&message).is_none(),
+                "{name}, {scheme}: a token in {message}"
+            );
             assert!(!message.contains(SECRET));
             assert!(took < std::time::Duration::from_secs(3), "{key}: {took:?}");
         }
