@@ -5,7 +5,9 @@
 //! 2. counting queues of 1k to 200k entries (time, MB/s) against parsing the
 //!    same answer into `serde_json::Value`;
 //! 3. a loaded node (every answer 600 ms late): stats against one count;
-//! 4. what the cache keeps after `queue.get` of 100 relations of ~250 KB.
+//! 4. a burst of one relation's items at once: requests to the node (six);
+//! 5. agent 2's plugin: a healthy item beside N exports for a hung node;
+//! 6. what the cache keeps after `queue.get` of 100 relations of ~250 KB.
 //!
 //! Everything runs against the fake node on loopback; figures are ratios
 //! taken in one run, rounds interleaved so drift hits both sides alike.
@@ -113,7 +115,193 @@ fn main() {
         );
     }
     loaded_node(&env);
+    burst_of_items(&env);
+    hung_exports(&env);
     cache_budget(&env);
+}
+
+/// The six counts, stats and two gets of one relation asked at once (as
+/// agent 2 serves them) of a node answering 1 s late, cache_ttl = 60:
+/// requests to the node (target: six, one per queue).
+fn burst_of_items(env: &BenchEnv) {
+    let slow = FakeNode::start(
+        fake_exalate_node::NodeConfig::demo()
+            .with_base_path("")
+            .with_response_delay(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let config = env.dir.join("burst.toml");
+    write_file(
+        &config,
+        &format!(
+            "[nodes.slow]\nurl = \"{}\"\ntoken_file = \"{}\"\ncache_ttl = 60\ntimeout = 10\n",
+            slow.url(),
+            env.dir.join("bench.jwt").display()
+        ),
+        0o600,
+    );
+    let monitor = Monitor::open(config).unwrap();
+    let queues = [
+        "syncrequests",
+        "blobrequests",
+        "syncresponses",
+        "blobresponses",
+        "errorresponses",
+        "bloberrorresponses",
+    ];
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let monitor = &monitor;
+        let mut calls = Vec::new();
+        for queue in queues {
+            calls.push(s.spawn(move || {
+                monitor.queue_count("slow", "AllContent", queue).unwrap();
+            }));
+        }
+        calls.push(s.spawn(|| {
+            monitor.relation_stats("slow", "AllContent").unwrap();
+        }));
+        for queue in ["errorresponses", "syncrequests"] {
+            calls.push(s.spawn(move || {
+                monitor.queue_get("slow", "AllContent", queue).unwrap();
+            }));
+        }
+        calls.into_iter().for_each(|c| c.join().unwrap());
+    });
+    println!(
+        "\na burst of one relation's items at once (6 counts, stats, 2 gets; node 1 s late, cache_ttl 60): {} requests to the node (target: six), all answered in {}",
+        slow.requests().len(),
+        fmt(started.elapsed())
+    );
+}
+
+/// Agent 2's plugin, run in this process on a socket of ours, sent N
+/// exports for a node that accepts connections and never answers, then one
+/// for a healthy node: how long the healthy one waits (target: within its
+/// own timeout, whatever N), and when the last hung one is answered.
+fn hung_exports(env: &BenchEnv) {
+    use exalate_zabbix::agent2::frame;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+    const TIMEOUT: u64 = 3;
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming() {
+            held.push(stream);
+        }
+    });
+    let config = env.dir.join("hung.toml");
+    let token = env.dir.join("bench.jwt");
+    write_file(
+        &config,
+        &format!(
+            "[defaults]\ncache_ttl = 0\n[nodes.healthy]\nurl = \"{}\"\ntoken_file = \"{}\"\n[nodes.hung]\nurl = \"{silent_url}\"\ntoken_file = \"{}\"\n",
+            env.node.url(),
+            token.display(),
+            token.display()
+        ),
+        0o600,
+    );
+    println!("\nagent 2's plugin: a healthy item sent after N exports for a node that never answers (item timeout {TIMEOUT} s; agent 2 waits {TIMEOUT}.5 s):");
+    println!("| N hung exports | healthy answered after | module.version after | last hung answer after |");
+    println!("|---|---|---|---|");
+    for n in [0u64, 256, 1024, 4000] {
+        let socket = env.dir.join(format!("hung-{n}.sock"));
+        let _ = std::fs::remove_file(&socket);
+        let listener = UnixListener::bind(&socket).unwrap();
+        let args = ["plugin".into(), socket.into_os_string(), "false".into()];
+        let run = std::thread::spawn(move || exalate_zabbix::agent2::run(&args));
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut send = |m: serde_json::Value| stream.write_all(&frame::encode(&m)).unwrap();
+        send(
+            serde_json::json!({"id": 1, "type": 8, "global_options": {"Timeout": TIMEOUT},
+            "private_options": {"Name": "Exalate", "Nodes": [{"Name": "Config", "Nodes": [{"Value": base64(config.to_str().unwrap().as_bytes())}]}]}}),
+        );
+        let export = |id: u64, key: &str, params: &[&str]| {
+            let mut m = serde_json::json!({"id": id, "type": 6, "key": key, "timeout": TIMEOUT});
+            if !params.is_empty() {
+                m["parameters"] = params.into();
+            }
+            m
+        };
+        // Warm: config read, connection up.
+        send(export(
+            2,
+            "exalate.queue.count",
+            &["healthy", "AllContent", "syncrequests"],
+        ));
+        let mut reader = stream.try_clone().unwrap();
+        let mut answer = || loop {
+            let mut header = [0u8; 8];
+            reader.read_exact(&mut header).unwrap();
+            let mut body = vec![0; u32::from_le_bytes(header[4..].try_into().unwrap()) as usize];
+            reader.read_exact(&mut body).unwrap();
+            let m: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            if m["type"] == 7 {
+                return m;
+            }
+        };
+        assert_eq!(answer()["value"], "3");
+        let started = Instant::now();
+        let mut send = |m: serde_json::Value| stream.write_all(&frame::encode(&m)).unwrap();
+        for id in 0..n {
+            send(export(
+                1000 + id,
+                "exalate.queue.count",
+                &["hung", "R", "syncrequests"],
+            ));
+        }
+        send(export(
+            3,
+            "exalate.queue.count",
+            &["healthy", "AllContent", "syncrequests"],
+        ));
+        send(export(4, "exalate.module.version", &[]));
+        let (mut healthy, mut version, mut last_hung) = (None, None, Duration::ZERO);
+        for _ in 0..n + 2 {
+            let m = answer();
+            match m["id"].as_u64().unwrap() {
+                3 => healthy = Some(started.elapsed()),
+                4 => version = Some(started.elapsed()),
+                _ => last_hung = started.elapsed(),
+            }
+        }
+        println!(
+            "| {n} | {} | {} | {} |",
+            fmt(healthy.unwrap()),
+            fmt(version.unwrap()),
+            if n == 0 {
+                "-".to_string()
+            } else {
+                fmt(last_hung)
+            }
+        );
+        drop(stream);
+        drop(reader);
+        let _ = run.join();
+    }
+}
+
+/// Standard base64 with padding, as Go encodes an option's value.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// A node that answers every request 600 ms late (a Jira under load, a far

@@ -28,6 +28,9 @@
  * the failure is in `exalate_last_error()`.
  */
 typedef enum {
+  /**
+   * The call did what it was asked.
+   */
   EXALATE_OK = 0,
   /**
    * A NULL pointer, a string that is not UTF-8, a bad parameter.

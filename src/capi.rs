@@ -87,6 +87,7 @@ result_codes! {
     /// What a call did: `EXALATE_OK`, or the kind of failure. The message for
     /// the failure is in `exalate_last_error()`.
     pub enum exalate_result {
+        /// The call did what it was asked.
         EXALATE_OK = 0,
         /// A NULL pointer, a string that is not UTF-8, a bad parameter.
         #[kind(InvalidArgument)]

@@ -3,6 +3,7 @@
 //! they are built from names and statuses, and `redact` scrubs anything a
 //! hostile node might echo back.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io;
 
@@ -124,8 +125,76 @@ const MIN_JWT_TAIL_CHARS: usize = 8;
 /// Secrets shorter than 4 bytes are not looked for (they would match
 /// ordinary words).
 pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
-    let replaced = SecretForms::new(secrets).replace(text);
-    scrub_token_runs(replaced.as_deref().unwrap_or(text), secrets)
+    let redactor = Redactor::new(secrets);
+    redactor.redact(text).unwrap_or_else(|| text.to_string())
+}
+
+/// What [`redact`] looks for, worked out once for many texts (the error
+/// reasons and the `queue.get` text of one answer): values get the same
+/// redaction as messages, before anything cuts them.
+pub(crate) struct Redactor {
+    forms: SecretForms,
+    /// Every run of `MIN_FRAGMENT_CHARS` bytes of a secret (see [`window_key`]).
+    windows: Windows,
+}
+
+/// The windows of the secrets, looked up once per window of every run of
+/// token characters in a value (a `queue.get` text is megabytes): a key of
+/// the 12 bytes themselves and a multiply-and-fold hash, not SipHash.
+type Windows = HashSet<u128, std::hash::BuildHasherDefault<WindowHasher>>;
+
+fn window_key(window: &[u8]) -> u128 {
+    let mut key = [0u8; 16];
+    key[..MIN_FRAGMENT_CHARS].copy_from_slice(window);
+    u128::from_le_bytes(key)
+}
+
+#[derive(Default)]
+struct WindowHasher(u64);
+
+impl std::hash::Hasher for WindowHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.write_u64(n as u64);
+        self.write_u64((n >> 64) as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Redactor {
+    pub(crate) fn new(secrets: &[&str]) -> Redactor {
+        let windows = secrets
+            .iter()
+            .flat_map(|s| s.as_bytes().windows(MIN_FRAGMENT_CHARS))
+            .map(window_key)
+            .collect();
+        Redactor {
+            forms: SecretForms::new(secrets),
+            windows,
+        }
+    }
+
+    /// `text` redacted as [`redact`] does, or `None` when nothing in it is
+    /// a secret, a fragment of one or JWT-shaped.
+    pub(crate) fn redact(&self, text: &str) -> Option<String> {
+        let replaced = self.forms.replace(text);
+        let text_now = replaced.as_deref().unwrap_or(text);
+        match scrub_token_runs(text_now, self) {
+            Some(scrubbed) => Some(scrubbed),
+            None => replaced,
+        }
+    }
 }
 
 /// The forms in which secrets (4 bytes or more) may be written, worked out
@@ -175,35 +244,38 @@ fn is_token_char(b: u8) -> bool {
 /// JWT-shaped or shares `MIN_FRAGMENT_CHARS` consecutive characters with a
 /// secret. A run ends at anything else (space, quote, colon), so ordinary
 /// words, paths and names survive.
-fn scrub_token_runs(text: &str, secrets: &[&str]) -> String {
+fn scrub_token_runs(text: &str, redactor: &Redactor) -> Option<String> {
     let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
+    let mut out = String::new();
+    // Bytes of `text` before `copied` are in `out` (redacted) already.
+    let mut copied = 0;
     let mut i = 0;
     while i < bytes.len() {
         if !is_token_char(bytes[i]) {
-            // Copy up to the next token character; char boundaries are safe
-            // because token characters are ASCII.
-            let end = bytes[i..]
-                .iter()
-                .position(|&b| is_token_char(b))
-                .map_or(bytes.len(), |n| i + n);
-            out.push_str(&text[i..end]);
-            i = end;
+            i += 1;
             continue;
         }
         let end = bytes[i..]
             .iter()
             .position(|&b| !is_token_char(b))
             .map_or(bytes.len(), |n| i + n);
+        // Char boundaries are safe: token characters are ASCII.
         let run = &text[i..end];
-        if is_jwt_shaped(run) || shares_fragment(run, secrets) {
+        if is_jwt_shaped(run) || shares_fragment(run, &redactor.windows) {
+            if out.is_empty() {
+                out.reserve(text.len());
+            }
+            out.push_str(&text[copied..i]);
             out.push_str(REDACTED);
-        } else {
-            out.push_str(run);
+            copied = end;
         }
         i = end;
     }
-    out
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
 }
 
 fn is_jwt_shaped(run: &str) -> bool {
@@ -211,12 +283,12 @@ fn is_jwt_shaped(run: &str) -> bool {
         .any(|(at, _)| run.len() - at - 3 >= MIN_JWT_TAIL_CHARS)
 }
 
-fn shares_fragment(run: &str, secrets: &[&str]) -> bool {
-    run.len() >= MIN_FRAGMENT_CHARS
-        && (0..=run.len() - MIN_FRAGMENT_CHARS).any(|start| {
-            let window = &run[start..start + MIN_FRAGMENT_CHARS];
-            secrets.iter().any(|s| s.contains(window))
-        })
+fn shares_fragment(run: &str, windows: &Windows) -> bool {
+    !windows.is_empty()
+        && run
+            .as_bytes()
+            .windows(MIN_FRAGMENT_CHARS)
+            .any(|w| windows.contains(&window_key(w)))
 }
 
 /// The first line of a response body, shortened, for a message, after

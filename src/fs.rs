@@ -10,15 +10,24 @@ use std::path::Path;
 /// What a permission error on the agent's files adds.
 const RUNS_AS_ZABBIX: &str = " (the agent runs as user zabbix: chown root:zabbix and chmod 0640)";
 
+/// The largest config file read: a config of 100,000 relations is under
+/// 4 MiB; a larger file is a mistake, and reading it would hold it in
+/// memory (and the config lock) for nothing.
+pub(crate) const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
 /// The config file's text, or why it cannot be read (`path_env` names the
 /// variable that points at another file).
 pub(crate) fn read_config_text(path: &Path, path_env: &str) -> Result<String> {
-    let text = read_file(path).and_then(|bytes| {
+    let text = read_file_within(path, MAX_CONFIG_BYTES).and_then(|bytes| {
         String::from_utf8(bytes)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     });
     text.map_err(|e| {
         let why = match e.kind() {
+            std::io::ErrorKind::FileTooLarge => format!(
+                "larger than {} MiB ({MAX_CONFIG_BYTES} bytes), the most a config file may be",
+                MAX_CONFIG_BYTES / (1024 * 1024)
+            ),
             std::io::ErrorKind::InvalidData => "is not UTF-8 text".to_string(),
             std::io::ErrorKind::PermissionDenied => {
                 format!("cannot read: {}{RUNS_AS_ZABBIX}", io_reason(&e))
@@ -86,16 +95,31 @@ pub(crate) fn read_secret_file(what: &str, path: &Path) -> Result<Secret> {
 /// agent process or never end. Opened without blocking, checked on the open
 /// file itself.
 pub(crate) fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    read_file_within(path, u64::MAX)
+}
+
+/// As [`read_file`], refusing a file of more than `max_bytes` (an error of
+/// kind `FileTooLarge`) without reading more than that.
+pub(crate) fn read_file_within(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let (mut file, meta) = open_file(path)?;
+    let (file, meta) = open_file(path)?;
     if !meta.is_file() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
+    let too_large = || std::io::Error::new(std::io::ErrorKind::FileTooLarge, "file too large");
+    if meta.len() > max_bytes {
+        return Err(too_large());
+    }
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
+    // It may grow after the fstat: read one byte past the limit at most.
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large());
+    }
     Ok(bytes)
 }
 

@@ -36,12 +36,36 @@ pub(crate) struct HttpResponse {
 }
 
 impl HttpClient {
+    /// A client resolving with the system's resolver; what it knows of host
+    /// names (and the lookups under way) is the process's, shared with every
+    /// client: a lookup that never returns is not started again by the next
+    /// client (a reload, a C API client opened after one freed).
     pub(crate) fn new(node: &NodeConfig) -> Result<HttpClient> {
-        HttpClient::with_lookup(node, Arc::new(SystemLookup))
+        let hosts = {
+            let mut shared = lock(&SYSTEM_HOSTS);
+            match shared.as_ref().and_then(std::sync::Weak::upgrade) {
+                Some(hosts) => hosts,
+                None => {
+                    let hosts = Hosts::default();
+                    *shared = Some(Arc::downgrade(&hosts));
+                    hosts
+                }
+            }
+        };
+        HttpClient::with_resolver(node, Arc::new(SystemLookup), hosts)
     }
 
     /// A client whose host names are looked up by `lookup`.
+    #[cfg(test)]
     pub(crate) fn with_lookup(node: &NodeConfig, lookup: Arc<dyn Lookup>) -> Result<HttpClient> {
+        HttpClient::with_resolver(node, lookup, Hosts::default())
+    }
+
+    fn with_resolver(
+        node: &NodeConfig,
+        lookup: Arc<dyn Lookup>,
+        hosts: Hosts,
+    ) -> Result<HttpClient> {
         let route = Route::new(&node.url, node.proxy.as_deref());
         let connect_proxy = match &route {
             Route::Connect(proxy) => Some(ureq::Proxy::new(proxy).map_err(|_| {
@@ -68,12 +92,12 @@ impl HttpClient {
             Route::AbsoluteForm { host, port } => ureq::Agent::with_parts(
                 config.build(),
                 AbsoluteForm::default(),
-                CachingResolver::new(lookup, Some((host, port))),
+                CachingResolver::new(lookup, hosts, Some((host, port))),
             ),
             Route::Direct | Route::Connect(_) => ureq::Agent::with_parts(
                 config.build(),
                 DefaultConnector::new(),
-                CachingResolver::new(lookup, None),
+                CachingResolver::new(lookup, hosts, None),
             ),
         };
         Ok(HttpClient { agent })
@@ -122,6 +146,13 @@ struct SystemLookup;
 impl Lookup for SystemLookup {
     fn lookup(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
         use std::net::ToSocketAddrs;
+        // Test builds: a DNS server that never answers, for these names.
+        #[cfg(feature = "fault-injection")]
+        if host.ends_with(".dead-dns.exalate-test") {
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
         Ok((host, port).to_socket_addrs()?.collect())
     }
 }
@@ -135,7 +166,7 @@ impl Lookup for SystemLookup {
 /// with a dead DNS server return after 2, 4, 6 and 8 s.)
 struct CachingResolver {
     lookup: Arc<dyn Lookup>,
-    hosts: Arc<Mutex<HashMap<String, HostEntry>>>,
+    hosts: Hosts,
     /// Resolve this (host, port) whatever the URI says: the proxy that
     /// takes absolute-form requests for the node.
     via: Option<(String, u16)>,
@@ -147,10 +178,28 @@ impl std::fmt::Debug for CachingResolver {
     }
 }
 
+/// What is known of each "host:port", shared by the clients of a lookup.
+type Hosts = Arc<HostMap>;
+type HostMap = Mutex<HashMap<String, HostEntry>>;
+
+/// The system resolver's `Hosts`, while a client or a lookup under way
+/// holds them; a weak reference, so that nothing is kept once they are all
+/// gone (see [`forget_shared_hosts`]).
+static SYSTEM_HOSTS: Mutex<Option<std::sync::Weak<HostMap>>> = Mutex::new(None);
+
+/// Lets go of the last trace of the shared `Hosts` (the weak reference's
+/// allocation), for a module about to be unloaded.
+pub fn forget_shared_hosts() {
+    lock(&SYSTEM_HOSTS).take();
+}
+
 enum HostEntry {
     Resolved(Instant, Vec<SocketAddr>),
     /// The lookup failed or outlived a caller's deadline; `Instant` is when.
-    Failed(Instant),
+    /// A lookup that outlived it may still run (a DNS server that never
+    /// answers): once the failure is stale, callers wait for that one
+    /// rather than start another, so one lookup of a host runs at a time.
+    Failed(Instant, Option<Arc<Flight>>),
     InFlight(Arc<Flight>),
 }
 
@@ -162,12 +211,8 @@ struct Flight {
 }
 
 impl CachingResolver {
-    fn new(lookup: Arc<dyn Lookup>, via: Option<(String, u16)>) -> CachingResolver {
-        CachingResolver {
-            lookup,
-            hosts: Arc::new(Mutex::new(HashMap::new())),
-            via,
-        }
+    fn new(lookup: Arc<dyn Lookup>, hosts: Hosts, via: Option<(String, u16)>) -> CachingResolver {
+        CachingResolver { lookup, hosts, via }
     }
 
     /// The running lookup of `key`, started here if there is none and no
@@ -183,8 +228,11 @@ impl CachingResolver {
             Some(HostEntry::Resolved(at, addrs)) if at.elapsed() < DNS_CACHE_TTL => {
                 return Err(Ok(addrs.clone()))
             }
-            Some(HostEntry::Failed(at)) if at.elapsed() < DNS_FAILURE_TTL => {
+            Some(HostEntry::Failed(at, _)) if at.elapsed() < DNS_FAILURE_TTL => {
                 return Err(Err(ureq::Error::HostNotFound))
+            }
+            Some(HostEntry::Failed(_, Some(running))) if lock(&running.outcome).is_none() => {
+                return Ok(running.clone())
             }
             Some(HostEntry::InFlight(flight)) => return Ok(flight.clone()),
             _ => {}
@@ -201,7 +249,7 @@ impl CachingResolver {
                 let outcome = outcome.and_then(|a| if a.is_empty() { Err(()) } else { Ok(a) });
                 let entry = match &outcome {
                     Ok(addrs) => HostEntry::Resolved(Instant::now(), addrs.clone()),
-                    Err(()) => HostEntry::Failed(Instant::now()),
+                    Err(()) => HostEntry::Failed(Instant::now(), None),
                 };
                 // A late answer still serves the callers after it.
                 lock(&hosts).insert(entry_key, entry);
@@ -263,9 +311,18 @@ impl Resolver for CachingResolver {
                                     // Later callers fail fast for a while
                                     // instead of each waiting their whole timeout.
                                     let mut hosts = lock(&self.hosts);
-                                    if matches!(hosts.get(&key), Some(HostEntry::InFlight(f)) if Arc::ptr_eq(f, &flight))
-                                    {
-                                        hosts.insert(key, HostEntry::Failed(Instant::now()));
+                                    let ours = match hosts.get(&key) {
+                                        Some(HostEntry::InFlight(f))
+                                        | Some(HostEntry::Failed(_, Some(f))) => {
+                                            Arc::ptr_eq(f, &flight)
+                                        }
+                                        _ => false,
+                                    };
+                                    if ours {
+                                        hosts.insert(
+                                            key,
+                                            HostEntry::Failed(Instant::now(), Some(flight.clone())),
+                                        );
                                     }
                                     return Err(ureq::Error::Timeout(timeout.reason));
                                 }

@@ -5,11 +5,11 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::monitor::Monitor;
+pub use crate::timeout::ItemTiming;
 use std::any::Any;
 use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// An item key of the contract; its entry in the item table says what it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +160,7 @@ pub fn get_value(
     monitor: &Monitor,
     item: Item,
     params: &[&str],
-    item_timeout: Option<Duration>,
+    timing: ItemTiming,
 ) -> Result<ItemValue> {
     // `key[]` arrives as one empty parameter; `node.ping` may omit its node.
     let params = match params {
@@ -183,34 +183,30 @@ pub fn get_value(
     let p = |i: usize| params.get(i).copied().unwrap_or("");
     Ok(match item {
         Item::QueueCount => {
-            ItemValue::Uint(monitor.queue_count_within(p(0), p(1), p(2), item_timeout)?)
+            ItemValue::Uint(monitor.queue_count_within(p(0), p(1), p(2), timing)?)
         }
-        Item::QueueGet => {
-            ItemValue::Text(monitor.queue_get_within(p(0), p(1), p(2), item_timeout)?)
+        Item::QueueGet => ItemValue::Text(monitor.queue_get_within(p(0), p(1), p(2), timing)?),
+        Item::RelationStats => {
+            ItemValue::Text(monitor.relation_stats_within(p(0), p(1), timing)?.into())
         }
-        Item::RelationStats => ItemValue::Text(
-            monitor
-                .relation_stats_within(p(0), p(1), item_timeout)?
-                .into(),
-        ),
         Item::Discovery => ItemValue::Text(monitor.discovery()?.into()),
-        Item::NodePing => ItemValue::Uint(monitor.node_ping_within(p(0), item_timeout)? as u64),
+        Item::NodePing => ItemValue::Uint(monitor.node_ping_within(p(0), timing)? as u64),
         Item::ModuleVersion => ItemValue::Str(crate::VERSION.to_string()),
     })
 }
 
 /// What an agent shows for `item`: its value, or why it failed as one
 /// sentence (the message and a full stop, as the module reports it). Bound
-/// by `item_timeout` where the agent gives one (see `timeout.rs`); a
-/// panic becomes a failure.
+/// by the item's timeout where the agent gives one (see `timeout.rs`),
+/// counted from when it was asked; a panic becomes a failure.
 pub(crate) fn value_or_failure(
     monitor: &Monitor,
     item: Item,
     params: &[&str],
-    item_timeout: Option<Duration>,
+    timing: ItemTiming,
 ) -> std::result::Result<ItemValue, String> {
     catch_unwind(AssertUnwindSafe(|| {
-        get_value(monitor, item, params, item_timeout).map_err(|e| format!("{}.", e.message()))
+        get_value(monitor, item, params, timing).map_err(|e| format!("{}.", e.message()))
     }))
     .unwrap_or_else(|panic| Err(panic_failure(Some(monitor), &*panic)))
 }
@@ -259,20 +255,26 @@ mod tests {
     #[test]
     fn version_needs_no_config() {
         assert_eq!(
-            get_value(&monitor(), Item::ModuleVersion, &[], None).unwrap(),
+            get_value(&monitor(), Item::ModuleVersion, &[], ItemTiming::now(None)).unwrap(),
             ItemValue::Str(crate::VERSION.into())
         );
-        assert!(get_value(&monitor(), Item::ModuleVersion, &[""], None).is_ok());
+        assert!(get_value(
+            &monitor(),
+            Item::ModuleVersion,
+            &[""],
+            ItemTiming::now(None)
+        )
+        .is_ok());
     }
 
     #[test]
     fn value_or_failure_is_a_value_or_one_sentence() {
         assert_eq!(
-            value_or_failure(&monitor(), Item::ModuleVersion, &[], None),
+            value_or_failure(&monitor(), Item::ModuleVersion, &[], ItemTiming::now(None)),
             Ok(ItemValue::Str(crate::VERSION.into()))
         );
         assert_eq!(
-            value_or_failure(&monitor(), Item::NodePing, &["a", "b"], None),
+            value_or_failure(&monitor(), Item::NodePing, &["a", "b"], ItemTiming::now(None)),
             Err("wrong number of parameters: exalate.node.ping takes 1, got 2: use exalate.node.ping[<node>].".into())
         );
         assert_eq!(ItemValue::Uint(7).to_text(), "7");
@@ -280,14 +282,26 @@ mod tests {
 
     #[test]
     fn parameter_count_is_checked_first() {
-        let e = get_value(&monitor(), Item::QueueCount, &["a", "b"], None).unwrap_err();
+        let e = get_value(
+            &monitor(),
+            Item::QueueCount,
+            &["a", "b"],
+            ItemTiming::now(None),
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
         assert_eq!(
             e.message(),
             "wrong number of parameters: exalate.queue.count takes 3, got 2: use exalate.queue.count[<node>,<relation>,<queue>]"
         );
-        assert!(get_value(&monitor(), Item::Discovery, &["x"], None).is_err());
-        assert!(get_value(&monitor(), Item::NodePing, &["a", "b"], None).is_err());
+        assert!(get_value(&monitor(), Item::Discovery, &["x"], ItemTiming::now(None)).is_err());
+        assert!(get_value(
+            &monitor(),
+            Item::NodePing,
+            &["a", "b"],
+            ItemTiming::now(None)
+        )
+        .is_err());
     }
 
     #[test]
@@ -296,7 +310,7 @@ mod tests {
             &monitor(),
             Item::QueueCount,
             &["", "AllContent", "syncrequests"],
-            None,
+            ItemTiming::now(None),
         )
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
@@ -305,7 +319,7 @@ mod tests {
             "{e}"
         );
         assert_eq!(
-            get_value(&monitor(), Item::Discovery, &[], None)
+            get_value(&monitor(), Item::Discovery, &[], ItemTiming::now(None))
                 .unwrap_err()
                 .kind(),
             ErrorKind::Config

@@ -22,7 +22,7 @@ pub mod agent2;
 pub mod agentd;
 mod auth;
 mod boundary;
-mod capi;
+pub mod capi;
 pub mod config;
 mod error;
 mod fs;

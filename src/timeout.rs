@@ -11,7 +11,8 @@
 //!
 //! A call is bounded by the smaller of the config and item timeouts, else by
 //! whichever is given, else by the agent's ([`call_timeout`]); its requests
-//! give up a little before that ([`Deadline::after`]).
+//! give up a little before that ([`Deadline::counted_from`]), counted
+//! from when the item was asked ([`ItemTiming`]).
 
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
@@ -71,6 +72,27 @@ pub(crate) fn call_timeout(
     }
 }
 
+/// An item as its agent asked it: when, and the item timeout the agent gave
+/// it (7.0), if any. Its time runs from when it was asked, not from when it
+/// runs: an item may wait in agent 2's plugin queue first.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemTiming {
+    /// When the agent asked.
+    pub asked: Instant,
+    /// The item's own timeout, where the agent gives one.
+    pub item_timeout: Option<Duration>,
+}
+
+impl ItemTiming {
+    /// An item asked now.
+    pub fn now(item_timeout: Option<Duration>) -> ItemTiming {
+        ItemTiming {
+            asked: Instant::now(),
+            item_timeout,
+        }
+    }
+}
+
 /// When a call's time is up, for every request it makes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Deadline {
@@ -81,13 +103,19 @@ pub(crate) struct Deadline {
 }
 
 impl Deadline {
-    /// The deadline of a call with `timeout`, from now. Requests give up a
-    /// little before the timeout, so that even a late wake-up answers within
-    /// it (agent 2 drops an answer past it).
+    /// The deadline of a call with `timeout`, from now.
+    #[cfg(test)]
     pub fn after(timeout: Duration) -> Deadline {
+        Deadline::counted_from(Instant::now(), timeout)
+    }
+
+    /// The deadline of a call with `timeout` asked at `start`. Requests give
+    /// up a little before the timeout, so that even a late wake-up answers
+    /// within it (agent 2 drops an answer past it).
+    pub fn counted_from(start: Instant, timeout: Duration) -> Deadline {
         let margin = (timeout / 10).min(ENFORCEMENT_MARGIN);
         Deadline {
-            at: Instant::now() + timeout - margin,
+            at: start + timeout - margin,
             timeout,
         }
     }

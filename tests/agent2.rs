@@ -652,3 +652,513 @@ fn plugin_rss_stays_flat_under_sustained_load() {
         rss.end
     );
 }
+
+/// The plugin's operational run in this process (`agent2::run` on a thread)
+/// under a stand-in agent on a socket of ours: configured with `config`
+/// (through `Plugins.Exalate.Config`, as agent 2 passes it) and the agent's
+/// Timeout of 3 s, as a 7.0 agent with a high Capacity would.
+struct StandIn {
+    stream: UnixStream,
+    run: Option<std::thread::JoinHandle<i32>>,
+}
+
+impl StandIn {
+    fn start(dir: &std::path::Path, config: &std::path::Path) -> StandIn {
+        StandIn::start_with(dir, config, &[])
+    }
+
+    /// With more arguments after `PATH SOCKET false` (test builds' options).
+    fn start_with(dir: &std::path::Path, config: &std::path::Path, extra: &[&str]) -> StandIn {
+        let socket = dir.join("standin.sock");
+        let _ = std::fs::remove_file(&socket);
+        let listener = UnixListener::bind(&socket).unwrap();
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["plugin".into(), socket.into_os_string(), "false".into()];
+        args.extend(extra.iter().map(Into::into));
+        let run = std::thread::spawn(move || exalate_zabbix::agent2::run(&args));
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut standin = StandIn {
+            stream,
+            run: Some(run),
+        };
+        let path = base64(config.as_os_str().as_encoded_bytes());
+        standin.send(&serde_json::json!({"id": 1, "type": 8,
+            "global_options": {"Timeout": 3, "SourceIP": ""},
+            "private_options": {"Name": "Exalate", "Nodes": [{"Name": "Config", "Nodes": [{"Value": path}]}]}}));
+        standin.send(&serde_json::json!({"id": 2, "type": 4}));
+        standin
+    }
+
+    fn send(&mut self, message: &serde_json::Value) {
+        self.stream
+            .write_all(&exalate_zabbix::agent2::frame::encode(message))
+            .unwrap();
+    }
+
+    fn export(&mut self, id: u64, key: &str, params: &[&str], timeout: u64) {
+        let mut request = serde_json::json!({"id": id, "type": 6, "key": key, "timeout": timeout});
+        if !params.is_empty() {
+            request["parameters"] = params.into();
+        }
+        self.send(&request);
+    }
+
+    /// The next export answer (log messages skipped).
+    fn answer(&mut self) -> serde_json::Value {
+        loop {
+            let message = self.message();
+            if message["type"] == 7 {
+                return message;
+            }
+        }
+    }
+
+    /// The next message, whatever it is: a whole JSON frame.
+    fn message(&mut self) -> serde_json::Value {
+        let mut header = [0u8; 8];
+        self.stream.read_exact(&mut header).unwrap();
+        assert_eq!(header[..4], 1u32.to_le_bytes(), "a JSON frame: {header:?}");
+        let len = u32::from_le_bytes(header[4..].try_into().unwrap()) as usize;
+        let mut body = vec![0; len];
+        self.stream
+            .read_exact(&mut body)
+            .unwrap_or_else(|e| panic!("a frame of {len} bytes: {e}"));
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("a frame of {len} bytes that is not one message: {e}"))
+    }
+
+    /// Bytes the plugin sent that this side has not read yet.
+    fn unread(&self) -> usize {
+        use std::os::fd::AsRawFd;
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int.
+        let rc = unsafe { libc::ioctl(self.stream.as_raw_fd(), libc::FIONREAD, &mut n) };
+        assert_eq!(rc, 0);
+        n as usize
+    }
+}
+
+impl Drop for StandIn {
+    /// The agent goes away: the run ends.
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        if let Some(run) = self.run.take() {
+            let _ = run.join();
+        }
+    }
+}
+
+/// Standard base64 with padding, as Go encodes an option's value.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A loopback port that accepts connections and never answers.
+fn silent_node() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    url
+}
+
+/// Issue 21: 256 exports for a node that accepts connections and never
+/// answers, then one for a healthy node and one without network: those two
+/// answer at once (not after the hung ones), and every hung export gets its
+/// timeout answer within its own timeout from its arrival, none later.
+#[test]
+fn hung_exports_delay_only_their_own_node() {
+    const HUNG: u64 = 256;
+    const TIMEOUT: u64 = 2;
+    let env = TestEnv::new("agent2-hung-queue");
+    env.write_config(&format!(
+        "[defaults]\ncache_ttl = 0\n{}[nodes.hung]\nurl = \"{}\"\nrelations = [\"R\"]\njwt_secret_file = \"{}\"\n",
+        env.node_section("demo", &[]),
+        silent_node(),
+        env.dir.join("demo.secret").display()
+    ));
+    let mut agent = StandIn::start(&env.dir, &env.config_path);
+    // Warm: the config is read and the healthy node's connection is up.
+    agent.export(
+        10,
+        "exalate.queue.count",
+        &["demo", "AllContent", "syncrequests"],
+        3,
+    );
+    assert_eq!(agent.answer()["value"], "3");
+    let started = Instant::now();
+    for id in 0..HUNG {
+        agent.export(
+            100 + id,
+            "exalate.queue.count",
+            &["hung", "R", "syncrequests"],
+            TIMEOUT,
+        );
+    }
+    agent.export(
+        11,
+        "exalate.queue.count",
+        &["demo", "AllContent", "syncrequests"],
+        3,
+    );
+    agent.export(12, "exalate.module.version", &[], 3);
+    let mut hung_last = Duration::ZERO;
+    let (mut healthy, mut version) = (None, None);
+    for _ in 0..HUNG + 2 {
+        let answer = agent.answer();
+        let at = started.elapsed();
+        match answer["id"].as_u64().unwrap() {
+            11 => {
+                assert_eq!(answer["value"], "3", "{answer}");
+                healthy = Some(at);
+            }
+            12 => version = Some(at),
+            _ => {
+                assert_eq!(
+                    answer["error"],
+                    format!(
+                        "node 'hung', relation 'R', queue syncrequests: timeout after {TIMEOUT} s."
+                    ),
+                );
+                hung_last = hung_last.max(at);
+            }
+        }
+    }
+    let (healthy, version) = (healthy.unwrap(), version.unwrap());
+    println!(
+        "{HUNG} hung exports: healthy answered after {healthy:?}, module.version after {version:?}, last hung answer after {hung_last:?}"
+    );
+    assert!(
+        healthy < Duration::from_secs(1),
+        "healthy item after {healthy:?}"
+    );
+    assert!(
+        version < Duration::from_secs(1),
+        "module.version after {version:?}"
+    );
+    // A 7.0 agent waits the item's timeout and half a second: every answer
+    // counts from its arrival, queued or not.
+    assert!(
+        hung_last < Duration::from_millis(TIMEOUT * 1000 + 400),
+        "a hung export answered after {hung_last:?}"
+    );
+}
+
+/// Issue 21: an agent that stops reading for longer than the plugin's write
+/// timeout while a large answer goes out. The frame is cut; nothing may be
+/// written inside it (the agent would read every later frame out of step):
+/// once the agent reads again the cut frame comes whole, then every later
+/// message is a frame of its own.
+#[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fault-injection (a shorter write timeout)"
+)]
+fn an_agent_that_stops_reading_gets_whole_frames_after() {
+    const WRITE_TIMEOUT_MS: u64 = 300;
+    let env = TestEnv::with_node(
+        "agent2-write-cut",
+        fake_exalate_node::NodeConfig::demo().with_relation("Big", [4000, 0, 0, 0, 0, 0]),
+    );
+    env.write_config(&format!(
+        "[defaults]\ncache_ttl = 0\n{}",
+        env.node_section("demo", &[])
+    ));
+    let mut agent = StandIn::start_with(
+        &env.dir,
+        &env.config_path,
+        &[&format!("--write-timeout-ms={WRITE_TIMEOUT_MS}")],
+    );
+    agent
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    agent.export(3, "exalate.queue.get", &["demo", "Big", "syncrequests"], 30);
+    // The answer is on its way once it fills the socket's buffer ...
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while agent.unread() < 64 * 1024 {
+        assert!(Instant::now() < deadline, "the answer never came");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // ... and the agent reads nothing for several write timeouts, while
+    // more answers are due.
+    agent.export(4, "exalate.module.version", &[], 3);
+    std::thread::sleep(Duration::from_millis(WRITE_TIMEOUT_MS * 5));
+    agent.export(5, "exalate.discovery", &[], 3);
+    std::thread::sleep(Duration::from_millis(WRITE_TIMEOUT_MS * 2));
+    // The agent reads again: the big answer whole, then whole frames.
+    let big = loop {
+        let message = agent.message();
+        if message["type"] != 1 {
+            break message;
+        }
+    };
+    assert_eq!(
+        big["id"],
+        3,
+        "{}",
+        &big.to_string()[..200.min(big.to_string().len())]
+    );
+    let text = big["value"].as_str().expect("queue.get's value");
+    assert!(text.len() > 1_000_000, "{} bytes", text.len());
+    let entries: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert_eq!(entries.as_array().unwrap().len(), 4000);
+    agent.export(6, "exalate.module.version", &[], 3);
+    let mut logs = Vec::new();
+    loop {
+        let message = agent.message();
+        match message["type"].as_u64().unwrap() {
+            1 => logs.push(message["message"].as_str().unwrap().to_string()),
+            // Answers 4 and 5 may have been dropped (the agent gave up on them).
+            7 if message["id"] == 6 => {
+                assert_eq!(message["value"], env!("CARGO_PKG_VERSION"));
+                break;
+            }
+            7 => assert!(
+                [4, 5].contains(&message["id"].as_u64().unwrap()),
+                "{message}"
+            ),
+            other => panic!("message type {other}: {message}"),
+        }
+    }
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("did not read for longer than the write timeout")),
+        "{logs:?}"
+    );
+}
+
+/// The state letter of process `pid` in /proc/PID/stat ('Z' a zombie), or
+/// None once it is gone.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Issue 21: the reap guard could live its whole 10.5 s: it ignored
+/// SIGTERM and SIGINT (a systemd stop waited for it), waited on a plugin
+/// left a zombie, and outlived its agent. Each of the three now ends it
+/// within a second or so of the 0.5 s it keeps after the reap.
+#[test]
+fn the_reap_guard_ends_on_sigterm_on_a_zombie_and_without_its_agent() {
+    let plugin = plugin_path();
+    // A guard for a process that lives on, stopped by SIGTERM.
+    let mut living = Command::new("sleep").arg("30").spawn().unwrap();
+    let mut for_term = Command::new(&plugin)
+        .args(["--reap-guard", &living.id().to_string()])
+        .spawn()
+        .unwrap();
+    // A guard for a zombie: a child of ours that exited, not yet reaped.
+    let mut zombie = Command::new("true").spawn().unwrap();
+    let looking = Instant::now();
+    while process_state(zombie.id()) != Some('Z') {
+        assert!(looking.elapsed() < Duration::from_secs(5), "no zombie");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut for_zombie = Command::new(&plugin)
+        .args(["--reap-guard", &zombie.id().to_string()])
+        .spawn()
+        .unwrap();
+    // A guard whose parent (its agent) exits at once.
+    let orphaned = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "\"$0\" --reap-guard {} $$ >/dev/null 2>&1 & echo $!",
+            living.id()
+        ))
+        .arg(&plugin)
+        .output()
+        .unwrap();
+    let orphan: u32 = String::from_utf8_lossy(&orphaned.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let started = Instant::now();
+    // SAFETY: a signal to our own child.
+    assert_eq!(
+        unsafe { libc::kill(for_term.id() as i32, libc::SIGTERM) },
+        0
+    );
+    let until = Duration::from_secs(3);
+    let mut took = [None, None, None];
+    while took.iter().any(Option::is_none) && started.elapsed() < Duration::from_secs(15) {
+        if took[0].is_none() && for_term.try_wait().unwrap().is_some() {
+            took[0] = Some(started.elapsed());
+        }
+        if took[1].is_none() && for_zombie.try_wait().unwrap().is_some() {
+            took[1] = Some(started.elapsed());
+        }
+        if took[2].is_none() && !matches!(process_state(orphan), Some(s) if s != 'Z') {
+            took[2] = Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for child in [&mut living, &mut for_term, &mut for_zombie, &mut zombie] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    println!(
+        "reap guard ended: SIGTERM {:?}, zombie {:?}, agent gone {:?}",
+        took[0], took[1], took[2]
+    );
+    for (what, took) in ["on SIGTERM", "for a zombie", "without its agent"]
+        .iter()
+        .zip(took)
+    {
+        assert!(
+            took.is_some_and(|t| t < until),
+            "the guard {what} took {took:?}"
+        );
+    }
+}
+
+/// Issue 21, kept as tests: odd arguments never make the plugin hang or
+/// print to anything but a person's terminal.
+#[test]
+fn odd_plugin_arguments_end_with_a_clear_code() {
+    let dir = temp_dir("agent2-odd-args");
+    let run = |args: &[&str]| {
+        let started = Instant::now();
+        let out = Command::new(plugin_path())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+            started.elapsed(),
+        )
+    };
+    // A person at a terminal: what it is and how to configure it.
+    for args in [
+        &[][..],
+        &["-h"],
+        &["--version"],
+        &["--reap-guard"],
+        &["--reap-guard", "x"],
+    ] {
+        let (code, stderr, took) = run(args);
+        assert!(took < Duration::from_secs(2), "{args:?}: {took:?}");
+        if args.first() == Some(&"--reap-guard") {
+            assert_eq!((code, stderr.as_str()), (Some(2), ""), "{args:?}");
+        } else {
+            assert_eq!(code, Some(2), "{args:?}");
+            assert!(
+                stderr.contains("Plugins.Exalate.System.Path="),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+    // No socket to connect to: gives up after the SDK's 3 s, silently.
+    let missing = dir.join("no.sock");
+    for mode in ["false", "true", "garbage"] {
+        let (code, stderr, took) = run(&[missing.to_str().unwrap(), mode]);
+        assert_eq!((code, stderr.as_str()), (Some(1), ""), "{mode}");
+        assert!(took < Duration::from_secs(6), "{mode}: {took:?}");
+    }
+}
+
+/// Issue 21, kept as tests: 100,000-character and 1,000-parameter keys
+/// through the plugin get their clear failures, and the plugin goes on.
+#[test]
+fn huge_and_many_parameters_through_the_plugin_fail_clearly() {
+    let env = TestEnv::new("agent2-huge-params");
+    let mut agent = StandIn::start(&env.dir, &env.config_path);
+    let long = "x".repeat(100_000);
+    agent.export(
+        3,
+        "exalate.queue.count",
+        &["demo", &long, "syncrequests"],
+        3,
+    );
+    assert_eq!(
+        agent.answer()["error"],
+        "node 'demo': relation name longer than 1000 characters."
+    );
+    agent.export(
+        4,
+        "exalate.queue.count",
+        &[&long, "AllContent", "syncrequests"],
+        3,
+    );
+    let error = agent.answer()["error"].as_str().unwrap().to_string();
+    assert_eq!(
+        error,
+        format!(
+            "unknown node '{}…'; configured nodes: demo.",
+            "x".repeat(80)
+        )
+    );
+    let many: Vec<String> = (0..1000).map(|i| format!("p{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    agent.export(5, "exalate.queue.count", &many, 3);
+    assert_eq!(
+        agent.answer()["error"],
+        "wrong number of parameters: exalate.queue.count takes 3, got 1000: use exalate.queue.count[<node>,<relation>,<queue>]."
+    );
+    agent.export(
+        6,
+        "exalate.queue.count",
+        &["demo", "AllContent", "syncrequests"],
+        3,
+    );
+    assert_eq!(agent.answer()["value"], "3");
+    assert!(
+        env.node.requests().len() == 1,
+        "only the good one asked the node"
+    );
+}
+
+/// Issue 21, kept as tests: an agent that goes away while a large answer
+/// is being written: the run ends (no panic, no hang), as on any close.
+#[test]
+fn an_agent_that_closes_mid_answer_ends_the_run() {
+    let env = TestEnv::with_node(
+        "agent2-close-mid-answer",
+        fake_exalate_node::NodeConfig::demo().with_relation("Big", [4000, 0, 0, 0, 0, 0]),
+    );
+    let mut agent = StandIn::start(&env.dir, &env.config_path);
+    agent.export(3, "exalate.queue.get", &["demo", "Big", "syncrequests"], 30);
+    // The answer is on its way; the agent reads a little of it and goes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while agent.unread() < 64 * 1024 {
+        assert!(Instant::now() < deadline, "the answer never came");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut some = vec![0u8; 4096];
+    agent.stream.read_exact(&mut some).unwrap();
+    let run = agent.run.take().unwrap();
+    agent.stream.shutdown(std::net::Shutdown::Both).unwrap();
+    let started = Instant::now();
+    while !run.is_finished() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the run did not end"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(run.join().unwrap(), 0);
+}

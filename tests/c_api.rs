@@ -244,3 +244,59 @@ fn examples_build_with_pkg_config_and_run() {
         assert!(text.contains("pending errors: [{\""), "{source}:\n{text}");
     }
 }
+
+/// Threads of this process named `name` (/proc/self/task/*/comm).
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
+}
+
+/// Issue 21: a host name whose lookup never answers (test builds: a name
+/// under `dead-dns.exalate-test` blocks in the lookup for good), asked
+/// every 0.5 s for longer than the 5 s a failure is kept, through clients
+/// opened and freed each time: one lookup thread, not one per 5 s.
+#[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fault-injection (a lookup that never answers)"
+)]
+fn a_dns_server_that_never_answers_holds_one_lookup_thread() {
+    use exalate_zabbix::capi::*;
+    use std::ffi::CString;
+    let env = TestEnv::new("capi-dead-dns");
+    env.write_config(&format!(
+        "[nodes.dead]\nurl = \"http://capi.dead-dns.exalate-test:8080\"\nrelations = [\"R\"]\njwt_secret_file = \"{}\"\ntimeout = 1\n",
+        env.dir.join("demo.secret").display()
+    ));
+    let path = CString::new(env.config_path.to_str().unwrap()).unwrap();
+    let (node, relation, queue) = (c"dead", c"R", c"syncrequests");
+    let started = std::time::Instant::now();
+    let mut most = 0;
+    while started.elapsed() < std::time::Duration::from_secs(12) {
+        let mut client = std::ptr::null_mut();
+        // SAFETY: valid C strings and out pointers; the client is freed once.
+        unsafe {
+            assert_eq!(
+                exalate_client_open(path.as_ptr(), &mut client),
+                exalate_result::EXALATE_OK
+            );
+            let mut count = 0u64;
+            let result = exalate_queue_count(
+                client,
+                node.as_ptr(),
+                relation.as_ptr(),
+                queue.as_ptr(),
+                &mut count,
+            );
+            assert_ne!(result, exalate_result::EXALATE_OK);
+            exalate_client_free(client);
+        }
+        most = most.max(threads_named("exalate-dns"));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    println!("lookup threads over 12 s: at most {most}");
+    assert_eq!(most, 1, "one lookup of a host at a time");
+}

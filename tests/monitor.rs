@@ -79,6 +79,44 @@ fn one_fetch_per_queue_serves_counts_stats_and_get() {
     assert_eq!(env.node.connections_accepted(), 1);
 }
 
+/// Issue 21: the six counts, stats and two gets of one relation asked at
+/// once (agent 2 serves concurrently) of a node answering in 1 s: a fetch in
+/// flight serves everyone asking for its queue meanwhile, a get joining a
+/// count's fetch included: six requests in all.
+#[test]
+fn concurrent_items_of_a_relation_share_the_fetches_in_flight() {
+    let env = TestEnv::new("monitor-cache-concurrent");
+    let monitor = monitor_with(&env, &["cache_ttl = 60", "timeout = 10"]);
+    env.node.set_response_delay(Duration::from_secs(1));
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let monitor = &monitor;
+        let mut calls = Vec::new();
+        for queue in QUEUES {
+            calls.push(
+                s.spawn(move || monitor.queue_count("demo", "AllContent", queue).map(|_| ())),
+            );
+        }
+        calls.push(s.spawn(|| monitor.relation_stats("demo", "AllContent").map(|_| ())));
+        for queue in ["errorresponses", "syncrequests"] {
+            calls.push(s.spawn(move || monitor.queue_get("demo", "AllContent", queue).map(|_| ())));
+        }
+        for call in calls {
+            call.join().unwrap().unwrap();
+        }
+    });
+    let took = started.elapsed();
+    let requests = env.node.requests();
+    assert_eq!(
+        requests.len(),
+        6,
+        "at most one request per queue: {:?}",
+        requests.iter().map(|r| &r.raw_path).collect::<Vec<_>>()
+    );
+    // Everyone was served by the fetches of the first second.
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+}
+
 #[test]
 fn failures_are_reused_too_so_a_dead_node_costs_one_timeout_per_ttl() {
     let env = TestEnv::new("monitor-cache-errors");

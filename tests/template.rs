@@ -249,7 +249,7 @@ fn every_polled_key_is_served_by_the_module() {
         let (_, params) = parse_key(&with_macros(key));
         let params = params.unwrap_or_default();
         let params: Vec<&str> = params.iter().map(String::as_str).collect();
-        let value = items::get_value(&monitor, item_enum, &params, None)
+        let value = items::get_value(&monitor, item_enum, &params, items::ItemTiming::now(None))
             .unwrap_or_else(|e| panic!("{key}: the module fails: {}", e.message()));
         env.assert_no_secrets(&format!("{value:?}"));
         served.insert(name);

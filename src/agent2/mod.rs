@@ -20,7 +20,7 @@ mod pool;
 mod reap_guard;
 
 use crate::config;
-use crate::items::{self, Item};
+use crate::items::{self, Item, ItemTiming};
 use crate::lock::lock;
 use crate::monitor::Monitor;
 use crate::timeout;
@@ -48,11 +48,21 @@ const CONNECT_FOR: Duration = Duration::from_secs(3);
 /// registration waits for us to exit and would otherwise hang.
 const REGISTRATION_WATCHDOG: Duration = Duration::from_secs(35);
 /// Exports answered at once; more wait in the queue (agent 2 itself sends at
-/// most its Capacity, 100 in 6.0 and 1000 in 7.0, at a time).
+/// most its Capacity, 100 in 6.0 and 1000 in 7.0, at a time). At most
+/// MAX_THREADS ask nodes, at most PER_NODE_THREADS of them the same node (a
+/// hung node holds only those), and LOCAL_THREADS more answer the items
+/// without network (module.version, discovery), which never wait behind
+/// network jobs.
 const MAX_THREADS: usize = 64;
+const PER_NODE_THREADS: usize = 16;
+const LOCAL_THREADS: usize = 4;
 const MAX_QUEUED: usize = 4096;
-/// A write the agent does not take within this is given up.
+/// A write the agent does not take within this is given up (the frame it
+/// cut is finished later; see [`Writer`]).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Test builds: `PATH SOCKET false --write-timeout-ms=N` sets a shorter one.
+#[cfg(feature = "fault-injection")]
+const WRITE_TIMEOUT_ARG: &str = "--write-timeout-ms=";
 
 /// The register response's key list: every item of the contract, with the
 /// description `zabbix_agent2 -R metrics` shows.
@@ -65,10 +75,13 @@ pub(crate) fn metrics() -> Vec<(&'static str, &'static str)> {
 
 /// The executable's whole life; never returns.
 pub fn main() -> ! {
-    ignore_group_signals();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // The reap guard must end on a stop's SIGTERM (see `reap_guard::run`).
+    if args.get(1).is_none_or(|a| a != reap_guard::FLAG) {
+        ignore_group_signals();
+    }
     // Panics are caught and reported through the items; never to stderr.
     std::panic::set_hook(Box::new(|_| {}));
-    let args: Vec<OsString> = std::env::args_os().collect();
     let code = catch_unwind(AssertUnwindSafe(|| run(&args))).unwrap_or(1);
     std::process::exit(code)
 }
@@ -77,7 +90,10 @@ pub fn main() -> ! {
 /// that a test can run the plugin in its own process and count its heap.
 pub fn run(args: &[OsString]) -> i32 {
     if args.get(1).is_some_and(|a| a == reap_guard::FLAG) {
-        return reap_guard::run(args.get(2).map(|a| a.as_os_str()));
+        return reap_guard::run(
+            args.get(2).map(|a| a.as_os_str()),
+            args.get(3).map(|a| a.as_os_str()),
+        );
     }
     let Some(socket) = args
         .get(1)
@@ -98,18 +114,32 @@ pub fn run(args: &[OsString]) -> i32 {
     let Ok(write_half) = stream.try_clone() else {
         return 1;
     };
-    let _ = write_half.set_write_timeout(Some(WRITE_TIMEOUT));
+    #[allow(unused_mut)]
+    let mut write_timeout = WRITE_TIMEOUT;
+    #[cfg(feature = "fault-injection")]
+    if let Some(ms) = args
+        .get(3)
+        .and_then(|a| a.to_str()?.strip_prefix(WRITE_TIMEOUT_ARG)?.parse().ok())
+    {
+        write_timeout = Duration::from_millis(ms);
+    }
+    let _ = write_half.set_write_timeout(Some(write_timeout));
     if registration {
         let _ = stream.set_read_timeout(Some(REGISTRATION_WATCHDOG));
     }
     let plugin = Plugin {
-        writer: Arc::new(Writer {
-            stream: Mutex::new(write_half),
-        }),
+        writer: Arc::new(Writer::new(write_half)),
         config_path: Mutex::new(None),
         agent_timeout_secs: AtomicU64::new(0),
         monitor: OnceLock::new(),
-        pool: pool::Pool::new(MAX_THREADS, MAX_QUEUED),
+        pool: pool::Pool::with_limits(
+            pool::Limits {
+                network: MAX_THREADS,
+                per_node: PER_NODE_THREADS,
+                local: LOCAL_THREADS,
+            },
+            MAX_QUEUED,
+        ),
         registration,
         guard_on_exit: AtomicBool::new(false),
     };
@@ -167,21 +197,156 @@ fn connect(socket: &OsString) -> Option<UnixStream> {
 }
 
 /// The socket's sending side: one whole frame at a time, from any thread.
+///
+/// A write the agent does not take within the write timeout leaves a frame
+/// cut: the agent has read its header and waits for the rest. Writing any
+/// other frame then would put it inside the cut one's announced length, and
+/// the agent would read every later frame out of step, for good. So the
+/// rest of a cut frame goes out first, whenever the agent reads again (the
+/// thread that cut it keeps at it); meanwhile other messages are dropped
+/// (agent 2 has given up on those answers, and drops late ones anyway), and
+/// once the stream is whole again a log message says so. Closing the socket
+/// instead would not help: agent 2 never restarts a plugin (6.0.14's reader
+/// would log an EOF error in a loop; 7.0 would fail every item) and the
+/// plugin must not exit on its own (reference §7.1, §9).
 pub(crate) struct Writer {
-    stream: Mutex<UnixStream>,
+    state: Mutex<WriterState>,
+}
+
+struct WriterState {
+    stream: UnixStream,
+    /// The rest of a cut frame, to be sent before anything else.
+    pending: Vec<u8>,
+    /// The cut frame's size, and the messages dropped since it was cut.
+    cut_frame_bytes: usize,
+    dropped: u64,
+    /// The agent is gone (a write failed other than by the timeout).
+    broken: bool,
 }
 
 impl Writer {
+    fn new(stream: UnixStream) -> Writer {
+        Writer {
+            state: Mutex::new(WriterState {
+                stream,
+                pending: Vec::new(),
+                cut_frame_bytes: 0,
+                dropped: 0,
+                broken: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WriterState> {
+        lock(&self.state)
+    }
+
     fn send(&self, message: &Value) {
         let frame = frame::encode(message);
-        let mut stream = lock(&self.stream);
-        // A failed write means the agent is gone; the reader then sees the
-        // end of the stream and exits.
-        let _ = stream.write_all(&frame);
+        let mut state = self.lock();
+        if state.broken {
+            return;
+        }
+        if !state.pending.is_empty() {
+            if !state.finish_pending() {
+                state.dropped += 1;
+                return;
+            }
+            if !state.send_recovery_log() {
+                state.dropped += 1;
+                drop(state);
+                return self.finish_cut_frame();
+            }
+        }
+        if !state.write_frame(&frame) {
+            drop(state);
+            self.finish_cut_frame();
+        }
+    }
+
+    /// The thread that cut a frame stays until its rest is sent (the agent
+    /// reads again) or the agent is gone; others may finish it first. The
+    /// lock is let go between tries (each blocks up to the write timeout),
+    /// so others drop their messages rather than wait long.
+    fn finish_cut_frame(&self) {
+        loop {
+            let mut state = self.lock();
+            if state.pending.is_empty() || state.broken {
+                return;
+            }
+            if state.finish_pending() && state.send_recovery_log() {
+                return;
+            }
+            drop(state);
+            std::thread::yield_now();
+        }
     }
 
     fn log(&self, severity: Severity, text: &str) {
         self.send(&message::log(severity, text));
+    }
+}
+
+impl WriterState {
+    /// Writes what it can of `bytes` within the write timeout; how much.
+    fn write_some(&mut self, bytes: &[u8]) -> usize {
+        let mut written = 0;
+        while written < bytes.len() {
+            match self.stream.write(&bytes[written..]) {
+                Ok(0) => {
+                    self.broken = true;
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == IoErrorKind::Interrupted => {}
+                // The write timeout: the agent does not read now.
+                Err(e) if matches!(e.kind(), IoErrorKind::WouldBlock | IoErrorKind::TimedOut) => {
+                    break
+                }
+                // The agent is gone; the reader then sees the end of the
+                // stream and the run ends.
+                Err(_) => {
+                    self.broken = true;
+                    break;
+                }
+            }
+        }
+        written
+    }
+
+    /// Writes a whole frame; false when it was cut (its rest is pending).
+    fn write_frame(&mut self, frame: &[u8]) -> bool {
+        let written = self.write_some(frame);
+        if written == frame.len() || self.broken {
+            return true;
+        }
+        self.pending = frame[written..].to_vec();
+        self.cut_frame_bytes = frame.len();
+        self.dropped = 0;
+        false
+    }
+
+    /// Sends (more of) the rest of a cut frame; whether it is all out.
+    fn finish_pending(&mut self) -> bool {
+        let pending = std::mem::take(&mut self.pending);
+        let written = self.write_some(&pending);
+        if written < pending.len() && !self.broken {
+            self.pending = pending;
+            self.pending.drain(..written);
+            return false;
+        }
+        !self.broken
+    }
+
+    /// Once a cut frame is whole again, the agent's log says what happened;
+    /// false when this message was cut in turn.
+    fn send_recovery_log(&mut self) -> bool {
+        let text = format!(
+            "the agent did not read for longer than the write timeout: an answer of {} bytes went out late and {} messages were dropped meanwhile",
+            self.cut_frame_bytes, self.dropped
+        );
+        self.dropped = 0;
+        self.write_frame(&frame::encode(&message::log(Severity::Warning, &text)))
     }
 }
 
@@ -337,6 +502,8 @@ impl Plugin {
 
     /// Answers on a pool thread: a slow node delays only its own items.
     fn export(&self, request: Request) {
+        // The item's time counts from here, waiting in the queue included.
+        let arrived = Instant::now();
         let id = request.id;
         let Some(item) = Item::from_key(&request.key) else {
             let error = format!("Unknown metric {:?} for plugin {PLUGIN_NAME}.", request.key);
@@ -354,15 +521,25 @@ impl Plugin {
             self.agent_timeout_secs.load(Ordering::Relaxed),
         );
         let params = request.parameters.unwrap_or_default();
+        let lane = match item {
+            Item::Discovery | Item::ModuleVersion => pool::Lane::Local,
+            _ => pool::Lane::Node(params.first().cloned().unwrap_or_default()),
+        };
         let monitor = self.monitor();
         let writer = self.writer.clone();
         let job = move || -> pool::Finish {
             let params: Vec<&str> = params.iter().map(String::as_str).collect();
+            // Past its deadline, an item fails at once as a timed-out one.
+            let timing = ItemTiming {
+                asked: arrived,
+                item_timeout,
+            };
             let answer =
-                items::value_or_failure(&monitor, item, &params, item_timeout).map(|v| v.to_text());
+                items::value_or_failure(&monitor, item, &params, timing).map(|v| v.to_text());
             Box::new(move || writer.send(&message::export_response(id, answer)))
         };
-        if self.pool.submit(job).is_err() {
+        let expires = item_timeout.map(|t| arrived + t);
+        if self.pool.submit_to(lane, expires, job).is_err() {
             let error = format!(
                 "The exalate plugin is busy: {MAX_THREADS} requests running and {MAX_QUEUED} waiting."
             );

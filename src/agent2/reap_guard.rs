@@ -12,7 +12,7 @@
 //! `wait4` with WNOHANG fails only when the agent has no child left. So just
 //! before it exits, the registration run gives the agent one more child for
 //! a moment: a sibling made with `clone(CLONE_PARENT)`, which runs this
-//! executable as `--reap-guard PID` (nothing else in it looks like the
+//! executable as `--reap-guard PID AGENT` (nothing else in it looks like the
 //! plugin). While it lives, the goroutine's `wait4` reaps the plugin or
 //! returns 0, never an error. The guard waits until the agent has reaped
 //! PID, a little more for the goroutine, and exits; the daemon's handler
@@ -42,14 +42,23 @@ pub(crate) fn spawn() {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
-    let (Ok(exe), Ok(flag), Ok(pid)) = (
+    // SAFETY: getppid cannot fail.
+    let agent = unsafe { libc::getppid() };
+    let (Ok(exe), Ok(flag), Ok(pid), Ok(agent)) = (
         CString::new(exe.as_os_str().as_bytes()),
         CString::new(FLAG),
         CString::new(std::process::id().to_string()),
+        CString::new(agent.to_string()),
     ) else {
         return;
     };
-    let argv = [exe.as_ptr(), flag.as_ptr(), pid.as_ptr(), std::ptr::null()];
+    let argv = [
+        exe.as_ptr(),
+        flag.as_ptr(),
+        pid.as_ptr(),
+        agent.as_ptr(),
+        std::ptr::null(),
+    ];
     // SAFETY: clone with no new stack behaves as fork. The registration run
     // has a single thread, and the child only calls execv and _exit, both
     // async-signal-safe; the socket is close-on-exec, so the agent still
@@ -70,20 +79,61 @@ pub(crate) fn spawn() {
     }
 }
 
-/// The guard's whole life: until the agent has reaped `pid`, then a moment.
-pub(crate) fn run(pid: Option<&OsStr>) -> i32 {
+/// The guard's whole life: until the agent has reaped `pid` (or `pid` is a
+/// zombie: exited, the agent's to reap now), then a moment. It ends at once
+/// when its agent is gone (it was reparented) and on SIGTERM or SIGINT: a
+/// systemd stop signals the whole group and must not wait for it.
+#[allow(unsafe_code)]
+pub(crate) fn run(pid: Option<&OsStr>, agent: Option<&OsStr>) -> i32 {
+    // SAFETY: setting signal dispositions back to the default; the
+    // registration run ignored these, and an ignored signal stays ignored
+    // across execv.
+    unsafe {
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+    }
     let Some(pid) = pid
         .and_then(|p| std::str::from_utf8(p.as_bytes()).ok())
         .and_then(|p| p.parse::<u32>().ok())
     else {
         return 2;
     };
+    // The agent, the guard's parent (CLONE_PARENT): named by the plugin, as
+    // it may be gone before the guard runs.
+    let agent = agent
+        .and_then(|p| std::str::from_utf8(p.as_bytes()).ok())
+        .and_then(|p| p.parse::<libc::pid_t>().ok())
+        // SAFETY: getppid cannot fail.
+        .unwrap_or_else(|| unsafe { libc::getppid() });
+    // SAFETY: as above.
+    let agent_gone = || unsafe { libc::getppid() } != agent;
     // A sibling, not the parent: the reap shows only as /proc/PID going away.
-    let proc_entry = format!("/proc/{pid}");
     let started = Instant::now();
-    while std::path::Path::new(&proc_entry).exists() && started.elapsed() < WAIT_FOR_REAP {
+    while !is_gone_or_zombie(pid) && started.elapsed() < WAIT_FOR_REAP {
+        if agent_gone() {
+            return 0;
+        }
         std::thread::sleep(Duration::from_millis(2));
     }
-    std::thread::sleep(AFTER_REAP);
+    let after = Instant::now();
+    while after.elapsed() < AFTER_REAP {
+        if agent_gone() {
+            return 0;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     0
+}
+
+/// Whether process `pid` is gone or a zombie (state 'Z' in /proc/PID/stat;
+/// 'X' dead): /proc/PID exists for a zombie too.
+fn is_gone_or_zombie(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    // The name, in parentheses, may hold anything: the state follows the last ')'.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    matches!(state, None | Some('Z') | Some('X'))
 }

@@ -13,7 +13,7 @@ mod item_timeout;
 
 use crate::boundary::{ffi_fn, PanicOrDefault};
 use crate::config;
-use crate::items::{self, Item, ItemValue, ITEMS};
+use crate::items::{self, Item, ItemTiming, ItemValue, ITEMS};
 use crate::lock::lock;
 use crate::monitor::Monitor;
 use crate::timeout;
@@ -259,6 +259,7 @@ ffi_fn! {
         crate::secret::UNINIT_STARTED.store(true, Ordering::SeqCst);
         let monitor = lock(&MONITOR).take();
         drop(monitor);
+        crate::http::forget_shared_hosts();
         ModuleRet(ZBX_MODULE_OK)
     }
 }
@@ -297,7 +298,7 @@ unsafe fn serve_item(item: Item, request: *mut AgentRequest, result: *mut AgentR
         // SAFETY: as above; the layout is the one `item_timeout` detected.
         let timeout =
             unsafe { item_timeout::item_timeout(request, item_timeout::host_has_item_timeouts()) };
-        items::value_or_failure(&monitor(), item, &params, timeout)
+        items::value_or_failure(&monitor(), item, &params, ItemTiming::now(timeout))
     }));
     let outcome = outcome.unwrap_or_else(|panic| {
         // The monitor, if making it was not what panicked.

@@ -7,7 +7,8 @@ use crate::error::Result;
 use crate::lock::lock;
 use crate::queue::{Queue, QueueSnapshot};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// What an entry costs beyond its strings: the map slot, the Arc, the key.
@@ -22,6 +23,9 @@ pub(crate) struct Cache {
 #[derive(Default)]
 struct Inner {
     entries: HashMap<(String, Queue), Entry>,
+    /// The fetches under way: who asks for a queue meanwhile waits for the
+    /// fetch's outcome instead of asking the node again.
+    flights: HashMap<(String, Queue), Arc<Flight>>,
     bytes: usize,
     /// Bumped by `clear`: a fetch that started before it does not store its
     /// (possibly stale) result after it.
@@ -32,6 +36,110 @@ struct Entry {
     fetched_at: Instant,
     outcome: Result<Arc<QueueSnapshot>>,
     bytes: usize,
+}
+
+/// A fetch under way, and its outcome once there.
+pub struct Flight {
+    /// Set by a `queue.get` that joined: the fetch keeps all the text.
+    pub keep_all: AtomicBool,
+    outcome: Mutex<Landing>,
+    landed: Condvar,
+}
+
+enum Landing {
+    InFlight,
+    Done(Result<Arc<QueueSnapshot>>),
+    /// The fetch ended without an outcome (it panicked).
+    Abandoned,
+}
+
+/// What a waiter got from a fetch in flight.
+pub enum Waited {
+    Done(Result<Arc<QueueSnapshot>>),
+    /// Its own deadline came first.
+    TimedOut,
+    /// The fetch ended without an outcome: ask again.
+    Abandoned,
+}
+
+/// Whether this asker fetches (and then lands the outcome for the others)
+/// or waits for the fetch under way.
+pub enum Join<'a> {
+    Lead(Lead<'a>),
+    Wait(Arc<Flight>),
+}
+
+/// The asker who fetches; dropped without landing (a panic), it lets the
+/// waiters go to ask again.
+pub struct Lead<'a> {
+    cache: &'a Cache,
+    key: (String, Queue),
+    pub flight: Arc<Flight>,
+}
+
+impl Flight {
+    /// The outcome, or nothing by `until`.
+    pub fn wait(&self, until: Instant) -> Waited {
+        let mut landing = lock(&self.outcome);
+        loop {
+            match &*landing {
+                Landing::Done(outcome) => return Waited::Done(outcome.clone()),
+                Landing::Abandoned => return Waited::Abandoned,
+                Landing::InFlight => {}
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Waited::TimedOut;
+            }
+            landing = self
+                .landed
+                .wait_timeout(landing, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    fn land(&self, landing: Landing) {
+        *lock(&self.outcome) = landing;
+        self.landed.notify_all();
+    }
+}
+
+impl Lead<'_> {
+    /// Gives the waiters `outcome` (kept in the cache before, by `insert`).
+    /// Nobody joins once it lands: a waiter that asks again (a get that
+    /// found no text) leads a fetch of its own.
+    pub fn land(self, outcome: &Result<Arc<QueueSnapshot>>) {
+        self.leave();
+        self.flight.land(Landing::Done(outcome.clone()));
+    }
+
+    fn leave(&self) {
+        let mut inner = lock(&self.cache.inner);
+        if inner
+            .flights
+            .get(&self.key)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+        {
+            inner.flights.remove(&self.key);
+        }
+    }
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        self.leave();
+        let mut landing = self
+            .flight
+            .outcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if matches!(*landing, Landing::InFlight) {
+            *landing = Landing::Abandoned;
+        }
+        drop(landing);
+        self.flight.landed.notify_all();
+    }
 }
 
 impl Cache {
@@ -69,6 +177,34 @@ impl Cache {
             Ok(snapshot) if with_text && snapshot.text.is_none() => None,
             outcome => Some(outcome.clone()),
         }
+    }
+
+    /// Joins the fetch of `queue` under way, or leads a new one; `None`
+    /// when nothing is reused (`cache_ttl = 0`). A `queue.get` that joins a
+    /// count's fetch asks it to keep all the text.
+    pub fn join(&self, relation: &str, queue: Queue, need_text: bool) -> Option<Join<'_>> {
+        if !self.enabled() {
+            return None;
+        }
+        let key = (relation.to_string(), queue);
+        let mut inner = lock(&self.inner);
+        if let Some(flight) = inner.flights.get(&key) {
+            if need_text {
+                flight.keep_all.store(true, Ordering::Relaxed);
+            }
+            return Some(Join::Wait(flight.clone()));
+        }
+        let flight = Arc::new(Flight {
+            keep_all: AtomicBool::new(need_text),
+            outcome: Mutex::new(Landing::InFlight),
+            landed: Condvar::new(),
+        });
+        inner.flights.insert(key.clone(), flight.clone());
+        Some(Join::Lead(Lead {
+            cache: self,
+            key,
+            flight,
+        }))
     }
 
     /// What `insert` needs to know that no `clear` came in between.
@@ -130,6 +266,8 @@ impl Cache {
     pub(crate) fn clear(&self) {
         let mut inner = lock(&self.inner);
         inner.entries.clear();
+        // Fetches under way serve their own waiters, nobody new.
+        inner.flights.clear();
         inner.bytes = 0;
         inner.generation += 1;
     }
@@ -223,6 +361,45 @@ mod tests {
                 .kind(),
             ErrorKind::Timeout
         );
+    }
+
+    #[test]
+    fn a_fetch_in_flight_serves_its_waiters_each_within_its_deadline() {
+        let cache = Cache::new(Duration::from_secs(600), 1 << 20);
+        let Some(Join::Lead(lead)) = cache.join("r", Queue::SyncRequests, false) else {
+            panic!("the first asker leads");
+        };
+        assert!(!lead.flight.keep_all.load(Ordering::Relaxed));
+        let Some(Join::Wait(flight)) = cache.join("r", Queue::SyncRequests, true) else {
+            panic!("the second one waits");
+        };
+        assert!(
+            lead.flight.keep_all.load(Ordering::Relaxed),
+            "a get asks for the text"
+        );
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert!(matches!(flight.wait(soon), Waited::TimedOut));
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| flight.wait(Instant::now() + Duration::from_secs(30)));
+            lead.land(&snapshot(5));
+            assert!(matches!(waiter.join().unwrap(), Waited::Done(Ok(s)) if s.count == 1));
+        });
+        // Landed: the next asker leads a fetch of its own; one dropped
+        // without landing lets its waiters ask again.
+        let Some(Join::Lead(lead)) = cache.join("r", Queue::SyncRequests, false) else {
+            panic!("a new fetch");
+        };
+        let Some(Join::Wait(flight)) = cache.join("r", Queue::SyncRequests, false) else {
+            panic!("waits");
+        };
+        drop(lead);
+        assert!(matches!(
+            flight.wait(Instant::now() + Duration::from_secs(30)),
+            Waited::Abandoned
+        ));
+        assert!(Cache::new(Duration::ZERO, 1 << 20)
+            .join("r", Queue::SyncRequests, false)
+            .is_none());
     }
 
     #[test]

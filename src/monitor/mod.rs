@@ -12,7 +12,7 @@ mod watch;
 use crate::error::{quoted, Error, ErrorKind, Result};
 use crate::queue::{Queue, QueueSnapshot};
 use crate::secret::Secret;
-use crate::timeout::{self, Deadline};
+use crate::timeout::{self, Deadline, ItemTiming};
 use reload::{ConfigWatch, LoadedConfig};
 use session::{NodeSession, SnapshotFor};
 use std::collections::BTreeMap;
@@ -80,7 +80,7 @@ impl Monitor {
     /// Entries in `queue` of `relation` on `node` now, within the agent's
     /// timeout (or the node's config timeout).
     pub fn queue_count(&self, node: &str, relation: &str, queue: &str) -> Result<u64> {
-        self.queue_count_within(node, relation, queue, None)
+        self.queue_count_within(node, relation, queue, ItemTiming::now(None))
     }
 
     /// [`Monitor::queue_count`] for an item that brings its own timeout.
@@ -89,17 +89,16 @@ impl Monitor {
         node: &str,
         relation: &str,
         queue: &str,
-        item_timeout: Option<Duration>,
+        timing: ItemTiming,
     ) -> Result<u64> {
-        let snapshot =
-            self.queue_snapshot(node, relation, queue, SnapshotFor::Count, item_timeout)?;
+        let snapshot = self.queue_snapshot(node, relation, queue, SnapshotFor::Count, timing)?;
         Ok(snapshot.count)
     }
 
     /// The entries of a queue as a JSON array, without `encodedPayload`:
     /// the text kept by the fetch, shared with the cache, not copied.
     pub fn queue_get(&self, node: &str, relation: &str, queue: &str) -> Result<Arc<String>> {
-        self.queue_get_within(node, relation, queue, None)
+        self.queue_get_within(node, relation, queue, ItemTiming::now(None))
     }
 
     /// [`Monitor::queue_get`] for an item that brings its own timeout.
@@ -108,10 +107,9 @@ impl Monitor {
         node: &str,
         relation: &str,
         queue: &str,
-        item_timeout: Option<Duration>,
+        timing: ItemTiming,
     ) -> Result<Arc<String>> {
-        let snapshot =
-            self.queue_snapshot(node, relation, queue, SnapshotFor::Get, item_timeout)?;
+        let snapshot = self.queue_snapshot(node, relation, queue, SnapshotFor::Get, timing)?;
         Ok(snapshot.text.clone().expect("a fetch for text keeps it"))
     }
 
@@ -121,11 +119,11 @@ impl Monitor {
         relation: &str,
         queue: &str,
         wanted: SnapshotFor,
-        item_timeout: Option<Duration>,
+        timing: ItemTiming,
     ) -> Result<Arc<QueueSnapshot>> {
         let (session, queue) = self.target(node, relation, Some(queue))?;
         let queue = queue.expect("queue given");
-        let deadline = self.deadline(&session, item_timeout);
+        let deadline = self.deadline(&session, timing);
         session
             .snapshot(relation, queue, wanted, deadline)
             .map_err(|e| e.context(&place(&session, relation, Some(queue))))
@@ -134,7 +132,7 @@ impl Monitor {
     /// The six counts and the error reasons of a relation as one JSON object.
     /// The six queues are asked at once, within one deadline.
     pub fn relation_stats(&self, node: &str, relation: &str) -> Result<String> {
-        self.relation_stats_within(node, relation, None)
+        self.relation_stats_within(node, relation, ItemTiming::now(None))
     }
 
     /// [`Monitor::relation_stats`] for an item that brings its own timeout.
@@ -142,10 +140,10 @@ impl Monitor {
         &self,
         node: &str,
         relation: &str,
-        item_timeout: Option<Duration>,
+        timing: ItemTiming,
     ) -> Result<String> {
         let (session, _) = self.target(node, relation, None)?;
-        let deadline = self.deadline(&session, item_timeout);
+        let deadline = self.deadline(&session, timing);
         let results = session.snapshots(relation, &Queue::ALL, SnapshotFor::Count, deadline);
         let snapshots = stats_outcome(&results)
             .map_err(|(queue, e)| e.context(&place(&session, relation, queue)))?;
@@ -187,15 +185,11 @@ impl Monitor {
 
     /// Whether the node answers and accepts our credentials.
     pub fn node_ping(&self, node: &str) -> Result<bool> {
-        self.node_ping_within(node, None)
+        self.node_ping_within(node, ItemTiming::now(None))
     }
 
     /// [`Monitor::node_ping`] for an item that brings its own timeout.
-    pub(crate) fn node_ping_within(
-        &self,
-        node: &str,
-        item_timeout: Option<Duration>,
-    ) -> Result<bool> {
+    pub(crate) fn node_ping_within(&self, node: &str, timing: ItemTiming) -> Result<bool> {
         let loaded = self.loaded_config()?;
         let session = loaded.session(node)?;
         let relation = session
@@ -203,7 +197,7 @@ impl Monitor {
             .relations
             .first()
             .map_or(PING_RELATION, String::as_str);
-        let deadline = self.deadline(&session, item_timeout);
+        let deadline = self.deadline(&session, timing);
         match session.snapshot(
             relation,
             Queue::BlobErrorResponses,
@@ -285,13 +279,11 @@ impl Monitor {
 
     /// The call's deadline, by the one rule ([`timeout::call_timeout`]):
     /// the node's config timeout, the item's, the agent's.
-    fn deadline(&self, session: &NodeSession, item_timeout: Option<Duration>) -> Deadline {
+    fn deadline(&self, session: &NodeSession, timing: ItemTiming) -> Deadline {
         let agent_timeout = Duration::from_secs(self.agent_timeout_secs.load(Ordering::Relaxed));
-        Deadline::after(timeout::call_timeout(
-            session.config.timeout,
-            item_timeout,
-            agent_timeout,
-        ))
+        let timeout =
+            timeout::call_timeout(session.config.timeout, timing.item_timeout, agent_timeout);
+        Deadline::counted_from(timing.asked, timeout)
     }
 }
 
@@ -346,7 +338,10 @@ mod deadline_tests {
 
     fn picked(monitor: &Monitor, session: &NodeSession, item_timeout: Option<u64>) -> u64 {
         let item_timeout = item_timeout.map(Duration::from_secs);
-        monitor.deadline(session, item_timeout).timeout.as_secs()
+        monitor
+            .deadline(session, ItemTiming::now(item_timeout))
+            .timeout
+            .as_secs()
     }
 
     #[test]

@@ -1,17 +1,18 @@
 //! One node: its HTTP client (connections kept alive), its credentials, its
 //! cache, and fetching a queue within a deadline.
 
-use super::cache::Cache;
+use super::cache::{Cache, Join, Waited};
 use super::watch::WatchedFile;
 use crate::auth::Credentials;
 use crate::config::NodeConfig;
-use crate::error::{body_excerpt, Error, ErrorKind, Result, SecretForms};
+use crate::error::{body_excerpt, Error, ErrorKind, Redactor, Result};
 use crate::http::{encode_segment, HttpClient};
 use crate::lock::lock;
-use crate::queue::{read_queue, KeepText, Queue, QueueSnapshot};
+use crate::queue::{read_queue_redacted, KeepText, Queue, QueueSnapshot};
 use crate::secret::{self, Secret};
 use crate::timeout::Deadline;
 use std::io::Read;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -65,16 +66,58 @@ impl NodeSession {
         wanted: SnapshotFor,
         deadline: Deadline,
     ) -> Result<Arc<QueueSnapshot>> {
-        if let Some(hit) = self.cache.get(relation, queue, wanted == SnapshotFor::Get) {
-            return hit;
+        let with_text = wanted == SnapshotFor::Get;
+        loop {
+            if let Some(hit) = self.cache.get(relation, queue, with_text) {
+                return hit;
+            }
+            // Its time is up (it waited in agent 2's queue): the failure of a
+            // timed-out item, at once, nothing asked, nothing cached.
+            if deadline.at <= Instant::now() {
+                return Err(timed_out(deadline));
+            }
+            // A fetch in flight serves whoever asks for its queue meanwhile,
+            // each within their own deadline; a get asks a count's fetch to
+            // keep the text, and fetches again only if it was too late.
+            match self.cache.join(relation, queue, with_text) {
+                None => return self.fetch_and_keep(relation, queue, wanted, deadline, None),
+                Some(Join::Lead(lead)) => {
+                    let outcome = self.fetch_and_keep(
+                        relation,
+                        queue,
+                        wanted,
+                        deadline,
+                        Some(&lead.flight.keep_all),
+                    );
+                    lead.land(&outcome);
+                    return outcome;
+                }
+                Some(Join::Wait(flight)) => match flight.wait(deadline.at) {
+                    Waited::Done(Ok(snapshot)) if with_text && snapshot.text.is_none() => {}
+                    Waited::Done(outcome) => return outcome,
+                    Waited::TimedOut => return Err(timed_out(deadline)),
+                    Waited::Abandoned => {}
+                },
+            }
         }
+    }
+
+    /// Fetches and keeps the outcome in the cache.
+    fn fetch_and_keep(
+        &self,
+        relation: &str,
+        queue: Queue,
+        wanted: SnapshotFor,
+        deadline: Deadline,
+        keep_all: Option<&AtomicBool>,
+    ) -> Result<Arc<QueueSnapshot>> {
         let generation = self.cache.generation();
         let keep = match wanted {
             SnapshotFor::Count => KeepText::WhileUnder(KEEP_TEXT_BYTES),
             SnapshotFor::Get => KeepText::All,
         };
         let outcome = self
-            .fetch(relation, queue, keep, deadline)
+            .fetch(relation, queue, keep, keep_all, deadline)
             .map(|s| Arc::new(self.scrubbed(s)));
         let cacheable = match &outcome {
             Ok(_) => true,
@@ -139,15 +182,13 @@ impl NodeSession {
         relation: &str,
         queue: Queue,
         keep: KeepText,
+        keep_all: Option<&AtomicBool>,
         deadline: Deadline,
     ) -> Result<QueueSnapshot> {
-        self.fetch_once(relation, queue, keep, deadline, true)
+        self.fetch_once(relation, queue, keep, keep_all, deadline, true)
             .map_err(|e| {
                 let e = if e.kind() == ErrorKind::Timeout {
-                    Error::new(
-                        ErrorKind::Timeout,
-                        format!("timeout after {} s", deadline.timeout.as_secs()),
-                    )
+                    timed_out(deadline)
                 } else {
                     e
                 };
@@ -161,6 +202,7 @@ impl NodeSession {
         relation: &str,
         queue: Queue,
         keep: KeepText,
+        keep_all: Option<&AtomicBool>,
         deadline: Deadline,
         may_retry: bool,
     ) -> Result<QueueSnapshot> {
@@ -186,7 +228,11 @@ impl NodeSession {
                         format!("response larger than max_response_bytes ({max} bytes)"),
                     ));
                 }
-                read_queue(queue, response.body, max, keep)
+                // Redacted with the token this request sent, before the cut.
+                let secrets = self.credentials.known_secrets();
+                let secrets: Vec<&str> = secrets.iter().map(Secret::as_str).collect();
+                let redactor = Redactor::new(&secrets);
+                read_queue_redacted(queue, response.body, max, keep, Some(&redactor), keep_all)
             }
             400 => Err(Error::new(
                 ErrorKind::RelationNotFound,
@@ -195,7 +241,7 @@ impl NodeSession {
             401 if may_retry && self.credentials.can_mint() => {
                 // The node may have restarted or its clock moved: one fresh token.
                 self.credentials.forget_minted();
-                self.fetch_once(relation, queue, keep, deadline, false)
+                self.fetch_once(relation, queue, keep, keep_all, deadline, false)
             }
             401 => Err(Error::new(
                 ErrorKind::AuthRejected,
@@ -256,12 +302,15 @@ impl NodeSession {
         Ok(client)
     }
 
-    /// What a node answered never carries one of our secrets into a value,
-    /// even if a hostile node echoes it back (as is or JSON-escaped).
+    /// What a node answered never carries one of our secrets, a fragment of
+    /// one or anything JWT-shaped into a value, even if a hostile node
+    /// echoes it back (as is or JSON-escaped): the same redaction as
+    /// messages. The reasons were redacted before their cut (see `fetch_once`);
+    /// this catches a token minted meanwhile.
     fn scrubbed(&self, mut snapshot: QueueSnapshot) -> QueueSnapshot {
         let secrets = self.credentials.known_secrets();
-        let forms = SecretForms::new(&secret::texts(&secrets));
-        let scrub = |text: &str| forms.replace(text);
+        let redactor = Redactor::new(&secret::texts(&secrets));
+        let scrub = |text: &str| redactor.redact(text);
         if let Some(clean) = snapshot.text.as_deref().and_then(|t| scrub(t)) {
             snapshot.text = Some(Arc::new(clean));
         }
@@ -274,4 +323,12 @@ impl NodeSession {
         }
         snapshot
     }
+}
+
+/// How an item whose deadline passed fails.
+fn timed_out(deadline: Deadline) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("timeout after {} s", deadline.timeout.as_secs()),
+    )
 }

@@ -4,6 +4,7 @@
 
 mod stream;
 
+pub(crate) use stream::read_queue_redacted;
 pub use stream::{read_queue, KeepText, QueueSnapshot, UNKNOWN_REASON};
 
 use crate::error::{Error, ErrorKind, Result};

@@ -8,13 +8,14 @@
 //! reads, and checks that the answer is UTF-8.
 
 use super::Queue;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Redactor, Result};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Read};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// The reason tallied for an error entry without one.
@@ -71,6 +72,21 @@ pub fn read_queue(
     max_bytes: u64,
     keep: KeepText,
 ) -> Result<QueueSnapshot> {
+    read_queue_redacted(queue, body, max_bytes, keep, None, None)
+}
+
+/// As [`read_queue`], each error reason redacted by `redactor` before it is
+/// cut to [`MAX_REASON_BYTES`]: a cut token no longer matches itself. Once
+/// `keep_all` is set (a `queue.get` joined this fetch while it was under
+/// way), [`KeepText::WhileUnder`] keeps all the text, if it still has it.
+pub(crate) fn read_queue_redacted(
+    queue: Queue,
+    body: impl Read,
+    max_bytes: u64,
+    keep: KeepText,
+    redactor: Option<&Redactor>,
+    keep_all: Option<&AtomicBool>,
+) -> Result<QueueSnapshot> {
     let consumed = Rc::new(Cell::new(0u64));
     let reader = CheckedReader {
         inner: body,
@@ -84,6 +100,8 @@ pub fn read_queue(
         queue,
         consumed,
         keep,
+        redactor,
+        keep_all,
     };
     let snapshot = de::Deserializer::deserialize_any(&mut de, visitor).map_err(json_error)?;
     de.end().map_err(json_error)?;
@@ -189,13 +207,15 @@ fn check_utf8(bytes: &[u8]) -> std::result::Result<Option<&[u8]>, ()> {
     }
 }
 
-struct QueueVisitor {
+struct QueueVisitor<'r> {
     queue: Queue,
     consumed: Rc<Cell<u64>>,
     keep: KeepText,
+    redactor: Option<&'r Redactor>,
+    keep_all: Option<&'r AtomicBool>,
 }
 
-impl<'de> Visitor<'de> for QueueVisitor {
+impl<'de> Visitor<'de> for QueueVisitor<'_> {
     type Value = QueueSnapshot;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -216,6 +236,11 @@ impl<'de> Visitor<'de> for QueueVisitor {
         loop {
             let keeping = match self.keep {
                 KeepText::All => true,
+                KeepText::WhileUnder(_)
+                    if self.keep_all.is_some_and(|k| k.load(Ordering::Relaxed)) =>
+                {
+                    true
+                }
                 KeepText::WhileUnder(limit) => self.consumed.get() < limit,
             };
             if !keeping {
@@ -230,7 +255,10 @@ impl<'de> Visitor<'de> for QueueVisitor {
                 break;
             };
             count += 1;
-            if let Some(reason) = reason {
+            if let Some(mut reason) = reason {
+                if let Some(clean) = self.redactor.and_then(|r| r.redact(&reason)) {
+                    reason = clean;
+                }
                 tally(&mut reasons, reason);
             }
         }

@@ -112,3 +112,59 @@ fn tokens_echoed_by_the_node_never_reach_a_message() {
         );
     }
 }
+
+/// A node whose error queues give, as the `errorReason` of every entry, a
+/// long text ending with the token it got: longer than the 200 bytes a
+/// reason is cut to, with the token across the cut (issue 21).
+fn echo_reason_node() -> CannedServer {
+    CannedServer::answering(|head| {
+        let path = head.split_whitespace().nth(1).unwrap_or("");
+        let token = token_of(head);
+        let body = if path.ends_with("errorresponses") {
+            let reason = format!("{} rejected token {token}", "x".repeat(60));
+            serde_json::json!([{ "id": 1, "errorReason": reason, "blobErrorReason": reason }])
+                .to_string()
+        } else {
+            "[]".to_string()
+        };
+        http_response(
+            "200 OK",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+    })
+}
+
+#[test]
+fn a_token_echoed_in_a_long_error_reason_never_reaches_a_value() {
+    let env = Env::new("echo-reason");
+    let echo = echo_reason_node();
+    env.write_config(&format!(
+        "[defaults]\ncache_ttl = 0\n[nodes.demo]\nurl = \"{}\"\njwt_secret_file = \"{}\"\n",
+        echo.url(),
+        env.dir.join("demo.secret").display()
+    ));
+    let agent = env.start_agent(AgentOptions {
+        start_agents: 1,
+        ..AgentOptions::default()
+    });
+    let keys = [
+        "exalate.relation.stats[demo,AllContent]",
+        "exalate.queue.get[demo,AllContent,errorresponses]",
+        "exalate.queue.get[demo,AllContent,bloberrorresponses]",
+    ];
+    for key in keys {
+        let value = match agent.get(key) {
+            Reply::Value(v) => v,
+            other => panic!("{key}: {other:?}"),
+        };
+        let tokens: Vec<String> = echo.heads().iter().map(|h| token_of(h)).collect();
+        assert!(!tokens.is_empty());
+        for token in tokens {
+            add_secret(&token);
+            assert!(token.starts_with("eyJ") && token.len() > 100, "{token}");
+            assert_no_fragment(&value, &token);
+        }
+        assert!(value.contains("rejected token ***"), "{key}: {value}");
+    }
+}

@@ -361,3 +361,51 @@ fn an_injected_panic_fails_one_item_and_the_agent_keeps_serving() {
     assert!(agent.is_running());
     assert_eq!(agent.process_ids(), pids);
 }
+
+/// Threads of process `pid` named `name` (/proc/PID/task/*/comm).
+fn threads_named(pid: u32, name: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|comm| comm.trim_end() == name)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Issue 21: a host name whose lookup never answers (test builds: a name
+/// under `dead-dns.exalate-test` blocks for good), asked every 0.5 s for
+/// longer than the 5 s a failure is kept: each agent process holds one
+/// lookup thread, not one more every 5 s.
+#[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fault-injection (a lookup that never answers)"
+)]
+fn a_dns_server_that_never_answers_holds_one_lookup_thread_per_process() {
+    let env = Env::new("faults-dead-dns");
+    env.write_config(&format!(
+        "[nodes.dead]\nurl = \"http://module.dead-dns.exalate-test:8080\"\nrelations = [\"R\"]\njwt_secret_file = \"{}\"\ntimeout = 1\n",
+        env.dir.join("demo.secret").display()
+    ));
+    let agent = env.start_agent(AgentOptions {
+        start_agents: 1,
+        ..AgentOptions::default()
+    });
+    let started = std::time::Instant::now();
+    let mut most = 0;
+    while started.elapsed() < Duration::from_secs(12) {
+        let reply = agent.get("exalate.queue.count[dead,R,syncrequests]");
+        assert!(matches!(reply, Reply::NotSupported(_)), "{reply:?}");
+        let counts: Vec<usize> = agent
+            .process_ids()
+            .into_iter()
+            .map(|pid| threads_named(pid, "exalate-dns"))
+            .collect();
+        most = most.max(counts.into_iter().max().unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    println!("lookup threads in an agent process over 12 s: at most {most}");
+    assert_eq!(most, 1, "one lookup of a host at a time");
+}

@@ -9,7 +9,7 @@
 use crate::common::*;
 use exalate_zabbix::agent2::frame;
 use exalate_zabbix::agent2::message::kind;
-use exalate_zabbix::items::{get_value, Item};
+use exalate_zabbix::items::{get_value, Item, ItemTiming};
 use exalate_zabbix::Monitor;
 use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -117,7 +117,9 @@ fn heap_in_use_stays_flat_over_thousands_of_item_calls() {
     assert_heap_flat("module's item layer", &env, || {
         calls
             .iter()
-            .filter_map(|(item, params)| get_value(&monitor, *item, params, None).err())
+            .filter_map(|(item, params)| {
+                get_value(&monitor, *item, params, ItemTiming::now(None)).err()
+            })
             .map(|e| e.message().to_string())
             .collect()
     });

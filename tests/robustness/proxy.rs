@@ -117,3 +117,84 @@ fn the_proxy_key_sends_http_in_absolute_form_and_https_through_connect() {
     assert_eq!(env.node.requests().len(), 2);
     assert_eq!(proxy.request_lines().len(), 2);
 }
+
+/// A loopback port that accepts connections and never answers.
+fn silent_proxy() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    url
+}
+
+/// Issue 21, kept as tests: proxies that answer garbage, ask for
+/// credentials (407), never answer, or echo the request (and so its token)
+/// back: each item fails with one clear line within its timeout, none
+/// carrying a token, for http (absolute form) and https (CONNECT) nodes.
+#[test]
+fn garbage_407_silent_and_echoing_proxies_fail_clearly() {
+    let env = Env::new("proxy-hostile");
+    let garbage = CannedServer::start(b"\x00\xffnot http at all\r\n\r\n".to_vec());
+    let auth = CannedServer::http(
+        "407 Proxy Authentication Required",
+        &[("Proxy-Authenticate", "Basic realm=\"proxy\"")],
+        b"<html><title>407 Proxy Authentication Required</title></html>",
+    );
+    let echo = CannedServer::answering(|head| http_response("200 OK", &[], head.as_bytes()));
+    let proxies = [
+        ("garbage", garbage.url()),
+        ("auth", auth.url()),
+        ("silent", silent_proxy()),
+        ("echo", echo.url()),
+    ];
+    let secret = env.dir.join("demo.secret");
+    let mut config = "[defaults]\ncache_ttl = 0\ntimeout = 2\n".to_string();
+    for (name, proxy) in &proxies {
+        for (scheme, url) in [
+            ("http", env.node.url()),
+            ("https", "https://127.0.0.1:9".to_string()),
+        ] {
+            config.push_str(&format!(
+                "[nodes.{name}_{scheme}]\nurl = \"{url}\"\njwt_secret_file = \"{}\"\nproxy = \"{proxy}\"\n",
+                secret.display()
+            ));
+        }
+    }
+    env.write_config(&config);
+    let agent = env.start_agent(AgentOptions {
+        start_agents: 1,
+        ..AgentOptions::default()
+    });
+    for (name, _) in &proxies {
+        for scheme in ["http", "https"] {
+            let key = format!("exalate.queue.count[{name}_{scheme},AllContent,syncrequests]");
+            let (reply, took) = agent.timed_get(&key);
+            let message = match reply {
+                Reply::NotSupported(m) => m,
+                Reply::Value(v) => panic!("{key}: a value through a hostile proxy: {v}"),
+            };
+            println!("{name} proxy, {scheme}: {message} ({took:?})");
+            assert!(
+                message.starts_with(&format!("node '{name}_{scheme}', relation 'AllContent'")),
+                "{message}"
+            );
+            assert!(
+                message.ends_with('.') && !message.contains('\n'),
+                "{message}"
+            );
+            assert!(
+                jwt_shaped(&message).is_none(),
+                "{name}, {scheme}: a token in {message}"
+            );
+            assert!(!message.contains(SECRET));
+            assert!(took < std::time::Duration::from_secs(3), "{key}: {took:?}");
+        }
+    }
+    // The echoing proxy did get a token: it is in no message.
+    assert!(echo.heads().iter().any(|h| jwt_shaped(h).is_some()));
+    agent.assert_serving();
+}

@@ -181,3 +181,93 @@ fn a_changed_config_is_picked_up_by_every_agent_process_without_restart() {
     assert!(agent.is_running());
     assert_eq!(agent.process_ids(), pids, "the agent was not restarted");
 }
+
+/// Issue 21, kept as tests: the config swapped between a file and a
+/// symlink to another one every 150 ms (each swap one rename) while four
+/// clients ask: every answer is one of the two configs' values, never a
+/// half-read file, and the agent keeps serving.
+#[test]
+fn a_config_swapped_for_a_symlink_every_150_ms_under_load() {
+    let env = Env::new("reload-symlink");
+    let config = |relations: &str| {
+        format!(
+            "[defaults]\ncache_ttl = 0\n[nodes.demo]\nurl = \"{}\"\nrelations = [{relations}]\njwt_secret_file = \"{}\"\n",
+            env.node.url(),
+            env.dir.join("demo.secret").display()
+        )
+    };
+    let file_config = config("\"AllContent\"");
+    let linked = env.dir.join("linked.toml");
+    write_file(&linked, &config("\"Service Desk\""), 0o640);
+    env.write_config(&file_config);
+    let agent = env.start_agent(AgentOptions {
+        start_agents: 4,
+        ..AgentOptions::default()
+    });
+    let one = |r: &str| format!(r#"[{{"{{#NODE}}":"demo","{{#RELATION}}":"{r}"}}]"#);
+    let (from_file, from_link) = (one("AllContent"), one("Service Desk"));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let swaps = std::thread::scope(|s| {
+        let swapper = s.spawn(|| {
+            let next = env.dir.join("next.toml");
+            let mut swaps = 0;
+            for i in 0..40 {
+                let _ = std::fs::remove_file(&next);
+                if i % 2 == 0 {
+                    std::os::unix::fs::symlink(&linked, &next).unwrap();
+                } else {
+                    write_file(&next, &file_config, 0o640);
+                }
+                std::fs::rename(&next, &env.config_path).unwrap();
+                swaps += 1;
+                std::thread::sleep(Duration::from_millis(150));
+            }
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            swaps
+        });
+        let clients: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut seen = BTreeMap::<String, usize>::new();
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let reply = agent.get("exalate.discovery");
+                        let value = match &reply {
+                            Reply::Value(v) => v.clone(),
+                            Reply::NotSupported(m) => format!("failed: {m}"),
+                        };
+                        *seen.entry(value).or_default() += 1;
+                    }
+                    seen
+                })
+            })
+            .collect();
+        let mut seen = BTreeMap::<String, usize>::new();
+        for client in clients {
+            for (value, n) in client.join().unwrap() {
+                *seen.entry(value).or_default() += n;
+            }
+        }
+        println!("answers over the swaps: {seen:?}");
+        for value in seen.keys() {
+            assert!(*value == from_file || *value == from_link, "{value}");
+        }
+        assert!(seen.len() == 2, "both configs were seen: {seen:?}");
+        swapper.join().unwrap()
+    });
+    assert_eq!(swaps, 40);
+    // The last swap put the file back: within the one-second check, every
+    // process serves it (16 answers in a row, from all 4 processes).
+    let settled = Instant::now();
+    let mut in_a_row = 0;
+    while in_a_row < 16 {
+        assert!(
+            settled.elapsed() < Duration::from_secs(5),
+            "a process kept an old config after the swaps"
+        );
+        match agent.get("exalate.discovery") {
+            Reply::Value(v) if v == from_file => in_a_row += 1,
+            _ => in_a_row = 0,
+        }
+    }
+    agent.assert_serving();
+}
