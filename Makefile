@@ -65,6 +65,12 @@ fuzz:
 header:
 	UPDATE_HEADER=1 $(CARGO) test --test c_api committed_header_is_fresh
 
+# The packaged templates (6.0 and 7.0) and their README's tables, from
+# packaging/template/source.yaml.
+.PHONY: template
+template:
+	UPDATE_TEMPLATE=1 $(CARGO) test --test template the_template_files_are_generated_from_the_source
+
 # The C library: the .so with its SONAME links, the header, pkg-config.
 install:
 	test -f $(LIB) || $(CARGO) build --release
