@@ -35,6 +35,8 @@ const TEMPLATE_70_PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/packaging/template/template_exalate_zabbix_7.0.yaml"
 );
+/// The template's README: its tables are generated too.
+const README_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/template/README.md");
 /// What both are generated from (tests/template/generate.rs).
 const SOURCE_PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -1415,11 +1417,13 @@ fn the_template_files_are_generated_from_the_source() {
     let source = YamlLoader::load_from_str(&source).expect("the source is valid YAML");
     let update = std::env::var("UPDATE_TEMPLATE").is_ok_and(|v| v == "1");
     let mut drifted = Vec::new();
+    let mut docs = Vec::new();
     for (version, path) in [
         (generate::Version::V60, TEMPLATE_PATH),
         (generate::Version::V70, TEMPLATE_70_PATH),
     ] {
         let doc = generate::generate(&source[0], version);
+        docs.push(doc.clone());
         let text = generate::emit(&doc, GENERATED_HEADER);
         let back = YamlLoader::load_from_str(&text).unwrap();
         assert_eq!(
@@ -1431,6 +1435,23 @@ fn the_template_files_are_generated_from_the_source() {
         } else if std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
             drifted.push(path);
         }
+    }
+    // The README's tables, between its markers.
+    let readme = std::fs::read_to_string(README_PATH).unwrap();
+    let begin = readme
+        .find(generate::README_BEGIN)
+        .expect("the README's begin marker");
+    let end = readme
+        .find(generate::README_END)
+        .expect("the README's end marker")
+        + generate::README_END.len()
+        + 1;
+    let tables = generate::readme_tables(&docs[1], &docs[0], ACTIVE_TEMPLATE_NAME);
+    let fresh = format!("{}{tables}{}", &readme[..begin], &readme[end..]);
+    if update {
+        std::fs::write(README_PATH, &fresh).unwrap();
+    } else if fresh != readme {
+        drifted.push(README_PATH);
     }
     assert!(
         drifted.is_empty(),
