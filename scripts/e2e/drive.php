@@ -518,6 +518,11 @@ switch ($phase) {
 			'discoveryRules' => $create, 'triggers' => $create, 'graphs' => $create, 'valueMaps' => $create,
 			'templateDashboards' => $create, 'templateLinkage' => ['createMissing' => true]];
 		if (v70()) {
+			// Zabbix 7.0's own validator, strict, as the frontend runs it on import.
+			exec('php '.escapeshellarg(__DIR__.'/../../packaging/template/zabbix-validate.php').' /usr/share/zabbix '
+				.escapeshellarg($cfg['template']).' 2>&1', $out, $rc);
+			($rc === 0 && end($out) === 'valid') || fail("Zabbix 7.0's import validator: ".implode("\n", $out));
+			say("Zabbix 7.0's own import validator (C70XmlValidator, strict) accepts the 7.0 file");
 			// The 6.0 file first: the conversion path of users with old
 			// exports; then the 7.0 file over it, updating it in place (same uuids).
 			api('configuration.import', ['format' => 'yaml', 'source' => file_get_contents($cfg['template_60']), 'rules' => $rules]);
