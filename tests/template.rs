@@ -1458,3 +1458,40 @@ fn the_template_files_are_generated_from_the_source() {
         "{drifted:?} drifted from packaging/template/source.yaml: run `make template` (and commit the result), never edit them by hand"
     );
 }
+
+/// Texts read as written: no line of a name, description or event name
+/// begins or ends with blanks (an indentation slip in the source's block
+/// texts would show in the frontend).
+#[test]
+fn no_text_line_begins_or_ends_with_blanks() {
+    fn walk(value: &Value, path: &str, wrong: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let here = format!("{path}/{k}");
+                    match (k.as_str(), v) {
+                        ("name" | "description" | "event_name" | "opdata", Value::String(s)) => {
+                            for line in s.lines() {
+                                if line != line.trim() {
+                                    wrong.push(format!("{here}: {line:?}"));
+                                }
+                            }
+                        }
+                        _ => walk(v, &here, wrong),
+                    }
+                }
+            }
+            Value::Array(values) => {
+                for (i, v) in values.iter().enumerate() {
+                    walk(v, &format!("{path}[{i}]"), wrong);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (version, export) in exports() {
+        let mut wrong = Vec::new();
+        walk(&export, version, &mut wrong);
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+}
