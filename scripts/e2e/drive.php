@@ -4,11 +4,13 @@
 // graph, on 7.0 also the dashboard widgets' own view action). scripts/e2e/run.sh
 // runs one phase at a time and changes the fake node between phases:
 //   setup    the template imported (7.0: the 6.0 file, then the 7.0 file
-//            over it), the proxy and the hosts created and linked;
+//            over it), the proxy and the hosts created and linked (7.0:
+//            the active host to "Zabbix agent active" too, no key clash);
 //   busy     discovery, every value, the deliberately failing items, the
 //            problems of a busy node, one graph checked by its pixels; 7.0:
 //            the item timeout (a node answering in 4 s: supported at 10 s,
-//            "timeout after 3 s" at 3 s), the active agent's availability,
+//            "timeout after 3 s" at 3 s), the active agent's availability
+//            (from "Zabbix agent active", linked beside ours),
 //            the dashboard as the API and the widgets' own view serve it;
 //   calm     errors cleared and queues drained: the problems resolve;
 //   stopped  the node is gone: its unreachable trigger fires.
@@ -20,6 +22,10 @@ $t0 = microtime(true);
 
 const MODULE_TEMPLATE = 'Exalate by Zabbix agent';
 const ACTIVE_TEMPLATE = 'Exalate by Zabbix agent active';
+// 7.0: Zabbix's own template, in the server's database, linked beside ours on
+// the active host as on most active hosts; the agent's availability is its item.
+const AGENT_ACTIVE_TEMPLATE = 'Zabbix agent active';
+const AGENT_AVAILABILITY_KEY = 'zabbix[host,active_agent,available]';
 const QUEUES = ['syncrequests', 'blobrequests', 'syncresponses', 'blobresponses', 'errorresponses', 'bloberrorresponses'];
 // What the fake node serves while busy (run.sh's busy_relations), in QUEUES order.
 const BUSY = [
@@ -296,8 +302,9 @@ function check_failures(array $by_host): array {
 			$want_values['exalate.node.ping[slow]'] = '1';
 		}
 		if (v70() && hosts()[$host] === ACTIVE_TEMPLATE) {
-			// The active agent's availability (7.0): 1, available.
-			$want_values['zabbix[host,active_agent,available]'] = '1';
+			// The active agent's availability (7.0), the item of "Zabbix
+			// agent active" linked beside ours: 1, available.
+			$want_values[AGENT_AVAILABILITY_KEY] = '1';
 		}
 		foreach ($want_values as $key => $want) {
 			$got = $items[$key]['lastvalue'] ?? null;
@@ -545,6 +552,13 @@ switch ($phase) {
 		}
 		$ports = ['Exalate agentd' => $cfg['agentd_port'], 'Exalate via proxy' => $cfg['proxied_port'],
 			'Exalate agent2' => $cfg['agent2_port']];
+		$beside = [];
+		if (v70()) {
+			$official = api('template.get', ['output' => ['templateid'], 'filter' => ['host' => AGENT_ACTIVE_TEMPLATE]]);
+			count($official) === 1 || fail('"'.AGENT_ACTIVE_TEMPLATE.'": '.count($official).' templates; named like it: '
+				.json_encode(array_column(api('template.get', ['output' => ['host'], 'search' => ['host' => 'agent active']]), 'host')));
+			$beside[ACTIVE_TEMPLATE] = $official[0]['templateid'];
+		}
 		$hostids = [];
 		foreach (hosts() as $host => $template) {
 			$host_macros = $macros;
@@ -555,6 +569,9 @@ switch ($phase) {
 			}
 			$params = ['host' => $host, 'groups' => [['groupid' => $group]], 'macros' => $host_macros,
 				'templates' => [['templateid' => $templateids[$template]]]];
+			if (isset($beside[$template])) {
+				$params['templates'][] = ['templateid' => $beside[$template]];
+			}
 			if (isset($ports[$host])) {
 				$params['interfaces'] = [['type' => 1, 'main' => 1, 'useip' => 1, 'ip' => '127.0.0.1', 'dns' => '',
 					'port' => $ports[$host]]];
@@ -562,8 +579,28 @@ switch ($phase) {
 			if ($host === 'Exalate via proxy') {
 				$params += v70() ? ['monitored_by' => 1, 'proxyid' => $proxy] : ['proxy_hostid' => $proxy];
 			}
+			// A key inherited from two templates fails here ("Cannot inherit item with key ...").
 			$hostids[$host] = api('host.create', $params)['hostids'][0];
-			say("host \"$host\" linked to \"$template\"");
+			if (isset($beside[$template])) {
+				$linked = api('host.get', ['hostids' => [$hostids[$host]], 'output' => ['hostid'],
+					'selectParentTemplates' => ['host']])[0]['parentTemplates'];
+				$names = array_column($linked, 'host');
+				$want = [AGENT_ACTIVE_TEMPLATE, $template];
+				sort($names);
+				sort($want);
+				$names === $want || fail("$host: linked to ".json_encode($names));
+				// The availability item is the official template's.
+				$theirs = api('item.get', ['hostids' => [$beside[$template]], 'filter' => ['key_' => AGENT_AVAILABILITY_KEY],
+					'output' => ['itemid']]);
+				$ours = api('item.get', ['hostids' => [$hostids[$host]], 'filter' => ['key_' => AGENT_AVAILABILITY_KEY],
+					'output' => ['templateid']]);
+				(count($theirs) === 1 && count($ours) === 1 && $ours[0]['templateid'] === $theirs[0]['itemid'])
+					|| fail("$host: ".AGENT_AVAILABILITY_KEY.' not inherited from "'.AGENT_ACTIVE_TEMPLATE.'": '.json_encode([$theirs, $ours]));
+				say("host \"$host\" linked to \"$template\" and \"".AGENT_ACTIVE_TEMPLATE.'" (no inherited key clashes)');
+			}
+			else {
+				say("host \"$host\" linked to \"$template\"");
+			}
 		}
 		file_put_contents($cfg['state'], json_encode(['hostids' => $hostids, 'templateids' => $templateids]));
 		break;

@@ -18,7 +18,8 @@
 # when AGENT2_PLUGIN is given, "Exalate agent2" (zabbix_agent2 + plugin).
 # Each version imports its own file (7.0: the 6.0 file first, the 7.0 file
 # over it); 7.0 adds a node answering in 4 s, whose relations prove the item
-# timeout reaches the module, the active agent's availability and the
+# timeout reaches the module, the active agent's availability (from
+# Zabbix's "Zabbix agent active", linked beside ours on the active host) and the
 # dashboard's honeycombs.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)

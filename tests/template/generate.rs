@@ -668,18 +668,25 @@ pub fn readme_tables(doc70: &Yaml, doc60: &Yaml, active_name: &str) -> String {
         .into_iter()
         .filter(|i| !passive_keys.contains(str_of(i, "key").unwrap()))
         .collect();
+    let own_macros: Vec<&Hash> = hashes(active, "macros")
+        .into_iter()
+        .filter(|m| !passive_macros.contains(str_of(m, "macro").unwrap()))
+        .collect();
     out.push_str(&format!(
-        "\n# {active_name}\n\nThe same macros, items, triggers, discovery rules, graphs and dashboard as **{TEMPLATE}**, every Zabbix agent item as Zabbix agent (active); in addition:\n\n### Macros used\n\n|Name|Description|Default|\n|----|-----------|-------|\n"
+        "\n# {active_name}\n\nThe same macros, items, triggers, discovery rules, graphs and dashboard as **{TEMPLATE}**, every Zabbix agent item as Zabbix agent (active)"
     ));
-    for m in hashes(active, "macros") {
-        if !passive_macros.contains(str_of(m, "macro").unwrap()) {
+    if own.is_empty() && own_macros.is_empty() {
+        out.push_str(".\n");
+    } else {
+        out.push_str("; in addition:\n\n### Macros used\n\n|Name|Description|Default|\n|----|-----------|-------|\n");
+        for m in own_macros {
             macro_row(&mut out, m, true);
         }
+        out.push_str("\n### Items\n\n");
+        items_table(&mut out, &own, &|_| true);
+        out.push_str("\n### Triggers\n\n");
+        triggers_table(&mut out, &triggers_of(&own, "triggers"));
     }
-    out.push_str("\n### Items\n\n");
-    items_table(&mut out, &own, &|_| true);
-    out.push_str("\n### Triggers\n\n");
-    triggers_table(&mut out, &triggers_of(&own, "triggers"));
     out.push_str(&format!("\n{README_END}\n"));
     out
 }
