@@ -460,3 +460,90 @@ fn help_version_and_usage_errors() {
         String::from_utf8_lossy(&out.stdout).contains("config /nonexistent/x.toml: cannot read")
     );
 }
+
+/// Nodes are checked at once, each within its timeout: three nodes that
+/// never answer in time take about as long as one, not three times as long.
+#[test]
+fn hung_nodes_are_checked_at_once_within_their_timeouts() {
+    let env = TestEnv::new("check-hung");
+    let slow = |name: &str| {
+        fake_exalate_node::FakeNode::start(
+            NodeConfig::demo()
+                .with_response_delay(std::time::Duration::from_secs(30))
+                .with_auth(
+                    fake_exalate_node::Auth::None,
+                    fake_exalate_node::AuthHeader::XExalateJwt,
+                ),
+        )
+        .map(|n| (name.to_string(), n))
+        .unwrap()
+    };
+    let nodes: Vec<_> = ["a", "b", "c"].iter().map(|n| slow(n)).collect();
+    let mut config = String::from("[defaults]\ntimeout = 2\n");
+    for (name, node) in &nodes {
+        config.push_str(&format!(
+            "[nodes.{name}]\nurl = \"{}\"\nrelations = [\"AllContent\", \"Service Desk\"]\njwt_secret_file = \"{}\"\n",
+            node.url(),
+            env.dir.join("demo.secret").display()
+        ));
+    }
+    env.write_config(&config);
+    let zdir = zabbix_dir(&env, 3, true);
+    let started = std::time::Instant::now();
+    let r = json(&env, &zdir);
+    let took = started.elapsed();
+    assert_eq!(r["exit_code"], 1);
+    for (name, _) in &nodes {
+        let line = node_line(&r, name, "relation 'Service Desk'");
+        assert_eq!(
+            line["detail"],
+            format!("node '{name}', relation 'Service Desk': timeout after 2 s"),
+            "{line}"
+        );
+        let ms = r["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name.as_str())
+            .unwrap()["elapsed_ms"]
+            .as_u64()
+            .unwrap();
+        // ping, then the relations (at once): two timeouts and a margin.
+        assert!(ms < 6_000, "node {name}: {ms} ms");
+    }
+    // One after the other would be at least 3 x 4 s.
+    assert!(took.as_secs_f64() < 9.0, "three hung nodes took {took:?}");
+}
+
+/// On a terminal, progress goes to stderr while nodes are awaited; the
+/// report itself is the same.
+#[test]
+fn progress_on_a_terminal_only() {
+    let env = TestEnv::new("check-progress");
+    let zdir = zabbix_dir(&env, 3, true);
+    let command = format!(
+        "{} check --config {} --zabbix-dir {} >{} ",
+        check_exe().display(),
+        env.config_path.display(),
+        zdir.display(),
+        env.dir.join("stdout").display()
+    );
+    // script(1) gives the command a terminal; stdout goes to a file.
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let terminal = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        terminal.contains("exalate-zabbix check: 1 node(s), each checked at once...")
+            && terminal.contains("  node demo checked ("),
+        "{terminal}"
+    );
+    let report = std::fs::read_to_string(env.dir.join("stdout")).unwrap();
+    assert!(
+        report.contains("  ok    relation 'AllContent' "),
+        "{report}"
+    );
+    assert!(!report.contains("checked at once"), "{report}");
+    env.assert_no_secrets(&terminal);
+}
