@@ -377,6 +377,31 @@ fn tls_and_proxy_are_described() {
         "ok"
     );
 
+    // An expired certificate: the line says so and how to fix it.
+    let expired = TlsFront::start(ca.server_cert(&["127.0.0.1"], true), env.node.addr());
+    env.write_config(
+        &node(&format!("ca_file = \"{}\"", ca_file.display()))
+            .replace(&front.url(""), &expired.url("")),
+    );
+    share_with_zabbix(&env);
+    let r = json(&env, &zdir);
+    let tls = node_line(&r, "tls", "tls");
+    assert_eq!(tls["status"], "fail", "{tls}");
+    assert!(
+        tls["detail"]
+            .as_str()
+            .unwrap()
+            .contains("expires 2001-01-01 ("),
+        "{tls}"
+    );
+    assert!(
+        tls["fix"]
+            .as_str()
+            .unwrap()
+            .contains("has expired: renew it"),
+        "{tls}"
+    );
+
     let proxy = FakeProxy::start().unwrap();
     env.write_config(&node(&format!(
         "ca_file = \"{}\"\nproxy = \"{}\"",

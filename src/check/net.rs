@@ -383,9 +383,14 @@ fn tls(node: &NodeConfig, host: &str, stream: TcpStream) -> Check {
         },
         Err(e) => {
             let fix = match &e {
-                rustls::Error::InvalidCertificate(rustls::CertificateError::Expired) => {
-                    "the node's certificate has expired: renew it on the node".to_string()
-                }
+                rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::Expired
+                    | rustls::CertificateError::ExpiredContext { .. },
+                ) => "the node's certificate has expired: renew it on the node".to_string(),
+                rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidYet
+                    | rustls::CertificateError::NotValidYetContext { .. },
+                ) => "the node's certificate is not valid yet: check this host's clock and the node's".to_string(),
                 rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)
                 | rustls::Error::InvalidCertificate(
                     rustls::CertificateError::NotValidForNameContext { .. },

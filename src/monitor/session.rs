@@ -367,3 +367,29 @@ fn timed_out(deadline: Deadline) -> Error {
         format!("timeout after {} s", deadline.timeout.as_secs()),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    /// Minted tokens are kept per credential: relations with the same
+    /// credential share one `Credentials`, and only those.
+    #[test]
+    fn one_credentials_per_distinct_credential() {
+        let text = "[nodes.n]\nurl = \"http://127.0.0.1:1\"\njwt_secret_file = \"/node\"\n\
+            relations = [\"A\", { name = \"B\", jwt_secret_file = \"/node\" },\n\
+            { name = \"C\", jwt_secret_file = \"/c\" }, { name = \"D\", jwt_secret_file = \"/c\" },\n\
+            { name = \"E\", jwt_secret_file = \"/c\", jwt_exp_unit = \"s\" }]\n";
+        let config = Config::parse(Path::new("t.toml"), text).unwrap();
+        let s = NodeSession::new(config.nodes["n"].clone());
+        assert_eq!(s.credentials.len(), 3);
+        let same = |a: &str, b: &str| std::ptr::eq(s.credentials(a), s.credentials(b));
+        assert!(same("A", "B"), "B's own is the node's");
+        assert!(same("A", "not listed"));
+        assert!(same("C", "D"));
+        assert!(!same("C", "E"), "E's claims differ");
+        assert!(!same("A", "C"));
+    }
+}
