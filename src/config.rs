@@ -471,6 +471,8 @@ fn parse_node(
     {
         let missing = (!own_auth).then(|| relations.iter().find(|r| !own.contains_key(*r)));
         match missing.flatten() {
+            // No relation has its own either: the plain message.
+            Some(_) if own.is_empty() => parse_credential(&errors, "", &node_auth)?,
             Some(r) => {
                 return Err(errors.error(
                     None,
@@ -552,11 +554,18 @@ fn secret_only_keys(raw: &RawAuth) -> [(&'static str, Option<Span>); 4] {
     ]
 }
 
-/// A node without credentials of its own (every relation has them): its
-/// `jwt_*` keys are still checked, so that a typo is not passed over.
+/// A node without credentials of its own (every relation has them): a
+/// `jwt_*` key of the node would apply to nothing (a relation with its own
+/// source takes none of them), so it is an error; `auth_header`, which
+/// every relation inherits, is checked.
 fn check_auth_keys(errors: &NodeErrors<'_>, raw: &RawAuth) -> Result<()> {
     let error = |span: Option<Span>, msg: String| errors.error(span, msg);
-    parse_secret_auth(&error, raw, PathBuf::new())?;
+    if let Some((key, s)) = secret_only_keys(raw).iter().find(|(_, s)| s.is_some()) {
+        return Err(error(
+            s.clone(),
+            format!("{key} applies only with the node's jwt_secret_file, and every relation has its own credentials: set {key} in the relations' tables"),
+        ));
+    }
     parse_auth_header(&error, raw.auth_header.as_ref())?;
     Ok(())
 }
@@ -1097,11 +1106,17 @@ cache_max_bytes = 0
             m.contains("line 4") && m.contains("a relation name, or a table"),
             "{m}"
         );
-        // The node's own keys are checked even when every relation has its own.
+        // The node's own keys are checked even when every relation has its own:
+        // a jwt_* key would apply to nothing.
+        assert_eq!(
+            err(&node("jwt_exp_unit = \"s\"\nrelations = [{ name = \"R\", token_file = \"/t\" }]")),
+            "config /etc/x.toml line 3: node 'a': jwt_exp_unit applies only with the node's jwt_secret_file, \
+             and every relation has its own credentials: set jwt_exp_unit in the relations' tables"
+        );
         assert!(err(&node(
-            "jwt_exp_unit = \"us\"\nrelations = [{ name = \"R\", token_file = \"/t\" }]"
+            "auth_header = \"Cookie\"\nrelations = [{ name = \"R\", token_file = \"/t\" }]"
         ))
-        .contains("line 3: node 'a': jwt_exp_unit 'us'"));
+        .contains("line 3: node 'a': relation 'R': auth_header 'Cookie'"));
         // Neither the node nor any relation.
         assert!(err(&node("")).contains("no credentials: set token_file or jwt_secret_file"));
     }
