@@ -66,6 +66,12 @@ fuzz:
 header:
 	UPDATE_HEADER=1 $(CARGO) test --test c_api committed_header_is_fresh
 
+# The packaged templates (6.0 and 7.0) and their README's tables, from
+# packaging/template/source.yaml.
+.PHONY: template
+template:
+	UPDATE_TEMPLATE=1 $(CARGO) test --test template the_template_files_are_generated_from_the_source
+
 # The C library: the .so with its SONAME links, the header, pkg-config.
 install:
 	test -f $(LIB) || $(CARGO) build --release
@@ -179,22 +185,33 @@ package-test: deps-package-test packages
 	$(CARGO) build --release -p fake_exalate_node --bin fake-exalate-node
 	packaging/package-test.sh
 
-# The template in a live Zabbix 6.0 (docs/testing.md "The template in a
-# live Zabbix"): PostgreSQL, zabbix_server, a zabbix_proxy, the frontend, and
+# The template in a live Zabbix 6.0 and 7.0 (docs/testing.md "The template in
+# a live Zabbix"): PostgreSQL, zabbix_server, a zabbix_proxy, the frontend, and
 # hosts on zabbix_agentd (passive, through the proxy, active) and
-# zabbix_agent2 with the plugin; checked through the API.
-# Everything private under target/e2e/ and on random loopback ports. As root.
+# zabbix_agent2 with the plugin, each version importing its own template
+# file; checked through the API. 6.0: bookworm's, unpacked; 7.0: trixie's, in
+# a root of its own (the compat root's copy) run with chroot in a private
+# mount namespace. Everything private under target/e2e/ and on random
+# loopback ports. As root. E2E_VERSIONS=7.0 runs one of them.
 # The agent 2 plugin runs as its debug build: after `make test` only the
 # crate itself compiles.
 E2E_MODULE ?= $(COMPAT_SO)
+E2E_VERSIONS ?= 6.0 7.0
 AGENT2_PLUGIN := zabbix-agent2-plugin-exalate
 .PHONY: e2e
 e2e:
+ifneq ($(filter 6.0,$(E2E_VERSIONS)),)
 	scripts/e2e/install.sh target/e2e/root
+endif
+ifneq ($(filter 7.0,$(E2E_VERSIONS)),)
+	scripts/e2e/install70.sh target/e2e/root-7.0
+endif
 ifeq ($(E2E_MODULE),$(COMPAT_SO))
 	$(MAKE) --no-print-directory release-compat
 endif
 	$(CARGO) build --release -p fake_exalate_node --bin fake-exalate-node
 	scripts/deps.sh zabbix-agent2:/usr/sbin/zabbix_agent2
 	$(CARGO) build -p exalate_zabbix --bin $(AGENT2_PLUGIN)
-	scripts/e2e/run.sh $(E2E_MODULE) target/release/fake-exalate-node target/debug/$(AGENT2_PLUGIN)
+	for v in $(E2E_VERSIONS); do \
+	  E2E_ZABBIX=$$v scripts/e2e/run.sh $(E2E_MODULE) target/release/fake-exalate-node target/debug/$(AGENT2_PLUGIN) || exit 1; \
+	done

@@ -49,7 +49,7 @@ stage() {
   sed -e "s|@prefix@|/usr|; s|@libdir@|$moduledir|; s|@includedir@|/usr/include|; s|@version@|$version|" \
     packaging/exalate_zabbix.pc.in > "$root$pcdir/exalate_zabbix.pc"
   install -m 0644 "$header" "$root/usr/include/exalate_zabbix.h"
-  install -m 0644 packaging/template/template_exalate_zabbix.yaml "$template_readme" "$root/usr/share/exalate-zabbix/"
+  install -m 0644 packaging/template/template_exalate_zabbix.yaml packaging/template/template_exalate_zabbix_7.0.yaml "$template_readme" "$root/usr/share/exalate-zabbix/"
   install -d "$root/usr/share/exalate-zabbix/selinux"
   install -m 0644 packaging/selinux/exalate_zabbix.te packaging/selinux/exalate_zabbix.fc \
     packaging/selinux/exalate_zabbix.if "$root/usr/share/exalate-zabbix/selinux/"

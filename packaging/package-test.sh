@@ -150,7 +150,8 @@ rpm_list=$(rpm -qlp "$rpm" 2>/dev/null)
 for path in /usr/lib64/zabbix/modules/libexalate_zabbix.so /usr/lib64/zabbix/modules/libexalate_zabbix.so.0 \
   /etc/zabbix/zabbix_agentd.conf.d/exalate_zabbix.conf /etc/zabbix/zabbix_agentd.d/exalate_zabbix.conf \
   /etc/zabbix/exalate_zabbix.toml /usr/include/exalate_zabbix.h /usr/lib64/pkgconfig/exalate_zabbix.pc \
-  /usr/share/exalate-zabbix/template_exalate_zabbix.yaml /usr/share/exalate-zabbix/selinux/exalate_zabbix.te \
+  /usr/share/exalate-zabbix/template_exalate_zabbix.yaml /usr/share/exalate-zabbix/template_exalate_zabbix_7.0.yaml \
+  /usr/share/exalate-zabbix/selinux/exalate_zabbix.te \
   /usr/share/exalate-zabbix/selinux/exalate_zabbix.fc /usr/share/exalate-zabbix/README.md \
   /usr/share/doc/exalate-zabbix/template/README.md "${doc_pages[@]/#//usr/share/doc/exalate-zabbix/}" \
   /usr/share/doc/exalate-zabbix/CHANGELOG.md /usr/share/licenses/exalate-zabbix/LICENSE \
@@ -199,7 +200,8 @@ out=$(record "$(EXALATE_ZABBIX_CONFIG=/nonexistent "$r$plugin" 2>&1)" || true)
 expect_match "rpm payload: the plugin runs (and says agent 2 starts it)" "$out" "zabbix-agent2-plugin-exalate $version: a Zabbix agent 2 plugin*"
 expect "rpm payload: pkg-config libdir" "$(sed -n 's/^libdir=//p' "$r/usr/lib64/pkgconfig/exalate_zabbix.pc")" /usr/lib64/zabbix/modules
 cmp -s "$r/usr/share/exalate-zabbix/template_exalate_zabbix.yaml" packaging/template/template_exalate_zabbix.yaml &&
-  ok "rpm payload: the template" || fail "rpm payload: template differs"
+  cmp -s "$r/usr/share/exalate-zabbix/template_exalate_zabbix_7.0.yaml" packaging/template/template_exalate_zabbix_7.0.yaml &&
+  ok "rpm payload: the templates (6.0, 7.0)" || fail "rpm payload: a template differs"
 if [ -f include/exalate_zabbix.h ]; then
   cmp -s "$r/usr/include/exalate_zabbix.h" include/exalate_zabbix.h && ok "rpm payload: the header" || fail "rpm payload: header differs"
 else
@@ -313,6 +315,7 @@ expect "config: root:zabbix 0640 (postinst)" "$(stat -c '%a %U:%G' /etc/zabbix/e
 expect_match "config: the one conffile" "$(dpkg-query -W -f='${Conffiles}' exalate-zabbix)" " /etc/zabbix/exalate_zabbix.toml [0-9a-f]*"
 expect "pkg-config: libdir is the module dir" "$(sed -n 's/^libdir=//p' "/usr/lib/$multiarch/pkgconfig/exalate_zabbix.pc")" /usr/lib/zabbix/modules
 for f in /usr/include/exalate_zabbix.h /usr/share/exalate-zabbix/template_exalate_zabbix.yaml \
+  /usr/share/exalate-zabbix/template_exalate_zabbix_7.0.yaml \
   /usr/share/doc/exalate-zabbix/copyright /usr/share/doc/exalate-zabbix/changelog.Debian.gz \
   /usr/share/doc/exalate-zabbix/changelog.gz /usr/share/exalate-zabbix/README.md; do
   [ -f "$f" ] || fail "missing $f"

@@ -66,6 +66,11 @@ fn valgrind_host(env: &TestEnv, host: Host, calls: &[&str]) -> Run {
 const HANG: &str = "exalate.queue.count|demo|fault-hang|syncrequests";
 const GOOD: &str = "exalate.queue.count|demo|AllContent|syncrequests";
 
+/// The agent Timeout the runs hand the module: room for a value under
+/// valgrind on a busy machine, where the default 3 s is not.
+const AGENT_TIMEOUT: &str = "--agent-timeout=8";
+const AGENT_TIMEOUT_SECS: u64 = 8;
+
 fn hang_message(secs: u64) -> String {
     format!("FAIL node 'demo', relation 'fault-hang', queue syncrequests: timeout after {secs} s.")
 }
@@ -92,11 +97,19 @@ fn agent_6_0_request_is_never_read_past_and_uses_the_global_timeout() {
     let env = TestEnv::new("abi-60");
     // The per-item timeout option is ignored: a 6.0 request has no such field.
     // (The hang goes first: valgrind's slow start-up counts against no value.)
-    let run = valgrind_host(&env, Host::Agent60, &["--item-timeout=1", HANG, GOOD]);
+    let run = valgrind_host(
+        &env,
+        Host::Agent60,
+        &[AGENT_TIMEOUT, "--item-timeout=1", HANG, GOOD],
+    );
     assert_clean(&run);
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines, [hang_message(3).as_str(), "OK u 3"]);
-    assert!(run.took >= Duration::from_secs(3), "{:?}", run.took);
+    assert_eq!(lines, [hang_message(AGENT_TIMEOUT_SECS).as_str(), "OK u 3"]);
+    assert!(
+        run.took >= Duration::from_secs(AGENT_TIMEOUT_SECS),
+        "{:?}",
+        run.took
+    );
 }
 
 #[test]
@@ -106,6 +119,7 @@ fn agent_7_0_request_gives_the_item_timeout() {
         &env,
         Host::Agent70,
         &[
+            AGENT_TIMEOUT,
             "--item-timeout=1",
             HANG,
             "--item-timeout=30",
@@ -116,7 +130,7 @@ fn agent_7_0_request_gives_the_item_timeout() {
     );
     assert_clean(&run);
     let lines: Vec<&str> = run.stdout.lines().collect();
-    // Timeout 1 s from the request, not the agent's 3 s; 0 (undefined) falls back.
+    // Timeout 1 s from the request, not the agent's; 0 (undefined) falls back.
     assert_eq!(lines, [hang_message(1).as_str(), "OK u 3", "OK u 3"]);
 }
 

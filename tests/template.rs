@@ -1,14 +1,20 @@
-//! The Zabbix template (packaging/template/template_exalate_zabbix.yaml)
-//! against the module itself: every key Zabbix polls is one the module's
-//! item table serves and answers against the fake node, every JSONPath names
-//! a field `exalate.relation.stats` really returns, every reference inside
-//! the template resolves, its dashboard shows every queue of every relation,
-//! the active-checks variant is the same template polled as active checks,
-//! and the file is a well-formed 6.0 export.
-//! (`make package-test` also runs Zabbix 6.0's own import validator on it,
-//! `make e2e` imports it into a live Zabbix.)
+//! The Zabbix templates, both packaged files (packaging/template/
+//! template_exalate_zabbix.yaml, 6.0, and template_exalate_zabbix_7.0.yaml,
+//! 7.0), against the module itself: every key Zabbix polls is one the
+//! module's item table serves and answers against the fake node, every
+//! JSONPath names a field `exalate.relation.stats` really returns, every
+//! reference inside each template resolves, the dashboards show every queue
+//! of every relation (on 7.0 also as current values), the active-checks
+//! variant is the same template polled as active checks, on 7.0 every item
+//! that asks a node has its own timeout, and each file is a well-formed
+//! export of its version. Both are generated from packaging/template/
+//! source.yaml (template/generate.rs): a test fails when they drift from it.
+//! (`make package-test` also runs Zabbix 6.0's own import validator on the
+//! 6.0 file, `make e2e` imports each file into a live Zabbix of its version.)
 
 pub mod common;
+#[path = "template/generate.rs"]
+mod generate;
 
 use common::TestEnv;
 use exalate_zabbix::agentd::{zbx_module_item_list, CF_HAVEPARAMS};
@@ -19,19 +25,40 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CStr;
 use yaml_rust2::{Yaml, YamlLoader};
 
+/// The 6.0 export (imports into 6.0 and later).
 const TEMPLATE_PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/packaging/template/template_exalate_zabbix.yaml"
 );
-const TEMPLATE_NAME: &str = "Exalate by Zabbix agent module";
+/// The 7.0 export.
+const TEMPLATE_70_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/packaging/template/template_exalate_zabbix_7.0.yaml"
+);
+/// The template's README: its tables are generated too.
+const README_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/template/README.md");
+/// What both are generated from (tests/template/generate.rs).
+const SOURCE_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/packaging/template/source.yaml"
+);
+const TEMPLATE_NAME: &str = generate::TEMPLATE;
 /// The same items as active checks, for agents the server cannot reach.
 const ACTIVE_TEMPLATE_NAME: &str = "Exalate by Zabbix agent active";
 /// Item types whose key the agent (and so the module) answers.
 const POLLED_TYPES: [&str; 2] = ["ZABBIX_PASSIVE", "ZABBIX_ACTIVE"];
 
-/// The template as JSON, every scalar a string as Zabbix's importer requires.
-fn template_export() -> Value {
-    let text = std::fs::read_to_string(TEMPLATE_PATH).unwrap();
+/// Both packaged files, by their version ("6.0", "7.0"), as JSON.
+fn exports() -> [(&'static str, Value); 2] {
+    [
+        ("6.0", template_export(TEMPLATE_PATH)),
+        ("7.0", template_export(TEMPLATE_70_PATH)),
+    ]
+}
+
+/// A template file as JSON, every scalar a string as Zabbix's importer requires.
+fn template_export(path: &str) -> Value {
+    let text = std::fs::read_to_string(path).unwrap();
     let docs = YamlLoader::load_from_str(&text).expect("the template is valid YAML");
     assert_eq!(docs.len(), 1, "one YAML document");
     let mut non_strings = Vec::new();
@@ -213,114 +240,128 @@ fn the_module_item_table_matches_the_item_enum() {
 
 #[test]
 fn every_polled_key_is_served_by_the_module() {
-    let export = template_export();
-    let template = the_template(&export);
     let table = module_item_table();
     let env = TestEnv::new("template-keys");
     let monitor = Monitor::new_lazy(env.config_path.clone());
-    let mut served = BTreeSet::new();
-    for (rule, item) in all_items(template) {
-        if !POLLED_TYPES.contains(&item_type(item)) {
-            continue;
-        }
-        let key = text(item, "key");
-        let (name, params) = parse_key(key);
-        let has_params = *table.get(&name).unwrap_or_else(|| {
-            panic!(
-                "{key}: the module serves no {name}; it serves {:?}",
-                table.keys()
-            )
-        });
-        assert!(
-            has_params || params.is_none(),
-            "{key}: the module's {name} takes no parameters (no CF_HAVEPARAMS)"
-        );
-        // Inside a discovery rule, parameters are LLD macros of that rule.
-        if let Some(params) = &params {
-            for p in params {
+    for (version, export) in exports() {
+        for name in [TEMPLATE_NAME, ACTIVE_TEMPLATE_NAME] {
+            let template = template_named(&export, name);
+            let mut served = BTreeSet::new();
+            for (rule, item) in all_items(template) {
+                if !POLLED_TYPES.contains(&item_type(item)) {
+                    continue;
+                }
+                let key = text(item, "key");
+                let (name, params) = parse_key(key);
+                let has_params = *table.get(&name).unwrap_or_else(|| {
+                    panic!(
+                        "{key}: the module serves no {name}; it serves {:?}",
+                        table.keys()
+                    )
+                });
                 assert!(
-                    !p.contains("{#") || rule.is_some(),
-                    "{key}: LLD macro outside a discovery rule"
+                    has_params || params.is_none(),
+                    "{key}: the module's {name} takes no parameters (no CF_HAVEPARAMS)"
                 );
+                // Inside a discovery rule, parameters are LLD macros of that rule.
+                if let Some(params) = &params {
+                    for p in params {
+                        assert!(
+                            !p.contains("{#") || rule.is_some(),
+                            "{key}: LLD macro outside a discovery rule"
+                        );
+                    }
+                }
+                // The key as discovery fills it in, answered by the module against the fake node.
+                let item_enum = Item::ALL.into_iter().find(|i| i.key() == name).unwrap();
+                let (_, params) = parse_key(&with_macros(key));
+                let params = params.unwrap_or_default();
+                let params: Vec<&str> = params.iter().map(String::as_str).collect();
+                let value =
+                    items::get_value(&monitor, item_enum, &params, items::ItemTiming::now(None))
+                        .unwrap_or_else(|e| panic!("{key}: the module fails: {}", e.message()));
+                env.assert_no_secrets(&format!("{value:?}"));
+                served.insert(name);
             }
+            // Every key of the module is used, but queue.count: the six counts come
+            // from the one relation.stats master, not from six polled items.
+            let mut expected: BTreeSet<String> = table.keys().cloned().collect();
+            expected.remove(Item::QueueCount.key());
+            assert_eq!(
+                served, expected,
+                "{version} {name}: keys of the module the template uses"
+            );
         }
-        // The key as discovery fills it in, answered by the module against the fake node.
-        let item_enum = Item::ALL.into_iter().find(|i| i.key() == name).unwrap();
-        let (_, params) = parse_key(&with_macros(key));
-        let params = params.unwrap_or_default();
-        let params: Vec<&str> = params.iter().map(String::as_str).collect();
-        let value = items::get_value(&monitor, item_enum, &params, items::ItemTiming::now(None))
-            .unwrap_or_else(|e| panic!("{key}: the module fails: {}", e.message()));
-        env.assert_no_secrets(&format!("{value:?}"));
-        served.insert(name);
     }
-    // Every key of the module is used, but queue.count: the six counts come
-    // from the one relation.stats master, not from six polled items.
-    let mut expected: BTreeSet<String> = table.keys().cloned().collect();
-    expected.remove(Item::QueueCount.key());
-    assert_eq!(served, expected, "keys of the module the template uses");
 }
 
 #[test]
 fn every_jsonpath_names_a_field_of_relation_stats() {
-    let export = template_export();
-    let template = the_template(&export);
     let env = TestEnv::new("template-jsonpath");
     let monitor = Monitor::new_lazy(env.config_path.clone());
     let stats: Value =
         serde_json::from_str(&monitor.relation_stats("demo", "AllContent").unwrap()).unwrap();
     let fields = stats.as_object().unwrap();
-    let mut used = BTreeSet::new();
-    for (_, item) in all_items(template) {
-        let Some(master) = item.get("master_item") else {
-            continue;
-        };
-        let (master_name, _) = parse_key(text(master, "key"));
-        if master_name != "exalate.relation.stats" {
-            continue;
+    for (version, export) in exports() {
+        let template = the_template(&export);
+        let mut used = BTreeSet::new();
+        for (_, item) in all_items(template) {
+            let Some(master) = item.get("master_item") else {
+                continue;
+            };
+            let (master_name, _) = parse_key(text(master, "key"));
+            if master_name != "exalate.relation.stats" {
+                continue;
+            }
+            let key = text(item, "key");
+            let steps = list(item, "preprocessing");
+            let jsonpaths: Vec<&str> = steps
+                .iter()
+                .filter(|s| text(s, "type") == "JSONPATH")
+                .map(|s| list(s, "parameters")[0].as_str().unwrap())
+                .collect();
+            assert_eq!(jsonpaths.len(), 1, "{key}: one JSONPath step");
+            assert_eq!(text(&steps[0], "type"), "JSONPATH", "{key}: JSONPath first");
+            let field = jsonpaths[0]
+                .strip_prefix("$.")
+                .unwrap_or_else(|| panic!("{key}: JSONPath {} is not $.field", jsonpaths[0]));
+            let value = fields.get(field).unwrap_or_else(|| {
+                panic!(
+                    "{key}: exalate.relation.stats has no {field}; it has {:?}",
+                    fields.keys()
+                )
+            });
+            // Numbers go to numeric items, the reasons object to a text item.
+            let value_type = item
+                .get("value_type")
+                .and_then(Value::as_str)
+                .unwrap_or("UNSIGNED");
+            match value {
+                Value::Number(_) => assert_eq!(value_type, "UNSIGNED", "{key}"),
+                _ => assert_eq!(value_type, "TEXT", "{key}"),
+            }
+            used.insert(field.to_string());
         }
-        let key = text(item, "key");
-        let steps = list(item, "preprocessing");
-        let jsonpaths: Vec<&str> = steps
-            .iter()
-            .filter(|s| text(s, "type") == "JSONPATH")
-            .map(|s| list(s, "parameters")[0].as_str().unwrap())
-            .collect();
-        assert_eq!(jsonpaths.len(), 1, "{key}: one JSONPath step");
-        assert_eq!(text(&steps[0], "type"), "JSONPATH", "{key}: JSONPath first");
-        let field = jsonpaths[0]
-            .strip_prefix("$.")
-            .unwrap_or_else(|| panic!("{key}: JSONPath {} is not $.field", jsonpaths[0]));
-        let value = fields.get(field).unwrap_or_else(|| {
-            panic!(
-                "{key}: exalate.relation.stats has no {field}; it has {:?}",
-                fields.keys()
-            )
-        });
-        // Numbers go to numeric items, the reasons object to a text item.
-        let value_type = item
-            .get("value_type")
-            .and_then(Value::as_str)
-            .unwrap_or("UNSIGNED");
-        match value {
-            Value::Number(_) => assert_eq!(value_type, "UNSIGNED", "{key}"),
-            _ => assert_eq!(value_type, "TEXT", "{key}"),
-        }
-        used.insert(field.to_string());
+        assert_eq!(
+            used,
+            fields.keys().cloned().collect::<BTreeSet<_>>(),
+            "{version}: every field of exalate.relation.stats has its dependent item"
+        );
     }
-    assert_eq!(
-        used,
-        fields.keys().cloned().collect::<BTreeSet<_>>(),
-        "every field of exalate.relation.stats has its dependent item"
-    );
 }
 
 #[test]
 fn every_reference_inside_the_template_resolves() {
-    let export = template_export();
-    let template = the_template(&export);
+    for (_, export) in exports() {
+        for name in [TEMPLATE_NAME, ACTIVE_TEMPLATE_NAME] {
+            references_resolve(template_named(&export, name), name);
+        }
+    }
+}
+
+fn references_resolve(template: &Value, name: &str) {
     let template_value = template;
-    assert_eq!(text(template_value, "template"), TEMPLATE_NAME);
+    assert_eq!(text(template_value, "template"), name);
 
     let macros: BTreeSet<String> = list(template_value, "macros")
         .iter()
@@ -385,7 +426,7 @@ fn every_reference_inside_the_template_resolves() {
                 .iter()
                 .chain(list(item, "trigger_prototypes"))
             {
-                let refs = expression_keys(text(trigger, "expression"));
+                let refs = expression_keys(text(trigger, "expression"), name);
                 assert!(refs.contains(key), "{key}: a trigger under it must use it");
                 triggers.push(trigger);
             }
@@ -394,7 +435,7 @@ fn every_reference_inside_the_template_resolves() {
             triggers.extend(list(rule, "trigger_prototypes"));
             for graph in list(rule, "graph_prototypes") {
                 for gi in list(graph, "graph_items") {
-                    assert_eq!(text(&gi["item"], "host"), TEMPLATE_NAME);
+                    assert_eq!(text(&gi["item"], "host"), name);
                     assert!(keys.contains(text(&gi["item"], "key")), "graph item {gi}");
                 }
             }
@@ -405,7 +446,7 @@ fn every_reference_inside_the_template_resolves() {
             .collect();
         for trigger in &triggers {
             let expression = text(trigger, "expression");
-            for key in expression_keys(expression) {
+            for key in expression_keys(expression, name) {
                 assert!(
                     visible(&key),
                     "{expression}: {key} is not an item of {rule_name}"
@@ -447,8 +488,8 @@ fn every_reference_inside_the_template_resolves() {
 }
 
 /// `/Template/key` references of a trigger expression.
-fn expression_keys(expression: &str) -> BTreeSet<String> {
-    let prefix = format!("/{TEMPLATE_NAME}/");
+fn expression_keys(expression: &str, template: &str) -> BTreeSet<String> {
+    let prefix = format!("/{template}/");
     let mut keys = BTreeSet::new();
     let mut rest = expression;
     while let Some(at) = rest.find(&prefix) {
@@ -505,30 +546,56 @@ fn lld_macro_names(s: &str) -> Vec<String> {
 }
 
 #[test]
-fn the_template_is_a_zabbix_6_0_export() {
-    let export = template_export();
-    let root = export.as_object().unwrap();
-    assert_eq!(root.keys().collect::<Vec<_>>(), ["zabbix_export"]);
-    let zx = &export["zabbix_export"];
-    assert_eq!(zx["version"], "6.0");
-    let groups = list(zx, "groups");
-    assert!(!groups.is_empty(), "groups");
-    let group_names: BTreeSet<&str> = groups.iter().map(|g| text(g, "name")).collect();
-    for template in list(zx, "templates") {
-        for g in list(template, "groups") {
-            assert!(
-                group_names.contains(text(g, "name")),
-                "template group {g} not exported"
-            );
+fn each_file_is_a_zabbix_export_of_its_version() {
+    for (version, export) in exports() {
+        let v70 = version == "7.0";
+        let root = export.as_object().unwrap();
+        assert_eq!(root.keys().collect::<Vec<_>>(), ["zabbix_export"]);
+        let zx = &export["zabbix_export"];
+        assert_eq!(zx["version"], version);
+        // 7.0 names the template groups apart from the host groups.
+        let groups = list(zx, if v70 { "template_groups" } else { "groups" });
+        assert!(!groups.is_empty(), "{version}: groups");
+        let group_names: BTreeSet<&str> = groups.iter().map(|g| text(g, "name")).collect();
+        for template in list(zx, "templates") {
+            for g in list(template, "groups") {
+                assert!(
+                    group_names.contains(text(g, "name")),
+                    "{version}: template group {g} not exported"
+                );
+            }
+            if v70 {
+                assert_eq!(text(&template["vendor"], "name"), "exalate-zabbix");
+            }
         }
+        check(
+            &schema::export(v70),
+            zx,
+            &format!("{version}:/zabbix_export"),
+        );
+        uuids_are_unique_uuid4s(zx, version);
     }
-    check(&schema::export(), zx, "/zabbix_export");
+    // The same objects keep the same uuids in both files: importing the 7.0
+    // file over the 6.0 one (after an upgrade) updates them in place.
+    let [(_, e60), (_, e70)] = exports();
+    let (mut u60, mut u70) = (Vec::new(), Vec::new());
+    collect_uuids(&e60, &mut u60);
+    collect_uuids(&e70, &mut u70);
+    let u70: BTreeSet<String> = u70.into_iter().collect();
+    for uuid in &u60 {
+        assert!(
+            u70.contains(uuid),
+            "the 6.0 file's uuid {uuid} is not in the 7.0 file"
+        );
+    }
+}
 
+fn uuids_are_unique_uuid4s(zx: &Value, version: &str) {
     // uuids: 32 lowercase hex digits of a UUIDv4 (the importer checks), unique.
     let mut uuids = Vec::new();
     collect_uuids(zx, &mut uuids);
     let unique: BTreeSet<&String> = uuids.iter().collect();
-    assert_eq!(unique.len(), uuids.len(), "duplicate uuid");
+    assert_eq!(unique.len(), uuids.len(), "{version}: duplicate uuid");
     for uuid in &uuids {
         assert!(
             uuid.len() == 32
@@ -541,6 +608,50 @@ fn the_template_is_a_zabbix_6_0_export() {
             &uuid[12..13] == "4" && "89ab".contains(&uuid[16..17]),
             "uuid {uuid} is not a UUIDv4 (version 4, variant 8-b)"
         );
+    }
+}
+
+/// On 7.0 every item that asks a node has its own timeout, the macro
+/// `{$EXALATE.TIMEOUT}` (with the relation as context where there is one);
+/// the module stops at the smaller of it and the config's `timeout`. Items
+/// that ask no node keep the default; 6.0 knows no item timeouts.
+#[test]
+fn on_7_0_every_item_that_asks_a_node_has_the_timeout_macro() {
+    for (version, export) in exports() {
+        for name in [TEMPLATE_NAME, ACTIVE_TEMPLATE_NAME] {
+            let template = template_named(&export, name);
+            let macros: BTreeMap<&str, &str> = list(template, "macros")
+                .iter()
+                .map(|m| (text(m, "macro"), text(m, "value")))
+                .collect();
+            for (_, item) in all_items(template) {
+                let key = text(item, "key");
+                let timeout = item.get("timeout").and_then(Value::as_str);
+                if version == "6.0" {
+                    assert_eq!(timeout, None, "6.0 {key}: no item timeouts in 6.0");
+                    continue;
+                }
+                // Every agent item asks a node but these two, which read the
+                // module's own configuration; per relation, with its context.
+                let (key_name, _) = parse_key(key);
+                let asks_no_node = ["exalate.discovery", "exalate.module.version"];
+                let want = if !POLLED_TYPES.contains(&item_type(item))
+                    || asks_no_node.contains(&key_name.as_str())
+                {
+                    None
+                } else if key.contains("{#RELATION}") {
+                    Some(r#"{$EXALATE.TIMEOUT:"{#RELATION}"}"#)
+                } else {
+                    Some("{$EXALATE.TIMEOUT}")
+                };
+                assert_eq!(timeout, want, "{version} {name} {key}: timeout");
+            }
+            if version == "7.0" {
+                assert_eq!(macros.get("{$EXALATE.TIMEOUT}"), Some(&"10s"), "{name}");
+            } else {
+                assert!(!macros.contains_key("{$EXALATE.TIMEOUT}"), "6.0 {name}");
+            }
+        }
     }
 }
 
@@ -562,13 +673,33 @@ fn collect_uuids(value: &Value, out: &mut Vec<String>) {
 
 #[test]
 fn the_active_template_is_the_module_template_as_active_checks() {
-    let export = template_export();
-    let module = the_template(&export);
-    let active = template_named(&export, ACTIVE_TEMPLATE_NAME);
+    for (version, export) in exports() {
+        active_is_module_as_active(&export, version);
+    }
+}
+
+/// The active agent's availability: an item of Zabbix's own "Zabbix agent
+/// active" and the OS templates ("Linux by Zabbix agent active"), which a
+/// host links beside ours; the same key in ours too and 7.0 refuses the
+/// second link ("Cannot inherit item with key ...").
+const AGENT_AVAILABILITY_KEY: &str = "zabbix[host,active_agent,available]";
+
+fn active_is_module_as_active(export: &Value, version: &str) {
+    let module = the_template(export);
+    let active = template_named(export, ACTIVE_TEMPLATE_NAME);
     assert!(
         text(active, "description").contains("ServerActive="),
         "the active template's description tells how to set the agent up"
     );
+    for template in [module, active] {
+        assert!(
+            !list(template, "items")
+                .iter()
+                .any(|i| text(i, "key") == AGENT_AVAILABILITY_KEY),
+            "{version}: {AGENT_AVAILABILITY_KEY} belongs to \"Zabbix agent active\" \
+             or the OS template, linked beside ours"
+        );
+    }
     // Everything else is the module template under the other name, every
     // polled item an active check; only uuids and the description differ.
     let mut expected = as_active(module, false);
@@ -579,7 +710,7 @@ fn the_active_template_is_the_module_template_as_active_checks() {
     }
     assert_eq!(
         actual, expected,
-        "the active template drifted from the module template"
+        "{version}: the active template drifted from the module template"
     );
 }
 
@@ -587,7 +718,11 @@ fn the_active_template_is_the_module_template_as_active_checks() {
 /// every passive item (`item`: inside a list of items) made ZABBIX_ACTIVE.
 fn as_active(value: &Value, item: bool) -> Value {
     match value {
-        Value::String(s) => Value::String(s.replace(TEMPLATE_NAME, ACTIVE_TEMPLATE_NAME)),
+        Value::String(s) if s == TEMPLATE_NAME => Value::String(ACTIVE_TEMPLATE_NAME.into()),
+        Value::String(s) => Value::String(s.replace(
+            &format!("/{TEMPLATE_NAME}/"),
+            &format!("/{ACTIVE_TEMPLATE_NAME}/"),
+        )),
         Value::Array(values) => Value::Array(values.iter().map(|v| as_active(v, item)).collect()),
         Value::Object(map) => {
             let mut out: Map<String, Value> = map
@@ -619,57 +754,63 @@ fn strip_uuids(value: &mut Value) {
 
 #[test]
 fn the_dashboard_shows_the_queues_and_the_pending_errors_of_each_relation() {
-    let export = template_export();
-    for name in [TEMPLATE_NAME, ACTIVE_TEMPLATE_NAME] {
-        let template = template_named(&export, name);
-        let rules = list(template, "discovery_rules");
-        let prototype_keys: BTreeSet<&str> = rules
-            .iter()
-            .flat_map(|r| list(r, "item_prototypes"))
-            .map(|i| text(i, "key"))
-            .collect();
-        let item_keys: BTreeSet<&str> = list(template, "items")
-            .iter()
-            .map(|i| text(i, "key"))
-            .collect();
-        // Graph prototype name -> the item prototype keys it draws.
-        let graphs: BTreeMap<&str, BTreeSet<&str>> = rules
-            .iter()
-            .flat_map(|r| list(r, "graph_prototypes"))
-            .map(|g| {
-                let keys = list(g, "graph_items")
-                    .iter()
-                    .map(|gi| text(&gi["item"], "key"));
-                (text(g, "name"), keys.collect())
-            })
-            .collect();
-        let dashboards = list(template, "dashboards");
-        assert!(!dashboards.is_empty(), "{name}: a dashboard");
-        let mut drawn_graphs = Vec::new();
-        for dashboard in dashboards {
-            for page in list(dashboard, "pages") {
-                let mut cells = BTreeSet::new();
-                for widget in list(page, "widgets") {
-                    let number = |field: &str, default: u32| {
-                        widget
-                            .get(field)
-                            .map_or(default, |v| v.as_str().unwrap().parse().unwrap())
-                    };
-                    let (x, y) = (number("x", 0), number("y", 0));
-                    let (width, height) = (number("width", 1), number("height", 2));
-                    assert!(
-                        x + width <= 24 && (1..=32).contains(&height),
-                        "{name}: widget {widget} off the grid"
-                    );
-                    for cell in
-                        (x..x + width).flat_map(|cx| (y..y + height).map(move |cy| (cx, cy)))
-                    {
-                        assert!(cells.insert(cell), "{name}: widgets overlap at {cell:?}");
-                    }
-                    for field in list(widget, "fields") {
-                        let value = &field["value"];
-                        match text(field, "type") {
+    for (version, export) in exports() {
+        // 6.4 made the grid 72 columns wide; 6.0 has 24.
+        let grid = if version == "7.0" { 72 } else { 24 };
+        let mut honeycombs = 0;
+        for name in [TEMPLATE_NAME, ACTIVE_TEMPLATE_NAME] {
+            let template = template_named(&export, name);
+            let rules = list(template, "discovery_rules");
+            let prototype_keys: BTreeSet<&str> = rules
+                .iter()
+                .flat_map(|r| list(r, "item_prototypes"))
+                .map(|i| text(i, "key"))
+                .collect();
+            let item_keys: BTreeSet<&str> = list(template, "items")
+                .iter()
+                .map(|i| text(i, "key"))
+                .collect();
+            // Graph prototype name -> the item prototype keys it draws.
+            let graphs: BTreeMap<&str, BTreeSet<&str>> = rules
+                .iter()
+                .flat_map(|r| list(r, "graph_prototypes"))
+                .map(|g| {
+                    let keys = list(g, "graph_items")
+                        .iter()
+                        .map(|gi| text(&gi["item"], "key"));
+                    (text(g, "name"), keys.collect())
+                })
+                .collect();
+            let dashboards = list(template, "dashboards");
+            assert!(!dashboards.is_empty(), "{name}: a dashboard");
+            let mut drawn_graphs = Vec::new();
+            let mut shown_values: Vec<BTreeSet<String>> = Vec::new();
+            for dashboard in dashboards {
+                for page in list(dashboard, "pages") {
+                    let mut cells = BTreeSet::new();
+                    for widget in list(page, "widgets") {
+                        let number = |field: &str, default: u32| {
+                            widget
+                                .get(field)
+                                .map_or(default, |v| v.as_str().unwrap().parse().unwrap())
+                        };
+                        let (x, y) = (number("x", 0), number("y", 0));
+                        let (width, height) = (number("width", 1), number("height", 2));
+                        assert!(
+                            x + width <= grid && (1..=32).contains(&height),
+                            "{name}: widget {widget} off the grid"
+                        );
+                        for cell in
+                            (x..x + width).flat_map(|cx| (y..y + height).map(move |cy| (cx, cy)))
+                        {
+                            assert!(cells.insert(cell), "{name}: widgets overlap at {cell:?}");
+                        }
+                        for field in list(widget, "fields") {
+                            let value = &field["value"];
+                            match text(field, "type") {
                             "GRAPH_PROTOTYPE" => {
+                                let want = if version == "7.0" { "graphid.0" } else { "graphid" };
+                                assert_eq!(text(field, "name"), want, "{version} {name}: {field}");
                                 assert_eq!(text(value, "host"), name, "{name}: widget field {field}");
                                 let keys = graphs.get(text(value, "name")).unwrap_or_else(|| {
                                     panic!("{name}: no graph prototype {}", text(value, "name"))
@@ -682,31 +823,104 @@ fn the_dashboard_shows_the_queues_and_the_pending_errors_of_each_relation() {
                             "STRING" => {}
                             other => panic!("{name}: widget field type {other} refers to nothing the template has"),
                         }
+                        }
+                        if text(widget, "type") == "honeycomb" {
+                            honeycombs += 1;
+                            shown_values.push(honeycomb_items(widget, rules));
+                        }
                     }
                 }
             }
-        }
-        let queue_key =
-            |queue: &str| format!("exalate.relation.queue[{{#NODE}},{{#RELATION}},{queue}]");
-        for queue in common::QUEUES {
-            let key = queue_key(queue);
+            let queue_key =
+                |queue: &str| format!("exalate.relation.queue[{{#NODE}},{{#RELATION}},{queue}]");
+            for queue in common::QUEUES {
+                let key = queue_key(queue);
+                assert!(
+                    drawn_graphs.iter().any(|keys| keys.contains(key.as_str())),
+                    "{name}: the dashboard draws no {key}"
+                );
+            }
+            let errors: BTreeSet<String> = ["errorresponses", "bloberrorresponses"]
+                .map(queue_key)
+                .into();
             assert!(
-                drawn_graphs.iter().any(|keys| keys.contains(key.as_str())),
-                "{name}: the dashboard draws no {key}"
+                drawn_graphs.iter().any(|keys| keys
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect::<BTreeSet<_>>()
+                    == errors),
+                "{name}: the dashboard has no graph of the pending errors alone"
             );
+            // 7.0: the current values at a glance, every queue in one honeycomb,
+            // the pending errors alone in another.
+            if version == "7.0" {
+                let all: BTreeSet<String> = common::QUEUES.iter().map(|q| queue_key(q)).collect();
+                assert!(
+                    shown_values.contains(&all),
+                    "{name}: no honeycomb of every queue: {shown_values:?}"
+                );
+                assert!(
+                    shown_values.contains(&errors),
+                    "{name}: no honeycomb of the pending errors: {shown_values:?}"
+                );
+            }
         }
-        let errors: BTreeSet<String> = ["errorresponses", "bloberrorresponses"]
-            .map(queue_key)
-            .into();
-        assert!(
-            drawn_graphs.iter().any(|keys| keys
-                .iter()
-                .map(|k| k.to_string())
-                .collect::<BTreeSet<_>>()
-                == errors),
-            "{name}: the dashboard has no graph of the pending errors alone"
+        assert_eq!(
+            honeycombs,
+            if version == "7.0" { 4 } else { 0 },
+            "{version}: honeycombs"
         );
     }
+}
+
+/// The keys of the item prototypes a honeycomb widget shows: item pattern
+/// `*`, its item tags (operator 1: equals; evaltype_item 0: and/or, 2: or).
+fn honeycomb_items(widget: &Value, rules: &[Value]) -> BTreeSet<String> {
+    let fields: BTreeMap<&str, &str> = list(widget, "fields")
+        .iter()
+        .map(|f| (text(f, "name"), f["value"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        fields.get("items.0"),
+        Some(&"*"),
+        "{widget}: every item, chosen by tags"
+    );
+    assert!(fields.contains_key("reference"), "{widget}: a reference");
+    let mut tags = Vec::new();
+    for i in 0.. {
+        let Some(tag) = fields.get(format!("item_tags.{i}.tag").as_str()) else {
+            break;
+        };
+        assert_eq!(
+            fields[format!("item_tags.{i}.operator").as_str()],
+            "1",
+            "equals"
+        );
+        tags.push((*tag, fields[format!("item_tags.{i}.value").as_str()]));
+    }
+    assert!(!tags.is_empty(), "{widget}: item tags");
+    let or = fields.get("evaltype_item") == Some(&"2");
+    let mut keys = BTreeSet::new();
+    for item in rules.iter().flat_map(|r| list(r, "item_prototypes")) {
+        let has = |(t, v): &(&str, &str)| {
+            list(item, "tags")
+                .iter()
+                .any(|x| text(x, "tag") == *t && x.get("value").and_then(Value::as_str) == Some(*v))
+        };
+        // and/or: tags of the same name are or-ed, different names and-ed.
+        let matches = if or {
+            tags.iter().any(has)
+        } else {
+            let names: BTreeSet<&str> = tags.iter().map(|(t, _)| *t).collect();
+            names
+                .iter()
+                .all(|n| tags.iter().filter(|(t, _)| t == n).any(has))
+        };
+        if matches {
+            keys.insert(text(item, "key").to_string());
+        }
+    }
+    keys
 }
 
 /// The part of Zabbix 6.0's import schema (C60XmlValidator) this template
@@ -840,7 +1054,7 @@ mod schema {
             ("tags", false, tags()),
         ])))
     }
-    fn item(prototype: bool) -> Node {
+    fn item(prototype: bool, v70: bool) -> Node {
         let mut fields = vec![
             ("uuid", true, Str),
             ("name", true, Str),
@@ -858,6 +1072,9 @@ mod schema {
             ("master_item", false, key_ref()),
             ("tags", false, tags()),
         ];
+        if v70 {
+            fields.push(("timeout", false, Str));
+        }
         if prototype {
             fields.push(("discover", false, OneOf(&["DISCOVER", "NO_DISCOVER"])));
             fields.push(("trigger_prototypes", false, triggers()));
@@ -866,7 +1083,7 @@ mod schema {
         }
         Obj(fields)
     }
-    fn discovery_rule() -> Node {
+    fn discovery_rule(v70: bool) -> Node {
         Obj(vec![
             ("uuid", true, Str),
             ("name", true, Str),
@@ -902,7 +1119,7 @@ mod schema {
             ),
             ("lifetime", false, Str),
             ("description", false, Str),
-            ("item_prototypes", false, List(Box::new(item(true)))),
+            ("item_prototypes", false, List(Box::new(item(true, v70)))),
             ("trigger_prototypes", false, triggers()),
             (
                 "graph_prototypes",
@@ -954,20 +1171,30 @@ mod schema {
             ("master_item", false, key_ref()),
         ])
     }
-    fn widget() -> Node {
+    fn widget(v70: bool) -> Node {
+        // 6.2 named the widget types as the frontend's modules are named.
+        let types: &'static [&'static str] = if v70 {
+            &[
+                "clock",
+                "graph",
+                "graphprototype",
+                "honeycomb",
+                "item",
+                "itemhistory",
+                "url",
+            ]
+        } else {
+            &[
+                "CLOCK",
+                "GRAPH_CLASSIC",
+                "GRAPH_PROTOTYPE",
+                "ITEM",
+                "PLAIN_TEXT",
+                "URL",
+            ]
+        };
         Obj(vec![
-            (
-                "type",
-                true,
-                OneOf(&[
-                    "CLOCK",
-                    "GRAPH_CLASSIC",
-                    "GRAPH_PROTOTYPE",
-                    "ITEM",
-                    "PLAIN_TEXT",
-                    "URL",
-                ]),
-            ),
+            ("type", true, OneOf(types)),
             ("name", false, Str),
             ("x", false, Str),
             ("y", false, Str),
@@ -997,82 +1224,90 @@ mod schema {
             ),
         ])
     }
-    pub fn export() -> Node {
+    pub fn export(v70: bool) -> Node {
+        let mut template = vec![
+            ("uuid", true, Str),
+            ("template", true, Str),
+            ("name", false, Str),
+            ("description", false, Str),
+            (
+                "groups",
+                true,
+                List(Box::new(Obj(vec![("name", true, Str)]))),
+            ),
+            ("items", false, List(Box::new(item(false, v70)))),
+            (
+                "discovery_rules",
+                false,
+                List(Box::new(discovery_rule(v70))),
+            ),
+            ("tags", false, tags()),
+            (
+                "macros",
+                false,
+                List(Box::new(Obj(vec![
+                    ("macro", true, Str),
+                    ("type", false, OneOf(&["TEXT", "SECRET_TEXT", "VAULT"])),
+                    ("value", false, Str),
+                    ("description", false, Str),
+                ]))),
+            ),
+            (
+                "dashboards",
+                false,
+                List(Box::new(Obj(vec![
+                    ("uuid", true, Str),
+                    ("name", true, Str),
+                    ("display_period", false, Str),
+                    ("auto_start", false, OneOf(YES_NO)),
+                    (
+                        "pages",
+                        false,
+                        List(Box::new(Obj(vec![
+                            ("name", false, Str),
+                            ("display_period", false, Str),
+                            ("widgets", false, List(Box::new(widget(v70)))),
+                        ]))),
+                    ),
+                ]))),
+            ),
+            (
+                "valuemaps",
+                false,
+                List(Box::new(Obj(vec![
+                    ("uuid", true, Str),
+                    ("name", true, Str),
+                    (
+                        "mappings",
+                        true,
+                        List(Box::new(Obj(vec![
+                            ("type", false, Str),
+                            ("value", false, Str),
+                            ("newvalue", true, Str),
+                        ]))),
+                    ),
+                ]))),
+            ),
+        ];
+        if v70 {
+            template.push((
+                "vendor",
+                false,
+                Obj(vec![("name", true, Str), ("version", true, Str)]),
+            ));
+        }
         Obj(vec![
             ("version", true, Str),
             ("date", false, Str),
             (
-                "groups",
+                if v70 { "template_groups" } else { "groups" },
                 false,
                 List(Box::new(Obj(vec![
                     ("uuid", true, Str),
                     ("name", true, Str),
                 ]))),
             ),
-            (
-                "templates",
-                false,
-                List(Box::new(Obj(vec![
-                    ("uuid", true, Str),
-                    ("template", true, Str),
-                    ("name", false, Str),
-                    ("description", false, Str),
-                    (
-                        "groups",
-                        true,
-                        List(Box::new(Obj(vec![("name", true, Str)]))),
-                    ),
-                    ("items", false, List(Box::new(item(false)))),
-                    ("discovery_rules", false, List(Box::new(discovery_rule()))),
-                    ("tags", false, tags()),
-                    (
-                        "macros",
-                        false,
-                        List(Box::new(Obj(vec![
-                            ("macro", true, Str),
-                            ("type", false, OneOf(&["TEXT", "SECRET_TEXT", "VAULT"])),
-                            ("value", false, Str),
-                            ("description", false, Str),
-                        ]))),
-                    ),
-                    (
-                        "dashboards",
-                        false,
-                        List(Box::new(Obj(vec![
-                            ("uuid", true, Str),
-                            ("name", true, Str),
-                            ("display_period", false, Str),
-                            ("auto_start", false, OneOf(YES_NO)),
-                            (
-                                "pages",
-                                false,
-                                List(Box::new(Obj(vec![
-                                    ("name", false, Str),
-                                    ("display_period", false, Str),
-                                    ("widgets", false, List(Box::new(widget()))),
-                                ]))),
-                            ),
-                        ]))),
-                    ),
-                    (
-                        "valuemaps",
-                        false,
-                        List(Box::new(Obj(vec![
-                            ("uuid", true, Str),
-                            ("name", true, Str),
-                            (
-                                "mappings",
-                                true,
-                                List(Box::new(Obj(vec![
-                                    ("type", false, Str),
-                                    ("value", false, Str),
-                                    ("newvalue", true, Str),
-                                ]))),
-                            ),
-                        ]))),
-                    ),
-                ]))),
-            ),
+            ("templates", false, List(Box::new(Obj(template)))),
         ])
     }
 }
@@ -1144,10 +1379,101 @@ fn key_parser_reads_zabbix_keys() {
         )
     );
     assert_eq!(
-        expression_keys(&format!(
-            "min(/{TEMPLATE_NAME}/k[\"a,)\",b],5m)>1 and last(/{TEMPLATE_NAME}/v)=0"
-        )),
+        expression_keys(
+            &format!("min(/{TEMPLATE_NAME}/k[\"a,)\",b],5m)>1 and last(/{TEMPLATE_NAME}/v)=0"),
+            TEMPLATE_NAME
+        ),
         [r#"k["a,)",b]"#.to_string(), "v".into()].into()
     );
     assert_eq!(user_macro_names(r#"x {$A} {$B:"c"}"#), ["{$A}", "{$B}"]);
+}
+
+/// The header of each generated file.
+const GENERATED_HEADER: &str = "Generated from packaging/template/source.yaml by `make template`\n(UPDATE_TEMPLATE=1 cargo test --test template): edit the source, not this file.";
+
+/// One source: both packaged files are what the generator makes of
+/// `source.yaml` now, and read back as exactly what it generated.
+#[test]
+fn the_template_files_are_generated_from_the_source() {
+    let source = std::fs::read_to_string(SOURCE_PATH).unwrap();
+    let source = YamlLoader::load_from_str(&source).expect("the source is valid YAML");
+    let update = std::env::var("UPDATE_TEMPLATE").is_ok_and(|v| v == "1");
+    let mut drifted = Vec::new();
+    let mut docs = Vec::new();
+    for (version, path) in [
+        (generate::Version::V60, TEMPLATE_PATH),
+        (generate::Version::V70, TEMPLATE_70_PATH),
+    ] {
+        let doc = generate::generate(&source[0], version);
+        docs.push(doc.clone());
+        let text = generate::emit(&doc, GENERATED_HEADER);
+        let back = YamlLoader::load_from_str(&text).unwrap();
+        assert_eq!(
+            back[0], doc,
+            "{path}: the emitted YAML reads back as generated"
+        );
+        if update {
+            std::fs::write(path, &text).unwrap();
+        } else if std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
+            drifted.push(path);
+        }
+    }
+    // The README's tables, between its markers.
+    let readme = std::fs::read_to_string(README_PATH).unwrap();
+    let begin = readme
+        .find(generate::README_BEGIN)
+        .expect("the README's begin marker");
+    let end = readme
+        .find(generate::README_END)
+        .expect("the README's end marker")
+        + generate::README_END.len()
+        + 1;
+    let tables = generate::readme_tables(&docs[1], &docs[0], ACTIVE_TEMPLATE_NAME);
+    let fresh = format!("{}{tables}{}", &readme[..begin], &readme[end..]);
+    if update {
+        std::fs::write(README_PATH, &fresh).unwrap();
+    } else if fresh != readme {
+        drifted.push(README_PATH);
+    }
+    assert!(
+        drifted.is_empty(),
+        "{drifted:?} drifted from packaging/template/source.yaml: run `make template` (and commit the result), never edit them by hand"
+    );
+}
+
+/// Texts read as written: no line of a name, description or event name
+/// begins or ends with blanks (an indentation slip in the source's block
+/// texts would show in the frontend).
+#[test]
+fn no_text_line_begins_or_ends_with_blanks() {
+    fn walk(value: &Value, path: &str, wrong: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let here = format!("{path}/{k}");
+                    match (k.as_str(), v) {
+                        ("name" | "description" | "event_name" | "opdata", Value::String(s)) => {
+                            for line in s.lines() {
+                                if line != line.trim() {
+                                    wrong.push(format!("{here}: {line:?}"));
+                                }
+                            }
+                        }
+                        _ => walk(v, &here, wrong),
+                    }
+                }
+            }
+            Value::Array(values) => {
+                for (i, v) in values.iter().enumerate() {
+                    walk(v, &format!("{path}[{i}]"), wrong);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (version, export) in exports() {
+        let mut wrong = Vec::new();
+        walk(&export, version, &mut wrong);
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
 }

@@ -1,6 +1,7 @@
 <?php
 // Validates a template export with Zabbix's own import validator: the
-// frontend's YAML reader (Symfony YAML) and C60XmlValidator, as the
+// frontend's YAML reader (Symfony YAML) and C60XmlValidator (C70XmlValidator
+// for a 7.0 file, with a 7.0 frontend), as the
 // frontend runs them on "Import" before anything reaches the database.
 // usage: php zabbix-validate.php FRONTEND_DIR TEMPLATE.yaml
 // FRONTEND_DIR is the frontend's document root (/usr/share/zabbix in
@@ -25,7 +26,7 @@ function zbx_is_int($value) {
 require_once $frontend.'/include/defines.inc.php';
 foreach (['xml/CXmlConstantValue', 'xml/CXmlConstantName', 'import/converters/CImportDataNormalizer',
 		'import/readers/CImportReader', 'import/readers/CYamlImportReader',
-		'import/validators/CXmlValidatorGeneral', 'import/validators/C60XmlValidator'] as $class) {
+		'import/validators/CXmlValidatorGeneral'] as $class) {
 	require_once $frontend.'/include/classes/'.$class.'.php';
 }
 // Debian unbundles Symfony; upstream tarballs ship it under vendor/.
@@ -41,11 +42,18 @@ try {
 	if (!array_key_exists('zabbix_export', $data) || !is_array($data['zabbix_export'])) {
 		throw new Exception('no zabbix_export');
 	}
+	// The validator of the file's own version: 6.0's or 7.0's (a 7.0 frontend).
 	$version = $data['zabbix_export']['version'] ?? null;
-	if ($version !== '6.0') {
-		throw new Exception('zabbix_export/version is '.var_export($version, true).', not \'6.0\'');
+	if (!in_array($version, ['6.0', '7.0'], true)) {
+		throw new Exception('zabbix_export/version is '.var_export($version, true).', not \'6.0\' or \'7.0\'');
 	}
-	(new C60XmlValidator('yaml'))->setStrict(true)->validate($data['zabbix_export'], '/zabbix_export');
+	$validator = 'C'.str_replace('.', '', $version).'XmlValidator';
+	// 7.0's validator names the media types through this helper.
+	if (is_file($frontend.'/include/classes/helpers/CMediatypeHelper.php')) {
+		require_once $frontend.'/include/classes/helpers/CMediatypeHelper.php';
+	}
+	require_once $frontend.'/include/classes/import/validators/'.$validator.'.php';
+	(new $validator('yaml'))->setStrict(true)->validate($data['zabbix_export'], '/zabbix_export');
 }
 catch (Throwable $e) {
 	fwrite(STDOUT, 'invalid: '.$e->getMessage()."\n");

@@ -1,10 +1,17 @@
 <?php
 // The checks of `make e2e`, as an administrator would see them, through
-// Zabbix 6.0's JSON-RPC API (and chart2.php for one graph). scripts/e2e/run.sh
+// the JSON-RPC API of Zabbix 6.0 or 7.0 ($cfg['zabbix']; chart2.php for one
+// graph, on 7.0 also the dashboard widgets' own view action). scripts/e2e/run.sh
 // runs one phase at a time and changes the fake node between phases:
-//   setup    the template imported, the proxy and the hosts created and linked;
+//   setup    the template imported (7.0: the 6.0 file, then the 7.0 file
+//            over it), the proxy and the hosts created and linked (7.0:
+//            the active host to "Zabbix agent active" too, no key clash);
 //   busy     discovery, every value, the deliberately failing items, the
-//            problems of a busy node, one graph checked by its pixels;
+//            problems of a busy node, one graph checked by its pixels; 7.0:
+//            the item timeout (a node answering in 4 s: supported at 10 s,
+//            "timeout after 3 s" at 3 s), the active agent's availability
+//            (from "Zabbix agent active", linked beside ours),
+//            the dashboard as the API and the widgets' own view serve it;
 //   calm     errors cleared and queues drained: the problems resolve;
 //   stopped  the node is gone: its unreachable trigger fires.
 // usage: php drive.php RUN/drive.json PHASE
@@ -13,8 +20,12 @@
 $cfg = json_decode(file_get_contents($config_file), true, 512, JSON_THROW_ON_ERROR);
 $t0 = microtime(true);
 
-const MODULE_TEMPLATE = 'Exalate by Zabbix agent module';
+const MODULE_TEMPLATE = 'Exalate by Zabbix agent';
 const ACTIVE_TEMPLATE = 'Exalate by Zabbix agent active';
+// 7.0: Zabbix's own template, in the server's database, linked beside ours on
+// the active host as on most active hosts; the agent's availability is its item.
+const AGENT_ACTIVE_TEMPLATE = 'Zabbix agent active';
+const AGENT_AVAILABILITY_KEY = 'zabbix[host,active_agent,available]';
 const QUEUES = ['syncrequests', 'blobrequests', 'syncresponses', 'blobresponses', 'errorresponses', 'bloberrorresponses'];
 // What the fake node serves while busy (run.sh's busy_relations), in QUEUES order.
 const BUSY = [
@@ -37,6 +48,24 @@ const HOST_MACROS = [
 	'{$EXALATE.QUEUE.MAX.TIME}' => '10s',
 	'{$EXALATE.QUEUE.MAX:"Service Desk"}' => '5',
 ];
+// 7.0: the slow node (answers in 4 s) only on this host; its relation Hasty
+// gets the item timeout 3 s, Patient keeps the template's 10 s.
+const SLOW_HOST = 'Exalate agentd';
+const SLOW = ['Patient' => [5, 0, 0, 0, 0, 0]];
+const SLOW_HOST_MACROS = ['{$EXALATE.TIMEOUT:"Hasty"}' => '3s'];
+const OTHER_HOST_MACROS = ['{$EXALATE.LLD.FILTER.NODE.NOT_MATCHES}' => '^slow$'];
+
+function v70(): bool {
+	return $GLOBALS['cfg']['zabbix'] === '7.0';
+}
+
+/** The trigger names as the frontend shows them. */
+function relation_trigger(string $relation, string $problem, string $node = 'demo'): string {
+	return "Exalate: Relation [$node/$relation]: $problem";
+}
+function node_trigger(string $node): string {
+	return "Exalate: Node [$node]: Unreachable or rejecting the credentials";
+}
 
 function say(string $line): void {
 	global $t0;
@@ -64,8 +93,14 @@ function api(string $method, array $params = []): mixed {
 	global $cfg, $token;
 	$request = ['jsonrpc' => '2.0', 'method' => $method, 'params' => $params, 'id' => 1];
 	$headers = ['Content-Type: application/json-rpc'];
+	// 7.0 takes the session in a header (the auth field is deprecated).
 	if ($token !== null && $method !== 'user.login') {
-		$request['auth'] = $token;
+		if (v70()) {
+			$headers[] = "Authorization: Bearer $token";
+		}
+		else {
+			$request['auth'] = $token;
+		}
 	}
 	[, $body] = http($cfg['api'].'api_jsonrpc.php', 'POST', json_encode($request), $headers);
 	$reply = json_decode($body, true);
@@ -161,7 +196,7 @@ function firing(array $state): array {
 }
 
 /** Every wrong value of the relations as the node serves them now ($counts by relation). */
-function value_errors(array $items, string $host, array $counts): array {
+function value_errors(array $items, string $host, array $counts, string $node = 'demo'): array {
 	$wrong = [];
 	$expect = function (string $key, callable $ok, string $want) use ($items, $host, &$wrong) {
 		$item = $items[$key] ?? null;
@@ -177,7 +212,7 @@ function value_errors(array $items, string $host, array $counts): array {
 	};
 	foreach ($counts as $relation => $c) {
 		foreach (QUEUES as $i => $queue) {
-			$expect(zkey('exalate.relation.queue', ['demo', $relation, $queue]),
+			$expect(zkey('exalate.relation.queue', [$node, $relation, $queue]),
 				fn($v) => $v === (string) $c[$i], (string) $c[$i]);
 		}
 		$reasons = [];
@@ -188,7 +223,7 @@ function value_errors(array $items, string $host, array $counts): array {
 			$reasons[BLOB_ERROR_REASONS[$i % 2]] = ($reasons[BLOB_ERROR_REASONS[$i % 2]] ?? 0) + 1;
 		}
 		ksort($reasons);
-		$expect(zkey('exalate.relation.error_reasons', ['demo', $relation]), function ($v) use ($reasons) {
+		$expect(zkey('exalate.relation.error_reasons', [$node, $relation]), function ($v) use ($reasons) {
 			$got = json_decode($v, true);
 			if (!is_array($got)) {
 				return false;
@@ -198,7 +233,7 @@ function value_errors(array $items, string $host, array $counts): array {
 		}, json_encode((object) $reasons));
 		foreach ([4 => ['errorresponses', 'errorReason', ERROR_REASONS], 5 => ['bloberrorresponses', 'blobErrorReason', BLOB_ERROR_REASONS]]
 				as $i => [$queue, $field, $cycle]) {
-			$expect(zkey('exalate.queue.get', ['demo', $relation, $queue]), function ($v) use ($c, $i, $field, $cycle) {
+			$expect(zkey('exalate.queue.get', [$node, $relation, $queue]), function ($v) use ($c, $i, $field, $cycle) {
 				$list = json_decode($v, true);
 				if (!is_array($list) || count($list) !== $c[$i]) {
 					return false;
@@ -238,6 +273,10 @@ function expected_failure(string $key): ?string {
 	if (str_contains($key, '[down,') && !str_starts_with($key, 'exalate.node.ping')) {
 		return 'connection refused';
 	}
+	// 7.0: the item timeout (3 s, a host macro) reaches the module.
+	if (str_contains($key, '[slow,Hasty')) {
+		return 'timeout after 3 s';
+	}
 	return null;
 }
 
@@ -257,8 +296,17 @@ function check_failures(array $by_host): array {
 				$wrong[] = "$host: $key fails with \"{$item['error']}\", not \"$want...\"";
 			}
 		}
-		foreach (['exalate.node.ping[demo]' => '1', 'exalate.node.ping[down]' => '0',
-				'exalate.module.version' => $GLOBALS['cfg']['module_version']] as $key => $want) {
+		$want_values = ['exalate.node.ping[demo]' => '1', 'exalate.node.ping[down]' => '0',
+			'exalate.module.version' => $GLOBALS['cfg']['module_version']];
+		if (v70() && $host === SLOW_HOST) {
+			$want_values['exalate.node.ping[slow]'] = '1';
+		}
+		if (v70() && hosts()[$host] === ACTIVE_TEMPLATE) {
+			// The active agent's availability (7.0), the item of "Zabbix
+			// agent active" linked beside ours: 1, available.
+			$want_values[AGENT_AVAILABILITY_KEY] = '1';
+		}
+		foreach ($want_values as $key => $want) {
 			$got = $items[$key]['lastvalue'] ?? null;
 			if (($items[$key]['lastclock'] ?? 0) == 0 || $got !== $want) {
 				$wrong[] = "$host: $key is ".var_export($got, true).", want $want";
@@ -306,7 +354,8 @@ function expect_firing(array $state, array $want): callable {
 
 // The graph "queues" of AllContent through chart2.php, as the frontend draws it,
 // checked by its pixels: the size asked for, and each value's line at its height.
-function check_graph(array $state): void {
+/** A session of the frontend, as a browser signs in: its cookie. */
+function web_cookie(): string {
 	global $cfg;
 	[$headers] = http($cfg['api'].'index.php', 'POST',
 		http_build_query(['name' => 'Admin', 'password' => 'zabbix', 'enter' => 'Sign in']),
@@ -318,9 +367,103 @@ function check_graph(array $state): void {
 		}
 	}
 	$cookie !== null || fail('web login: no zbx_session cookie');
+	return $cookie;
+}
+
+// 7.0: the template's dashboard through the API (two honeycombs of current
+// values beside the two graph prototypes), and each honeycomb's data as the
+// frontend's widget view action serves it on host "Exalate agentd": a cell
+// per queue item with the value the node serves.
+function check_dashboard(array $state): void {
+	global $cfg;
+	$dashboards = api('templatedashboard.get', ['templateids' => [$state['templateids'][MODULE_TEMPLATE]],
+		'output' => 'extend', 'selectPages' => 'extend']);
+	count($dashboards) === 1 || fail('template dashboards: '.count($dashboards));
+	$widgets = $dashboards[0]['pages'][0]['widgets'];
+	$types = array_column($widgets, 'type');
+	sort($types);
+	$types === ['graphprototype', 'graphprototype', 'honeycomb', 'honeycomb']
+		|| fail('dashboard widgets: '.json_encode($types));
+	// As 7.0 exports the imported template: the file is in 7.0's own form.
+	$export = api('configuration.export', ['format' => 'yaml', 'options' => ['templates' => [$state['templateids'][MODULE_TEMPLATE]]]]);
+	file_put_contents($cfg['run'].'/exported_7.0.yaml', $export);
+	require_once '/usr/share/zabbix/vendor/autoload.php';
+	// The order of widgets and of their fields means nothing: by place, by name.
+	$dashboards_of = function (string $yaml): array {
+		$dashboards = Symfony\Component\Yaml\Yaml::parse($yaml)['zabbix_export']['templates'][0]['dashboards'];
+		foreach ($dashboards as &$dashboard) {
+			foreach ($dashboard['pages'] as &$page) {
+				foreach ($page['widgets'] as &$widget) {
+					usort($widget['fields'], fn($a, $b) => strcmp($a['name'], $b['name']));
+				}
+				unset($widget);
+				usort($page['widgets'], fn($a, $b) => [(int) ($a['y'] ?? 0), (int) ($a['x'] ?? 0)] <=> [(int) ($b['y'] ?? 0), (int) ($b['x'] ?? 0)]);
+			}
+			unset($page);
+		}
+		return $dashboards;
+	};
+	$ours = $dashboards_of(file_get_contents($cfg['template']));
+	$exported = $dashboards_of($export);
+	$ours == $exported || fail("the dashboard as 7.0 exports it differs from the file's:\n".json_encode($exported)."\n".json_encode($ours));
+	say('dashboard: 4 widgets (2 honeycombs, 2 graph prototypes), exported by 7.0 exactly as the file has them');
+	$cookie = web_cookie();
+	$hostid = $state['hostids']['Exalate agentd'];
+	$want = [
+		'Queued now' => fn(string $queue) => true,
+		'Pending errors now' => fn(string $queue) => in_array($queue, ['errorresponses', 'bloberrorresponses'], true),
+	];
+	foreach ($widgets as $widget) {
+		if ($widget['type'] !== 'honeycomb') {
+			continue;
+		}
+		isset($want[$widget['name']]) || fail("unexpected honeycomb \"{$widget['name']}\"");
+		// The widget's fields as the dashboard posts them (items.0 -> fields[items][0]).
+		$form = ['templateid' => $dashboards[0]['templateid'], 'name' => $widget['name'],
+			'fields' => ['hostids' => [$hostid]]];
+		foreach ($widget['fields'] as $field) {
+			$path = explode('.', $field['name']);
+			$node = &$form['fields'];
+			foreach ($path as $part) {
+				$node = &$node[$part];
+			}
+			$node = $field['value'];
+			unset($node);
+		}
+		[, $body] = http($cfg['api'].'zabbix.php?action=widget.honeycomb.view', 'POST', http_build_query($form),
+			['Content-Type: application/x-www-form-urlencoded', "Cookie: $cookie"]);
+		$reply = json_decode($body, true);
+		$cells = $reply['cells'] ?? null;
+		is_array($cells) || fail("honeycomb \"{$widget['name']}\": no cells in ".substr($body, 0, 300));
+		$got = array_column($cells, 'value', 'key_');
+		$expected = [];
+		foreach (BUSY + SLOW as $relation => $counts) {
+			$node = isset(SLOW[$relation]) ? 'slow' : 'demo';
+			foreach (QUEUES as $i => $queue) {
+				if ($want[$widget['name']]($queue)) {
+					$expected[zkey('exalate.relation.queue', [$node, $relation, $queue])] = (string) $counts[$i];
+				}
+			}
+		}
+		foreach ($expected as $key => $value) {
+			($got[$key] ?? null) === $value
+				|| fail("honeycomb \"{$widget['name']}\": $key is ".var_export($got[$key] ?? null, true).", want $value");
+		}
+		foreach (array_keys($got) as $key) {
+			preg_match('/,(\w+)\]$/', $key, $m);
+			str_starts_with($key, 'exalate.relation.queue[') && $want[$widget['name']]($m[1])
+				|| fail("honeycomb \"{$widget['name']}\" shows $key");
+		}
+		say("dashboard: honeycomb \"{$widget['name']}\" shows ".count($got).' current values, each as the node serves it');
+	}
+}
+
+function check_graph(array $state): void {
+	global $cfg;
+	$cookie = web_cookie();
 	$graphs = api('graph.get', ['hostids' => [$state['hostids']['Exalate agentd']], 'output' => ['graphid', 'name'],
-		'filter' => ['name' => 'Exalate demo/AllContent: queues']]);
-	count($graphs) === 1 || fail('no discovered graph "Exalate demo/AllContent: queues"');
+		'filter' => ['name' => 'Exalate: Relation [demo/AllContent]: Queues']]);
+	count($graphs) === 1 || fail('no discovered graph "Exalate: Relation [demo/AllContent]: Queues"');
 	$width = 900;
 	$height = 240;
 	[, $png] = http($cfg['api'].'chart2.php?'.http_build_query(['graphid' => $graphs[0]['graphid'],
@@ -370,14 +513,31 @@ switch ($phase) {
 		foreach ($default as $host) {
 			api('host.update', ['hostid' => $host['hostid'], 'status' => 1]);
 		}
-		$proxy = api('proxy.create', ['host' => 'e2e-proxy', 'status' => 5])['proxyids'][0];
-		// The packaged file, as an administrator imports it (lesson 8: 6.0's rules).
+		// 7.0 names a proxy and its mode apart (an active proxy: operating_mode 0).
+		$proxy = v70()
+			? api('proxy.create', ['name' => 'e2e-proxy', 'operating_mode' => 0])['proxyids'][0]
+			: api('proxy.create', ['host' => 'e2e-proxy', 'status' => 5])['proxyids'][0];
+		// The packaged file, as an administrator imports it (lesson 8: 6.0's
+		// rules; 7.0 rejects "groups": template_groups and host_groups).
 		$create = ['createMissing' => true, 'updateExisting' => true];
-		api('configuration.import', ['format' => 'yaml', 'source' => file_get_contents($cfg['template']), 'rules' => [
-			'groups' => ['createMissing' => true], 'templates' => $create, 'items' => $create,
+		$groups = v70() ? ['template_groups' => $create, 'host_groups' => $create] : ['groups' => ['createMissing' => true]];
+		$rules = $groups + ['templates' => $create, 'items' => $create,
 			'discoveryRules' => $create, 'triggers' => $create, 'graphs' => $create, 'valueMaps' => $create,
-			'templateDashboards' => $create, 'templateLinkage' => ['createMissing' => true]
-		]]);
+			'templateDashboards' => $create, 'templateLinkage' => ['createMissing' => true]];
+		if (v70()) {
+			// Zabbix 7.0's own validator, strict, as the frontend runs it on import.
+			exec('php '.escapeshellarg(__DIR__.'/../../packaging/template/zabbix-validate.php').' /usr/share/zabbix '
+				.escapeshellarg($cfg['template']).' 2>&1', $out, $rc);
+			($rc === 0 && end($out) === 'valid') || fail("Zabbix 7.0's import validator: ".implode("\n", $out));
+			say("Zabbix 7.0's own import validator (C70XmlValidator, strict) accepts the 7.0 file");
+			// The 6.0 file first: the conversion path of users with old
+			// exports; then the 7.0 file over it, updating it in place (same uuids).
+			api('configuration.import', ['format' => 'yaml', 'source' => file_get_contents($cfg['template_60']), 'rules' => $rules]);
+			$old = api('template.get', ['output' => ['templateid'], 'filter' => ['host' => [MODULE_TEMPLATE, ACTIVE_TEMPLATE]]]);
+			count($old) === 2 || fail('the 6.0 file imported into 7.0: '.count($old).' templates');
+			say('the 6.0 file imports into 7.0 (converted)');
+		}
+		api('configuration.import', ['format' => 'yaml', 'source' => file_get_contents($cfg['template']), 'rules' => $rules]);
 		$templates = api('template.get', ['output' => ['templateid', 'host'], 'filter' => ['host' => [MODULE_TEMPLATE, ACTIVE_TEMPLATE]],
 			'selectDashboards' => 'count']);
 		$templateids = array_column($templates, 'templateid', 'host');
@@ -392,21 +552,57 @@ switch ($phase) {
 		}
 		$ports = ['Exalate agentd' => $cfg['agentd_port'], 'Exalate via proxy' => $cfg['proxied_port'],
 			'Exalate agent2' => $cfg['agent2_port']];
+		$beside = [];
+		if (v70()) {
+			$official = api('template.get', ['output' => ['templateid'], 'filter' => ['host' => AGENT_ACTIVE_TEMPLATE]]);
+			count($official) === 1 || fail('"'.AGENT_ACTIVE_TEMPLATE.'": '.count($official).' templates; named like it: '
+				.json_encode(array_column(api('template.get', ['output' => ['host'], 'search' => ['host' => 'agent active']]), 'host')));
+			$beside[ACTIVE_TEMPLATE] = $official[0]['templateid'];
+		}
 		$hostids = [];
 		foreach (hosts() as $host => $template) {
-			$params = ['host' => $host, 'groups' => [['groupid' => $group]], 'macros' => $macros,
+			$host_macros = $macros;
+			if (v70()) {
+				foreach ($host === SLOW_HOST ? SLOW_HOST_MACROS : OTHER_HOST_MACROS as $macro => $value) {
+					$host_macros[] = ['macro' => $macro, 'value' => $value];
+				}
+			}
+			$params = ['host' => $host, 'groups' => [['groupid' => $group]], 'macros' => $host_macros,
 				'templates' => [['templateid' => $templateids[$template]]]];
+			if (isset($beside[$template])) {
+				$params['templates'][] = ['templateid' => $beside[$template]];
+			}
 			if (isset($ports[$host])) {
 				$params['interfaces'] = [['type' => 1, 'main' => 1, 'useip' => 1, 'ip' => '127.0.0.1', 'dns' => '',
 					'port' => $ports[$host]]];
 			}
 			if ($host === 'Exalate via proxy') {
-				$params['proxy_hostid'] = $proxy;
+				$params += v70() ? ['monitored_by' => 1, 'proxyid' => $proxy] : ['proxy_hostid' => $proxy];
 			}
+			// A key inherited from two templates fails here ("Cannot inherit item with key ...").
 			$hostids[$host] = api('host.create', $params)['hostids'][0];
-			say("host \"$host\" linked to \"$template\"");
+			if (isset($beside[$template])) {
+				$linked = api('host.get', ['hostids' => [$hostids[$host]], 'output' => ['hostid'],
+					'selectParentTemplates' => ['host']])[0]['parentTemplates'];
+				$names = array_column($linked, 'host');
+				$want = [AGENT_ACTIVE_TEMPLATE, $template];
+				sort($names);
+				sort($want);
+				$names === $want || fail("$host: linked to ".json_encode($names));
+				// The availability item is the official template's.
+				$theirs = api('item.get', ['hostids' => [$beside[$template]], 'filter' => ['key_' => AGENT_AVAILABILITY_KEY],
+					'output' => ['itemid']]);
+				$ours = api('item.get', ['hostids' => [$hostids[$host]], 'filter' => ['key_' => AGENT_AVAILABILITY_KEY],
+					'output' => ['templateid']]);
+				(count($theirs) === 1 && count($ours) === 1 && $ours[0]['templateid'] === $theirs[0]['itemid'])
+					|| fail("$host: ".AGENT_AVAILABILITY_KEY.' not inherited from "'.AGENT_ACTIVE_TEMPLATE.'": '.json_encode([$theirs, $ours]));
+				say("host \"$host\" linked to \"$template\" and \"".AGENT_ACTIVE_TEMPLATE.'" (no inherited key clashes)');
+			}
+			else {
+				say("host \"$host\" linked to \"$template\"");
+			}
 		}
-		file_put_contents($cfg['state'], json_encode(['hostids' => $hostids]));
+		file_put_contents($cfg['state'], json_encode(['hostids' => $hostids, 'templateids' => $templateids]));
 		break;
 
 	case 'busy':
@@ -428,6 +624,18 @@ switch ($phase) {
 				foreach (['exalate.node.ping[demo]', 'exalate.node.ping[down]', 'exalate.relation.stats[down,AllContent]'] as $key) {
 					isset($items[$key]) || $wrong[] = "$host: no $key";
 				}
+				if (v70()) {
+					// The slow node only where the filter macro lets it in.
+					$slow = ['exalate.relation.stats[slow,Patient]', 'exalate.relation.stats[slow,Hasty]', 'exalate.node.ping[slow]'];
+					foreach ($slow as $key) {
+						if ($host === SLOW_HOST) {
+							isset($items[$key]) || $wrong[] = "$host: no $key";
+						}
+						elseif (isset($items[$key])) {
+							$wrong[] = "$host: $key, though {\$EXALATE.LLD.FILTER.NODE.NOT_MATCHES} is ^slow$";
+						}
+					}
+				}
 			}
 			return $wrong;
 		});
@@ -435,21 +643,37 @@ switch ($phase) {
 			$wrong = [];
 			foreach (items_by_host($state) as $host => $items) {
 				$wrong = array_merge($wrong, value_errors($items, $host, BUSY));
+				if (v70() && $host === SLOW_HOST) {
+					// A node answering in 4 s, within the item's 10 s.
+					$wrong = array_merge($wrong, value_errors($items, $host, SLOW, 'slow'));
+				}
 			}
 			return $wrong;
 		});
 		until(120, 'no item unsupported but the deliberately failing ones, each with its message', fn() => check_failures(items_by_host($state)));
+		if (v70()) {
+			// The item timeout reaches the module: the node answers in 4 s.
+			$items = items_by_host($state)[SLOW_HOST];
+			foreach (['Patient', 'Hasty'] as $relation) {
+				$item = $items["exalate.relation.stats[slow,$relation]"];
+				say("item timeout: exalate.relation.stats[slow,$relation] (".($relation === 'Hasty' ? '3 s' : '10 s').'): '
+					.($item['state'] == 0 ? "supported, syncrequests ".$items["exalate.relation.queue[slow,$relation,syncrequests]"]['lastvalue'] : "unsupported: {$item['error']}"));
+			}
+		}
 		until(120, 'problems of a busy node: errors pending, a backlog over its macro', expect_firing($state, [
-			'Exalate demo/AllContent: attachment errors pending',
-			'Exalate demo/AllContent: sync errors pending',
-			'Exalate demo/Jira Cloud/EU: sync errors pending',
-			'Exalate demo/Service Desk: sync requests backlog',
-			'Exalate node down: unreachable or credentials rejected',
+			relation_trigger('AllContent', 'Attachment errors are pending'),
+			relation_trigger('AllContent', 'Sync errors are pending'),
+			relation_trigger('Jira Cloud/EU', 'Sync errors are pending'),
+			relation_trigger('Service Desk', 'Too many sync requests queued'),
+			node_trigger('down'),
 		]));
 		$leaks = secret_leaks(items_by_host($state));
 		$leaks === [] || fail(implode("\n", $leaks));
 		say('no secret or token in any value, error or log');
 		check_graph($state);
+		if (v70()) {
+			check_dashboard($state);
+		}
 		break;
 
 	case 'calm':
@@ -460,14 +684,11 @@ switch ($phase) {
 			}
 			return $wrong;
 		});
-		until(120, 'the problems resolved', expect_firing($state, ['Exalate node down: unreachable or credentials rejected']));
+		until(120, 'the problems resolved', expect_firing($state, [node_trigger('down')]));
 		break;
 
 	case 'stopped':
-		until(180, 'the stopped node\'s unreachable trigger', expect_firing($state, [
-			'Exalate node demo: unreachable or credentials rejected',
-			'Exalate node down: unreachable or credentials rejected',
-		]));
+		until(180, 'the stopped node\'s unreachable trigger', expect_firing($state, [node_trigger('demo'), node_trigger('down')]));
 		break;
 
 	case 'active-ready':
@@ -475,7 +696,11 @@ switch ($phase) {
 		// RefreshActiveChecks (60 s at least): start it once the server's
 		// configuration cache has the host, asking as the agent will.
 		until(60, 'the server has the active host\'s checks', function () use ($cfg) {
-			$reply = zabbix_request($cfg['server_port'], ['request' => 'active checks', 'host' => 'Exalate active']);
+			$request = ['request' => 'active checks', 'host' => 'Exalate active'];
+			if (v70()) {
+				$request += ['version' => '7.0.22', 'variant' => 1, 'config_revision' => 0, 'session' => md5('e2e')];
+			}
+			$reply = zabbix_request($cfg['server_port'], $request);
 			$keys = array_column($reply['data'] ?? [], 'key');
 			return in_array('exalate.discovery', $keys, true) ? [] : ['answer: '.json_encode($reply)];
 		});
@@ -487,8 +712,9 @@ switch ($phase) {
 		// (the template's group too: the widgets name its graph prototypes)
 		$groups = api('hostgroup.get', ['filter' => ['name' => ['Exalate e2e', 'Templates/Applications']], 'output' => ['groupid']]);
 		$guests = api('usergroup.get', ['filter' => ['name' => 'Guests'], 'output' => ['usrgrpid']])[0]['usrgrpid'];
-		api('usergroup.update', ['usrgrpid' => $guests, 'users_status' => 0,
-			'rights' => array_map(fn($g) => ['id' => $g['groupid'], 'permission' => 2], $groups)]);
+		$rights = array_map(fn($g) => ['id' => $g['groupid'], 'permission' => 2], $groups);
+		api('usergroup.update', ['usrgrpid' => $guests, 'users_status' => 0]
+			+ (v70() ? ['hostgroup_rights' => $rights] : ['rights' => $rights]));
 		// A guest login ignores ?request=; it goes to the user's own start page.
 		$guest = api('user.get', ['filter' => ['username' => 'guest'], 'output' => ['userid']])[0]['userid'];
 		api('user.update', ['userid' => $guest, 'usrgrps' => [['usrgrpid' => $guests]], 'url' => 'zabbix.php?'

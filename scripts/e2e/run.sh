@@ -1,29 +1,55 @@
 #!/usr/bin/env bash
-# make e2e: the template in a live Zabbix 6.0. A private PostgreSQL,
+# make e2e: the template in a live Zabbix 6.0 or 7.0. A private PostgreSQL,
 # zabbix_server, an active zabbix_proxy (sqlite3), the frontend under PHP's
 # built-in server, the fake Exalate node and the agents, all on random
 # loopback ports with their files in target/e2e/run/; scripts/e2e/drive.php
 # drives and checks everything through the JSON-RPC API, one phase at a
 # time, while this script changes the fake node between phases.
 # usage: scripts/e2e/run.sh MODULE_SO FAKE_NODE [AGENT2_PLUGIN]
+#        E2E_ZABBIX=7.0: Debian trixie's 7.0 stack (scripts/e2e/install70.sh),
+#        every daemon and agent run with chroot in its root, inside a private
+#        mount namespace (unshare --mount) that holds the bind mounts of
+#        /proc, /dev and this checkout: nothing stays mounted on the host,
+#        even when killed. Default 6.0: bookworm's, unpacked (install.sh).
 #        E2E_SCREENSHOT=FILE also screenshots a dashboard (needs chromium).
 # Hosts: "Exalate agentd" (zabbix_agentd with the module, polled by the
 # server), "Exalate via proxy" (the same, polled by the proxy), "Exalate
 # active" (zabbix_agentd in active mode, template "... agent active") and,
 # when AGENT2_PLUGIN is given, "Exalate agent2" (zabbix_agent2 + plugin).
+# Each version imports its own file (7.0: the 6.0 file first, the 7.0 file
+# over it); 7.0 adds a node answering in 4 s, whose relations prove the item
+# timeout reaches the module, the active agent's availability (from
+# Zabbix's "Zabbix agent active", linked beside ours on the active host) and the
+# dashboard's honeycombs.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 module_so=$(realpath "${1:?usage: $0 MODULE_SO FAKE_NODE [AGENT2_PLUGIN]}")
 fake_node=$(realpath "${2:?usage: $0 MODULE_SO FAKE_NODE [AGENT2_PLUGIN]}")
 agent2_plugin=${3:+$(realpath "$3")}
+zabbix=${E2E_ZABBIX:-6.0}
 e2e=$top/target/e2e
-root=$e2e/root
-run=$e2e/run
+case $zabbix in
+  6.0) root=$e2e/root run=$e2e/run pg_data=$e2e/pg ;;
+  7.0) root=$e2e/root-7.0 run=$e2e/run-7.0 pg_data=$e2e/pg-7.0 ;;
+  *) echo "E2E_ZABBIX=$zabbix: 6.0 or 7.0" >&2; exit 2 ;;
+esac
 frontend=$root/usr/share/zabbix
 started=$(date +%s)
+# 7.0: everything below runs in a private mount namespace; the root sees the
+# host's /proc and /dev, and this checkout at the same path (the module, the
+# plugin, the run directory).
+if [ "$zabbix" = 7.0 ] && [ -z "${E2E_NAMESPACE:-}" ]; then
+  exec env E2E_NAMESPACE=1 unshare --mount --propagation private "$0" "$@"
+fi
+if [ "$zabbix" = 7.0 ]; then
+  mount --rbind /proc "$root/proc"
+  mount --rbind /dev "$root/dev"
+  mkdir -p "$root$top"
+  mount --bind "$top" "$root$top"
+fi
 
-log() { printf '[e2e %3ss] %s\n' "$(($(date +%s) - started))" "$*"; }
+log() { printf '[e2e %s %3ss] %s\n' "$zabbix" "$(($(date +%s) - started))" "$*"; }
 
 # ---- processes: each in its own process group, all stopped on exit ---------
 groups=()
@@ -117,7 +143,7 @@ agentd_port=$(free_port) proxied_port=$(free_port) agent2_port=$(free_port)
 
 # ---- the frontend's locale (lesson 2) -----------------------------------------
 locale_dir=$e2e/locale
-if [ ! -f "$locale_dir/en_US.UTF-8/LC_CTYPE" ]; then
+if [ "$zabbix" = 6.0 ] && [ ! -f "$locale_dir/en_US.UTF-8/LC_CTYPE" ]; then
   mkdir -p "$locale_dir"
   localedef -i en_US -f UTF-8 "$locale_dir/en_US.UTF-8" 2>/dev/null || [ -f "$locale_dir/en_US.UTF-8/LC_CTYPE" ]
 fi
@@ -127,23 +153,36 @@ fi
 # database: each run starts from a fresh copy of it ("create database ...
 # template"), and only the first run (or a new Zabbix) pays for the load.
 pg_bin=$(dirname "$(printf '%s\n' /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
-pg_data=$e2e/pg
+if [ "$zabbix" = 7.0 ]; then
+  pg_bin=$(dirname "$(printf '%s\n' "$root"/usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
+  pg_bin=${pg_bin#"$root"}
+fi
 schema=$root/usr/share/zabbix-server-pgsql
 schema_id="$pg_bin $(cat "$root/.versions")"
 if [ "$(cat "$e2e/pg.schema" 2>/dev/null)" != "$schema_id" ]; then
   rm -rf "$pg_data" "$e2e/pg.schema"
 fi
-as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+pg_client=()
+[ "$zabbix" = 6.0 ] || pg_client=(chroot "$root")
+if [ "$zabbix" = 7.0 ]; then
+  # The root's postgres user, by number (the host may have none, or another).
+  pg_ids=$(awk -F: '$1 == "postgres" {print $3 ":" $4}' "$root/etc/passwd")
+  as_postgres=(chroot --userspec="$pg_ids" "$root")
+  pg_owner=$pg_ids
+else
+  as_postgres=(setpriv --reuid=postgres --regid=postgres --init-groups)
+  pg_owner=postgres:
+fi
 if [ ! -f "$pg_data/PG_VERSION" ]; then
   rm -rf "$pg_data"
   mkdir -p "$pg_data"
-  chown postgres: "$pg_data"
-  as_postgres "$pg_bin/initdb" -D "$pg_data" -U postgres --auth=trust -E UTF8 --locale=C >"$run/initdb.log" 2>&1
+  chown "$pg_owner" "$pg_data"
+  "${as_postgres[@]}" "$pg_bin/initdb" -D "$pg_data" -U postgres --auth=trust -E UTF8 --locale=C >"$run/initdb.log" 2>&1
 fi
-start postgres setpriv --reuid=postgres --regid=postgres --init-groups "$pg_bin/postgres" -D "$pg_data" \
+start postgres "${as_postgres[@]}" "$pg_bin/postgres" -D "$pg_data" \
   -c listen_addresses=127.0.0.1 -c port="$pg_port" -c unix_socket_directories="$pg_data" \
   -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60
-psql_zabbix() { PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres "$@"; }
+psql_zabbix() { PGOPTIONS='-c client_min_messages=warning' "${pg_client[@]}" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres "$@"; }
 wait_for "PostgreSQL on $pg_port" 30 psql_zabbix -c 'select 1' postgres
 if [ ! -f "$e2e/pg.schema" ]; then
   psql_zabbix -c 'drop database if exists zabbix_schema' -c 'create database zabbix_schema' postgres
@@ -184,7 +223,11 @@ StartDBSyncers=2
 StartHistoryPollers=1
 HousekeepingFrequency=0
 EOF
-start server "$root/usr/sbin/zabbix_server" -f -c "$run/zabbix_server.conf"
+if [ "$zabbix" = 7.0 ]; then
+  start server chroot "$root" /usr/sbin/zabbix_server -f -c "$run/zabbix_server.conf"
+else
+  start server "$root/usr/sbin/zabbix_server" -f -c "$run/zabbix_server.conf"
+fi
 
 cat >"$run/zabbix_proxy.conf" <<EOF
 ProxyMode=0
@@ -199,7 +242,7 @@ SocketDir=$run/proxy
 DBName=$run/zabbix_proxy.db
 AllowRoot=1
 Timeout=5
-ConfigFrequency=2
+$([ "$zabbix" = 7.0 ] && echo ProxyConfigFrequency=2 || echo ConfigFrequency=2)
 DataSenderFrequency=1
 StartPollers=2
 StartPollersUnreachable=1
@@ -214,7 +257,10 @@ EOF
 mkdir -p "$run/proxy"
 
 # ---- the frontend (PHP's built-in server, lessons 1 and 7) ----------------------
-cat >"$frontend/conf/zabbix.conf.php" <<EOF
+# 6.0: install.sh made the frontend read its conf/; 7.0 reads /etc/zabbix of its root.
+frontend_conf=$frontend/conf/zabbix.conf.php
+[ "$zabbix" = 6.0 ] || frontend_conf=$root/etc/zabbix/zabbix.conf.php
+cat >"$frontend_conf" <<EOF
 <?php
 // Written by scripts/e2e/run.sh for this run.
 \$DB['TYPE'] = 'POSTGRESQL';
@@ -239,7 +285,12 @@ cat >"$frontend/conf/zabbix.conf.php" <<EOF
 \$ZBX_SERVER_NAME = 'exalate-zabbix e2e';
 \$IMAGE_FORMAT_DEFAULT = IMAGE_FORMAT_PNG;
 EOF
-start frontend env LOCPATH="$locale_dir" PHP_CLI_SERVER_WORKERS=4 php -S "127.0.0.1:$web_port" -t "$frontend" \
+if [ "$zabbix" = 7.0 ]; then
+  php_frontend=(chroot "$root" env LANG=C.UTF-8 PHP_CLI_SERVER_WORKERS=4 php -S "127.0.0.1:$web_port" -t /usr/share/zabbix)
+else
+  php_frontend=(env LOCPATH="$locale_dir" PHP_CLI_SERVER_WORKERS=4 php -S "127.0.0.1:$web_port" -t "$frontend")
+fi
+start frontend "${php_frontend[@]}" \
   -d memory_limit=512M -d post_max_size=16M -d upload_max_filesize=2M -d max_execution_time=300 \
   -d max_input_time=300 -d date.timezone=UTC -d opcache.enable_cli=1 -d session.save_path="$run"
 wait_for "the frontend on $web_port" 30 listening "$web_port"
@@ -263,6 +314,22 @@ start_node() {
   wait_for "the fake node on $node_port" 30 listening "$node_port"
 }
 start_node "${busy_relations[@]}"
+# 7.0: a node answering in 4 s, its relations bounded by their item timeouts
+# ({$EXALATE.TIMEOUT}: 10 s for Patient, the host's 3 s for Hasty), the
+# config's timeout well above both; discovered on host "Exalate agentd" only.
+slow_port=$(free_port)
+slow_node=""
+if [ "$zabbix" = 7.0 ]; then
+  start slow "$fake_node" --listen "127.0.0.1:$slow_port" "${node_args[@]}" --delay-ms 4000 \
+    --relation "Patient=5,0,0,0,0,0" --relation "Hasty=7,0,0,0,0,0"
+  wait_for "the slow fake node on $slow_port" 30 listening "$slow_port"
+  slow_node="
+[nodes.slow]
+url = \"http://127.0.0.1:$slow_port/jira\"
+relations = [\"Patient\", \"Hasty\"]
+jwt_secret_file = \"$secret_file\"
+timeout = 20"
+fi
 closed_port=$(free_port)
 # "Gone" is configured but the node has no such relation; node "down" listens nowhere:
 # the deliberately failing items.
@@ -280,6 +347,7 @@ jwt_secret_file = "$secret_file"
 url = "http://127.0.0.1:$closed_port"
 relations = ["AllContent"]
 jwt_secret_file = "$secret_file"
+$slow_node
 EOF
 chmod 0640 "$run/exalate_zabbix.toml"
 export EXALATE_ZABBIX_CONFIG=$run/exalate_zabbix.toml
@@ -301,13 +369,17 @@ agentd_conf() {
     printf '%s\n' "$@"
   } >"$run/$name.conf"
 }
-agentd_conf agentd "$agentd_port" "Server=127.0.0.1" "ServerActive=" "StartAgents=2" "Hostname=Exalate agentd"
+# The slow node's items hold an agent process 4 s each: more of them on 7.0.
+agentd_conf agentd "$agentd_port" "Server=127.0.0.1" "ServerActive=" "StartAgents=$([ "$zabbix" = 7.0 ] && echo 6 || echo 2)" "Hostname=Exalate agentd"
 agentd_conf proxied "$proxied_port" "Server=127.0.0.1" "ServerActive=" "StartAgents=2" "Hostname=Exalate via proxy"
 # Active mode only: no listener; asks the server for its checks.
 agentd_conf active "$(free_port)" "StartAgents=0" "ServerActive=127.0.0.1:$server_port" \
   "Hostname=Exalate active" "RefreshActiveChecks=60" "BufferSend=1"
-start agentd /usr/sbin/zabbix_agentd -f -c "$run/agentd.conf"
-start proxied /usr/sbin/zabbix_agentd -f -c "$run/proxied.conf"
+# 6.0: this machine's agents; 7.0: the root's.
+agent_root=()
+[ "$zabbix" = 6.0 ] || agent_root=(chroot "$root")
+start agentd "${agent_root[@]}" /usr/sbin/zabbix_agentd -f -c "$run/agentd.conf"
+start proxied "${agent_root[@]}" /usr/sbin/zabbix_agentd -f -c "$run/proxied.conf"
 
 if [ -n "$agent2_plugin" ]; then
   cat >"$run/agent2.conf" <<EOF
@@ -325,7 +397,7 @@ Timeout=5
 Plugins.Exalate.System.Path=$agent2_plugin
 Plugins.Exalate.Config=$run/exalate_zabbix.toml
 EOF
-  start agent2 /usr/sbin/zabbix_agent2 -c "$run/agent2.conf"
+  start agent2 "${agent_root[@]}" /usr/sbin/zabbix_agent2 -c "$run/agent2.conf"
 fi
 wait_for "zabbix_agentd on $agentd_port" 30 listening "$agentd_port"
 wait_for "zabbix_agentd on $proxied_port" 30 listening "$proxied_port"
@@ -336,7 +408,9 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 cat >"$run/drive.json" <<EOF
 {
   "api": "http://127.0.0.1:$web_port/",
-  "template": "$top/packaging/template/template_exalate_zabbix.yaml",
+  "zabbix": "$zabbix",
+  "template": "$top/packaging/template/$([ "$zabbix" = 7.0 ] && echo template_exalate_zabbix_7.0.yaml || echo template_exalate_zabbix.yaml)",
+  "template_60": "$top/packaging/template/template_exalate_zabbix.yaml",
   "state": "$run/state.json",
   "module_version": "$version",
   "server_port": "$server_port",
@@ -348,14 +422,19 @@ cat >"$run/drive.json" <<EOF
   "secret_file": "$secret_file"
 }
 EOF
-drive() { php -d date.timezone=UTC scripts/e2e/drive.php "$run/drive.json" "$@"; }
+# 7.0: the root's PHP 8.4 runs the checks too (this machine needs no PHP).
+drive() { "${agent_root[@]}" php -d date.timezone=UTC "$top/scripts/e2e/drive.php" "$run/drive.json" "$@"; }
 
 drive setup
 # The proxy and the active agent start once the server knows them: their first
 # configuration request then carries every check.
-start proxy "$root/usr/sbin/zabbix_proxy" -f -c "$run/zabbix_proxy.conf"
+if [ "$zabbix" = 7.0 ]; then
+  start proxy chroot "$root" /usr/sbin/zabbix_proxy -f -c "$run/zabbix_proxy.conf"
+else
+  start proxy "$root/usr/sbin/zabbix_proxy" -f -c "$run/zabbix_proxy.conf"
+fi
 drive active-ready
-start active /usr/sbin/zabbix_agentd -f -c "$run/active.conf"
+start active "${agent_root[@]}" /usr/sbin/zabbix_agentd -f -c "$run/active.conf"
 drive busy
 # The README's picture (not in CI): E2E_SCREENSHOT=docs/dashboard.png with
 # Debian's chromium installed; the dashboard of host "Exalate agentd".

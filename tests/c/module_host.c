@@ -11,9 +11,10 @@
  * after `types`. Built with -DEXPORT_ITEM_TIMEOUT_MARKER (and -rdynamic), the
  * program exports zbx_validate_item_timeout as a 7.0 agent does.
  *
- * usage: module_host LIB [--list] [--item-timeout=N] [CALL...]
+ * usage: module_host LIB [--list] [--item-timeout=N] [--agent-timeout=N] [CALL...]
  *   CALL is key|param|param...; --item-timeout sets the per-item timeout of
- *   the calls after it (ignored without the field).
+ *   the calls after it (ignored without the field); --agent-timeout hands
+ *   the module the agent's Timeout, as the agent does at start (3 until then).
  * Prints one line per call: "OK u <n>", "OK s <str>", "OK t <text>", "FAIL <msg>".
  */
 #define _POSIX_C_SOURCE 200809L
@@ -175,6 +176,10 @@ int main(int argc, char **argv) {
         }
         if (strncmp(argv[i], "--item-timeout=", 15) == 0) {
             item_timeout_secs = atoi(argv[i] + 15);
+            continue;
+        }
+        if (strncmp(argv[i], "--agent-timeout=", 16) == 0) {
+            item_timeout(atoi(argv[i] + 16));
             continue;
         }
         char *spec = strdup(argv[i]);
