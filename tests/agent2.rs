@@ -421,6 +421,7 @@ fn registration_run_answers_and_exits_at_once_on_terminate() {
             "exalate.relation.stats",
             "exalate.discovery",
             "exalate.node.ping",
+            "exalate.node.errors",
             "exalate.module.version"
         ]
     );
