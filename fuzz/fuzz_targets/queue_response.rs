@@ -1,8 +1,8 @@
 //! Queue response parsing (`read_queue`) on arbitrary bodies, checked
 //! against serde_json's own parse: no panic, no stack overflow; a success
 //! means the body is a JSON array of objects within max_bytes, with the same
-//! count, reasons, oldest event and (payload-free) entries; a body serde_json reads as such
-//! an array (not too deep) must succeed.
+//! count, reasons, oldest event and (payload-free) entries; a body
+//! serde_json reads as such an array (not too deep) must succeed.
 //!
 //! Input: byte 0 picks the queue (mod 6), the keep mode (bit 3) and a small
 //! max_bytes (bit 4); the rest is the body.
