@@ -51,8 +51,10 @@ const CALM = [
 	'Stuck' => [5, 0, 0, 0, 0, 0],
 	'Drains' => [5, 0, 0, 0, 0, 0],
 ];
-// The four waiting queues, each with its oldest event item and stuck trigger.
+// The four waiting queues, each with its oldest event item and stuck trigger
+// ("Oldest <what> is stuck").
 const WAITING = ['syncrequests', 'blobrequests', 'syncresponses', 'blobresponses'];
+const WAITING_WHAT = ['sync request', 'attachment request', 'sync response', 'attachment response'];
 // The stuck event of relation Stuck: entry 0 of its sync requests (syncEventId 4 + index).
 const STUCK_EVENT = '4';
 // numErrors of node demo's customer monitor while busy (run.sh), then 0.
@@ -707,16 +709,26 @@ switch ($phase) {
 					.($item['state'] == 0 ? "supported, syncrequests ".$items["exalate.relation.queue[slow,$relation,syncrequests]"]['lastvalue'] : "unsupported: {$item['error']}"));
 			}
 		}
-		until(120, 'problems of a busy node: errors pending, a backlog over its macro', expect_firing($state, [
-			relation_trigger('AllContent', 'Attachment errors are pending'),
-			relation_trigger('AllContent', 'Sync errors are pending'),
-			relation_trigger('Jira Cloud/EU', 'Sync errors are pending'),
-			relation_trigger('Service Desk', 'Too many sync requests queued'),
-			relation_trigger('Stuck', 'Oldest sync request is stuck'),
-			node_errors_trigger('demo'),
-			node_trigger('down'),
-		]));
-		say('stuck: the oldest sync request of "Stuck" fired; "Drains", as long and as full, did not');
+		// Stuck: every waiting queue that holds entries and does not move (the
+		// busy node's are still, and Stuck's oldest stays), not Drains.
+		$stuck = [];
+		foreach (BUSY as $relation => $c) {
+			foreach (WAITING as $i => $queue) {
+				if ($c[$i] > 0 && $relation !== 'Drains') {
+					$stuck[] = relation_trigger($relation, 'Oldest '.WAITING_WHAT[$i].' is stuck');
+				}
+			}
+		}
+		until(150, 'problems of a busy node: errors pending, a backlog over its macro, stuck events, the node\'s errors',
+			expect_firing($state, array_merge($stuck, [
+				relation_trigger('AllContent', 'Attachment errors are pending'),
+				relation_trigger('AllContent', 'Sync errors are pending'),
+				relation_trigger('Jira Cloud/EU', 'Sync errors are pending'),
+				relation_trigger('Service Desk', 'Too many sync requests queued'),
+				node_errors_trigger('demo'),
+				node_trigger('down'),
+			])));
+		say('stuck: '.count($stuck).' still queues and the oldest sync request of "Stuck" fired; "Drains", as long and as full, did not');
 		// The problem's name: the event's id and the time.
 		$want_name = 'Exalate: Relation [demo/Stuck]: Sync request event '.STUCK_EVENT.' stuck, the oldest for over 1m';
 		$want_errors = 'Exalate: Node [demo]: '.NODE_ERRORS_BUSY.' errors on the node (over 0)';

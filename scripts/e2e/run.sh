@@ -328,14 +328,15 @@ start_node() {
   wait_for "the fake node on $node_port" 30 listening "$node_port"
 }
 start_node "${busy_relations[@]}"
-# 7.0: a node answering in 4 s, its relations bounded by their item timeouts
+# 7.0: a node answering in 4 s (Patient's queue drains: no stuck event),
+# its relations bounded by their item timeouts
 # ({$EXALATE.TIMEOUT}: 10 s for Patient, the host's 3 s for Hasty), the
 # config's timeout well above both; discovered on host "Exalate agentd" only.
 slow_port=$(free_port)
 slow_node=""
 if [ "$zabbix" = 7.0 ]; then
   start slow "$fake_node" --listen "127.0.0.1:$slow_port" "${node_args[@]}" --delay-ms 4000 \
-    --relation "Patient=5,0,0,0,0,0" --relation "Hasty=7,0,0,0,0,0"
+    --relation "Patient=5,0,0,0,0,0" --motion "Patient=draining:10000" --relation "Hasty=7,0,0,0,0,0"
   wait_for "the slow fake node on $slow_port" 30 listening "$slow_port"
   slow_node="
 [nodes.slow]
