@@ -111,13 +111,15 @@ release-compat:
 	scripts/deps.sh binutils:readelf
 	scripts/zig-tools.sh $(ZIG_VENV) $(CARGO_ZIGBUILD_VERSION) $(ZIGLANG_VERSION)
 	rustup target list --installed | grep -qx $(ARM64_TARGET) || rustup target add $(ARM64_TARGET)
-	$(ZIGBUILD) --target $(COMPAT_TARGET).$(GLIBC_FLOOR) --lib --bin zabbix-agent2-plugin-exalate
+	$(ZIGBUILD) --target $(COMPAT_TARGET).$(GLIBC_FLOOR) --lib --bin zabbix-agent2-plugin-exalate --bin exalate-zabbix
 	scripts/max-glibc.sh $(COMPAT_SO) $(GLIBC_FLOOR)
 	scripts/max-glibc.sh $(COMPAT_PLUGIN) $(GLIBC_FLOOR)
+	scripts/max-glibc.sh $(dir $(COMPAT_PLUGIN))exalate-zabbix $(GLIBC_FLOOR)
 	@echo "x86_64 module and agent 2 plugin for glibc $(GLIBC_FLOOR)+: $(COMPAT_SO) $(COMPAT_PLUGIN)"
-	$(ZIGBUILD) --target $(ARM64_TARGET).$(GLIBC_FLOOR) --lib --bin zabbix-agent2-plugin-exalate
+	$(ZIGBUILD) --target $(ARM64_TARGET).$(GLIBC_FLOOR) --lib --bin zabbix-agent2-plugin-exalate --bin exalate-zabbix
 	scripts/max-glibc.sh $(ARM64_SO) $(GLIBC_FLOOR)
 	scripts/max-glibc.sh $(ARM64_PLUGIN) $(GLIBC_FLOOR)
+	scripts/max-glibc.sh $(dir $(ARM64_PLUGIN))exalate-zabbix $(GLIBC_FLOOR)
 	@echo "aarch64 module and agent 2 plugin for glibc $(GLIBC_FLOOR)+: $(ARM64_SO) $(ARM64_PLUGIN)"
 
 print-compat-so:

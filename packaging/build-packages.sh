@@ -15,7 +15,7 @@ cd "$top"
 [ $# -gt 0 ] || { echo "usage: $0 ARCH=DIR... (e.g. x86_64=target/x86_64-unknown-linux-gnu/release)" >&2; exit 1; }
 
 # The built files each package carries, found in every ARCH's DIR.
-built_files=(libexalate_zabbix.so zabbix-agent2-plugin-exalate)
+built_files=(libexalate_zabbix.so zabbix-agent2-plugin-exalate exalate-zabbix)
 # Where Zabbix's own packages put agent 2's loadable plugins, and the snippet
 # that enables it (agent 2's config includes zabbix_agent2.d/plugins.d/*.conf).
 plugin_path=/usr/sbin/zabbix-agent2-plugin/zabbix-agent2-plugin-exalate
@@ -58,6 +58,11 @@ stage() {
   "$strip" --strip-unneeded --remove-section=.comment --remove-section=.note \
     -o "$root$plugin_path" "$from/zabbix-agent2-plugin-exalate"
   chmod 0755 "$root$plugin_path"
+  # `exalate-zabbix check`, and its man page (compressed by each packager's way).
+  install -d "$root/usr/bin" "$root/usr/share/man/man1"
+  "$strip" --strip-unneeded --remove-section=.comment --remove-section=.note \
+    -o "$root/usr/bin/exalate-zabbix" "$from/exalate-zabbix"
+  chmod 0755 "$root/usr/bin/exalate-zabbix"
 }
 
 # dpkg-shlibdeps options for a foreign architecture: its libc6 and libgcc-s1,
@@ -98,6 +103,8 @@ build_deb() {
     gzip -9n < "$file" > "$doc/$file.gz"
   done
   gzip -9n < "$template_readme" > "$doc/template/README.md.gz"
+  gzip -9n < packaging/exalate-zabbix.1 > "$deb_root/usr/share/man/man1/exalate-zabbix.1.gz"
+  chmod 0644 "$deb_root/usr/share/man/man1/exalate-zabbix.1.gz"
   install -m 0644 packaging/debian/lintian-overrides "$deb_root/usr/share/lintian/overrides/exalate-zabbix"
 
   # Depends from the built files themselves: the libc (and libgcc) versions
@@ -152,6 +159,9 @@ build_rpm() {
     install -D -m 0644 "$file" "$rpm_root/usr/share/doc/exalate-zabbix/$file"
   done
   install -D -m 0644 "$template_readme" "$rpm_root/usr/share/doc/exalate-zabbix/template/README.md"
+  # Compressed here: rpmbuild's brp-compress is not run for a staged tree everywhere.
+  gzip -9n < packaging/exalate-zabbix.1 > "$rpm_root/usr/share/man/man1/exalate-zabbix.1.gz"
+  chmod 0644 "$rpm_root/usr/share/man/man1/exalate-zabbix.1.gz"
   install -D -m 0644 CHANGELOG.md "$rpm_root/usr/share/doc/exalate-zabbix/CHANGELOG.md"
   install -D -m 0644 LICENSE "$rpm_root/usr/share/licenses/exalate-zabbix/LICENSE"
   sed -e "s|@version@|$version|" packaging/rpm/exalate-zabbix.spec.in > "$build/rpm/exalate-zabbix.spec"

@@ -155,7 +155,7 @@ for path in /usr/lib64/zabbix/modules/libexalate_zabbix.so /usr/lib64/zabbix/mod
   /usr/share/exalate-zabbix/selinux/exalate_zabbix.fc /usr/share/exalate-zabbix/README.md \
   /usr/share/doc/exalate-zabbix/template/README.md "${doc_pages[@]/#//usr/share/doc/exalate-zabbix/}" \
   /usr/share/doc/exalate-zabbix/CHANGELOG.md /usr/share/licenses/exalate-zabbix/LICENSE \
-  "$plugin" "$agent2_snippet"; do
+  "$plugin" "$agent2_snippet" /usr/bin/exalate-zabbix /usr/share/man/man1/exalate-zabbix.1.gz; do
   grep -qx "$path" <<<"$rpm_list" || fail "rpm -qlp: $path missing"
 done
 ok "rpm -qlp: the contract's paths"
@@ -164,6 +164,8 @@ expect "rpm: config is a noreplace conffile, 0640" "$(grep ' /etc/zabbix/exalate
 expect "rpm: snippets are noreplace config" "$(grep -c '^-rw-r--r-- root:root cn /etc/zabbix/zabbix_agentd.*/exalate_zabbix.conf$' <<<"$modes")" 2
 expect "rpm: the module is 0755" "$(grep ' /usr/lib64/zabbix/modules/libexalate_zabbix.so$' <<<"$modes" | cut -d' ' -f1)" "-rwxr-xr-x"
 expect "rpm: the agent 2 plugin is 0755" "$(grep " $plugin$" <<<"$modes" | cut -d' ' -f1-2)" "-rwxr-xr-x root:root"
+expect "rpm: exalate-zabbix is 0755" "$(grep ' /usr/bin/exalate-zabbix$' <<<"$modes" | cut -d' ' -f1-2)" "-rwxr-xr-x root:root"
+expect "rpm: its man page is documentation" "$(grep ' /usr/share/man/man1/exalate-zabbix.1.gz$' <<<"$modes" | cut -d' ' -f1-3)" "-rw-r--r-- root:root d"
 expect "rpm: the agent 2 snippet is noreplace config" "$(grep " $agent2_snippet$" <<<"$modes" | cut -d' ' -f1-3)" "-rw-r--r-- root:root cn"
 requires=$(rpm -qp --requires "$rpm" 2>/dev/null)
 grep -q '^libc\.so\.6(GLIBC_2\.[0-9.]*)(64bit)$' <<<"$requires" && ok "rpm: Requires libc versions from the build" || fail "rpm requires: $requires"
@@ -198,6 +200,7 @@ done
 expect "rpm payload: agent 2 snippet" "$(cat "$r$agent2_snippet")" "Plugins.Exalate.System.Path=$plugin"
 out=$(record "$(EXALATE_ZABBIX_CONFIG=/nonexistent "$r$plugin" 2>&1)" || true)
 expect_match "rpm payload: the plugin runs (and says agent 2 starts it)" "$out" "zabbix-agent2-plugin-exalate $version: a Zabbix agent 2 plugin*"
+expect "rpm payload: exalate-zabbix --version" "$("$r/usr/bin/exalate-zabbix" --version)" "exalate-zabbix $version"
 expect "rpm payload: pkg-config libdir" "$(sed -n 's/^libdir=//p' "$r/usr/lib64/pkgconfig/exalate_zabbix.pc")" /usr/lib64/zabbix/modules
 cmp -s "$r/usr/share/exalate-zabbix/template_exalate_zabbix.yaml" packaging/template/template_exalate_zabbix.yaml &&
   cmp -s "$r/usr/share/exalate-zabbix/template_exalate_zabbix_7.0.yaml" packaging/template/template_exalate_zabbix_7.0.yaml &&
@@ -336,6 +339,32 @@ done
 cmp -s /usr/share/exalate-zabbix/README.md packaging/template/README.md ||
   fail "/usr/share/exalate-zabbix/README.md is not packaging/template/README.md"
 ok "header, template and its README, copyright, changelogs, README and docs installed"
+
+echo "== exalate-zabbix check"
+expect "exalate-zabbix: root:root 0755 in /usr/bin" "$(stat -c '%a %U:%G' /usr/bin/exalate-zabbix)" "755 root:root"
+expect "exalate-zabbix --version" "$(exalate-zabbix --version)" "exalate-zabbix $version"
+expect_match "exalate-zabbix --help" "$(exalate-zabbix --help)" "usage: exalate-zabbix check*"
+man_warnings=$(MANWIDTH=80 man --warnings -l /usr/share/man/man1/exalate-zabbix.1.gz 2>&1 >/dev/null)
+expect "man -l exalate-zabbix(1): no warnings" "$man_warnings" ""
+expect_match "man exalate-zabbix: its NAME" "$(MANWIDTH=200 man -l /usr/share/man/man1/exalate-zabbix.1.gz 2>/dev/null | col -b)" \
+  "*exalate-zabbix - check the whole exalate-zabbix configuration in one run*"
+check_rc=0
+out=$(exalate-zabbix check --config "$work/exalate_zabbix.toml" 2>&1) || check_rc=$?
+record "$out" >/dev/null
+expect "exalate-zabbix check: the demo node works (exit 0)" "$check_rc" 0
+expect_match "exalate-zabbix check: each relation's counts" "$out" \
+  "*  ok    relation 'Jira Cloud/EU'   syncrequests 1, blobrequests 0,*"
+expect_match "exalate-zabbix check: the installed snippet loads the module" "$out" \
+  "*  ok    agentd                     LoadModule=/usr/lib/zabbix/modules/libexalate_zabbix.so in /etc/zabbix/*"
+expect_match "exalate-zabbix check: user zabbix reads the secret" "$out" "*  ok    read jwt_secret_file       $work/demo.secret readable by zabbix*"
+out=$(exalate-zabbix check --config "$work/exalate_zabbix.toml" --json) || true
+record "$out" >/dev/null
+expect "exalate-zabbix check --json: one JSON document, exit_code 0" \
+  "$(php -r '$r = json_decode(stream_get_contents(STDIN), true); echo $r["exit_code"] ?? "no JSON";' <<<"$out")" 0
+check_rc=0
+out=$(exalate-zabbix check --config /nonexistent.toml 2>&1) || check_rc=$?
+record "$out" >/dev/null
+expect "exalate-zabbix check: an unreadable config exits 2" "$check_rc" 2
 # The C API side: a C program builds with the installed pkg-config file and runs
 # (-L, -rpath and the .so.0 link); the header compiles when it is the real one.
 cat > "$work/capi.c" <<'C'

@@ -48,10 +48,15 @@ pub struct NodeConfig {
     pub url: String,
     /// The relations discovery lists.
     pub relations: Vec<String>,
-    /// The credentials.
+    /// The node's credentials: its own, else its first relation's. They
+    /// serve `exalate.node.ping` and any relation without its own.
     pub auth: AuthConfig,
-    /// The header the token is sent in.
+    /// The header the token is sent in (with `auth`).
     pub auth_header: AuthHeader,
+    /// Whether `auth` is the node's own (false: its first relation's).
+    pub own_auth: bool,
+    /// The relations written as a table with their own authentication.
+    pub relation_auth: BTreeMap<String, Credential>,
     /// The config timeout; None: the agent's Timeout (see `timeout.rs`).
     pub timeout: Option<Duration>,
     /// How long a fetched queue is served from the cache.
@@ -96,6 +101,49 @@ pub enum CmonitorAuth {
         token_file: PathBuf,
     },
 }
+
+/// The credentials of a relation: where its token comes from and the
+/// header it is sent in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The token's source.
+    pub auth: AuthConfig,
+    /// The header it is sent in.
+    pub header: AuthHeader,
+}
+
+impl NodeConfig {
+    /// The credentials requests about `relation` use: the relation's own,
+    /// else the node's.
+    pub fn credential(&self, relation: &str) -> Credential {
+        self.relation_auth
+            .get(relation)
+            .cloned()
+            .unwrap_or_else(|| Credential {
+                auth: self.auth.clone(),
+                header: self.auth_header,
+            })
+    }
+
+    /// The relation `exalate.node.ping` asks, with the node's credentials:
+    /// the first relation using them; with none, a relation no node has
+    /// (its 400 shows the node up and the credentials taken); without
+    /// credentials of its own, the node's first relation.
+    pub fn ping_relation(&self) -> &str {
+        if !self.own_auth {
+            return self.relations.first().map_or(PING_RELATION, String::as_str);
+        }
+        self.relations
+            .iter()
+            .find(|r| !self.relation_auth.contains_key(*r))
+            .map_or(PING_RELATION, String::as_str)
+    }
+}
+
+/// The relation `exalate.node.ping` asks when no listed relation uses the
+/// node's credentials: any answer but 401/403 shows the node is up and
+/// takes them.
+pub(crate) const PING_RELATION: &str = "exalate-zabbix-ping";
 
 /// A node's credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,7 +210,7 @@ struct RawLimits {
 struct RawNode {
     url: Spanned<String>,
     #[serde(default)]
-    relations: Vec<Spanned<String>>,
+    relations: Vec<Spanned<RawRelation>>,
     token_file: Option<PathBuf>,
     jwt_secret_file: Option<PathBuf>,
     jwt_issuer: Option<Spanned<String>>,
@@ -182,6 +230,121 @@ struct RawNode {
     cmonitor_user: Option<Spanned<String>>,
     cmonitor_password_file: Option<Spanned<PathBuf>>,
     cmonitor_token_file: Option<Spanned<PathBuf>>,
+}
+
+/// An entry of `relations`: a name, or a table with the name and the
+/// authentication keys it overrides.
+struct RawRelation {
+    name: Spanned<String>,
+    auth: Option<RawAuth>,
+}
+
+/// The authentication keys, of a node or of a relation's table.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    token_file: Option<PathBuf>,
+    jwt_secret_file: Option<PathBuf>,
+    jwt_issuer: Option<Spanned<String>>,
+    jwt_user: Option<Spanned<String>>,
+    jwt_ttl: Option<Spanned<u64>>,
+    jwt_exp_unit: Option<Spanned<String>>,
+    auth_header: Option<Spanned<String>>,
+}
+
+impl RawAuth {
+    /// The keys of `relation` over those of `node`: a relation naming its own
+    /// `token_file` or `jwt_secret_file` takes none of the node's source and
+    /// claims (only its `auth_header`); one naming neither takes the node's
+    /// and overrides the keys it sets.
+    fn over(&self, node: &RawAuth) -> RawAuth {
+        let header = self.auth_header.clone().or(node.auth_header.clone());
+        if self.token_file.is_some() || self.jwt_secret_file.is_some() {
+            return RawAuth {
+                auth_header: header,
+                ..self.clone()
+            };
+        }
+        RawAuth {
+            token_file: node.token_file.clone(),
+            jwt_secret_file: node.jwt_secret_file.clone(),
+            jwt_issuer: self.jwt_issuer.clone().or(node.jwt_issuer.clone()),
+            jwt_user: self.jwt_user.clone().or(node.jwt_user.clone()),
+            jwt_ttl: self.jwt_ttl.clone().or(node.jwt_ttl.clone()),
+            jwt_exp_unit: self.jwt_exp_unit.clone().or(node.jwt_exp_unit.clone()),
+            auth_header: header,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawRelation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        /// A relation's table: its name and authentication keys.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            name: Spanned<String>,
+            token_file: Option<PathBuf>,
+            jwt_secret_file: Option<PathBuf>,
+            jwt_issuer: Option<Spanned<String>>,
+            jwt_user: Option<Spanned<String>>,
+            jwt_ttl: Option<Spanned<u64>>,
+            jwt_exp_unit: Option<Spanned<String>>,
+            auth_header: Option<Spanned<String>>,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawRelation;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a relation name, or a table { name = \"...\", jwt_secret_file = \"...\" }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                v: &str,
+            ) -> std::result::Result<RawRelation, E> {
+                Ok(RawRelation {
+                    name: Spanned::new(0..0, v.to_string()),
+                    auth: None,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<RawRelation, A::Error> {
+                let t = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawRelation {
+                    name: t.name,
+                    auth: Some(RawAuth {
+                        token_file: t.token_file,
+                        jwt_secret_file: t.jwt_secret_file,
+                        jwt_issuer: t.jwt_issuer,
+                        jwt_user: t.jwt_user,
+                        jwt_ttl: t.jwt_ttl,
+                        jwt_exp_unit: t.jwt_exp_unit,
+                        auth_header: t.auth_header,
+                    }),
+                })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl RawNode {
+    /// The node's own authentication keys.
+    fn auth(&self) -> RawAuth {
+        RawAuth {
+            token_file: self.token_file.clone(),
+            jwt_secret_file: self.jwt_secret_file.clone(),
+            jwt_issuer: self.jwt_issuer.clone(),
+            jwt_user: self.jwt_user.clone(),
+            jwt_ttl: self.jwt_ttl.clone(),
+            jwt_exp_unit: self.jwt_exp_unit.clone(),
+            auth_header: self.auth_header.clone(),
+        }
+    }
 }
 
 impl Config {
@@ -305,8 +468,7 @@ fn parse_node(
     }
     let url =
         validate_url(node.url.get_ref()).map_err(|m| errors.error(Some(node.url.span()), m))?;
-    let auth = parse_auth(&errors, &node)?;
-    let auth_header = parse_auth_header(&errors, node.auth_header.as_ref())?;
+    let node_auth = node.auth();
     let timeout = parse_timeout(&errors, node.timeout.as_ref().or(defaults.timeout.as_ref()))?;
     let max_response_bytes = parse_max_response_bytes(
         &errors,
@@ -323,14 +485,55 @@ fn parse_node(
         .or(defaults.cache_ttl)
         .unwrap_or(DEFAULT_CACHE_TTL);
     let cmonitor = parse_cmonitor(&errors, &node)?;
-    let relations =
+    let (relations, own) =
         validate_relations(node.relations).map_err(|(s, m)| errors.error(Some(s), m))?;
+    let own_auth = node_auth.token_file.is_some() || node_auth.jwt_secret_file.is_some();
+    let mut relation_auth = BTreeMap::new();
+    for (name, (span, raw)) in &own {
+        let relation = NodeErrors {
+            source,
+            name: errors.name,
+            span: span.clone(),
+        };
+        let context = format!("relation {}: ", quoted(name));
+        let credential = parse_credential(&relation, &context, &raw.over(&node_auth))?;
+        relation_auth.insert(name.clone(), credential);
+    }
+    // The node's own credentials, else its first relation's: needed unless
+    // every relation has its own.
+    let node_credential = if own_auth
+        || relations.is_empty()
+        || relations.iter().any(|r| !own.contains_key(r))
+    {
+        let missing = (!own_auth).then(|| relations.iter().find(|r| !own.contains_key(*r)));
+        match missing.flatten() {
+            // No relation has its own either: the plain message.
+            Some(_) if own.is_empty() => parse_credential(&errors, "", &node_auth)?,
+            Some(r) => {
+                return Err(errors.error(
+                    None,
+                    format!(
+                        "no credentials for relation {}: set token_file or jwt_secret_file on the node, or write the relation as {{ name = {}, jwt_secret_file = \"...\" }}",
+                        quoted(r),
+                        toml_string(r)
+                    ),
+                ))
+            }
+            None => parse_credential(&errors, "", &node_auth)?,
+        }
+    } else {
+        // Checked: the node's own keys alone, then the first relation's.
+        check_auth_keys(&errors, &node_auth)?;
+        relation_auth[&relations[0]].clone()
+    };
     Ok(NodeConfig {
         name: name.into_inner(),
         url,
         relations,
-        auth,
-        auth_header,
+        auth: node_credential.auth,
+        auth_header: node_credential.header,
+        own_auth,
+        relation_auth,
         timeout,
         cache_ttl: Duration::from_secs(cache_ttl),
         cache_max_bytes: node
@@ -418,42 +621,77 @@ fn parse_cmonitor(errors: &NodeErrors<'_>, node: &RawNode) -> Result<Option<Cmon
     Ok(Some(CmonitorConfig { url: checked, auth }))
 }
 
-/// The node's credentials: exactly one of `token_file` and
-/// `jwt_secret_file`, the `jwt_*` keys only with the latter.
-fn parse_auth(errors: &NodeErrors<'_>, node: &RawNode) -> Result<AuthConfig> {
-    let secret_only = [
-        ("jwt_issuer", node.jwt_issuer.as_ref().map(Spanned::span)),
-        ("jwt_user", node.jwt_user.as_ref().map(Spanned::span)),
-        ("jwt_ttl", node.jwt_ttl.as_ref().map(Spanned::span)),
-        (
-            "jwt_exp_unit",
-            node.jwt_exp_unit.as_ref().map(Spanned::span),
-        ),
-    ];
-    match (&node.token_file, &node.jwt_secret_file) {
-        (Some(_), Some(_)) => Err(errors.error(
-            None,
-            "set exactly one of token_file and jwt_secret_file, not both".into(),
-        )),
-        (None, None) => Err(errors.error(
-            None,
-            "no credentials: set token_file or jwt_secret_file".into(),
-        )),
+/// One set of credentials (the node's, or a relation's over the node's):
+/// exactly one of `token_file` and `jwt_secret_file`, the `jwt_*` keys only
+/// with the latter. `context` starts each message ("relation 'R': ").
+fn parse_credential(errors: &NodeErrors<'_>, context: &str, raw: &RawAuth) -> Result<Credential> {
+    let error = |span: Option<Span>, msg: String| errors.error(span, format!("{context}{msg}"));
+    let secret_only = secret_only_keys(raw);
+    let auth = match (&raw.token_file, &raw.jwt_secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(error(
+                None,
+                "set exactly one of token_file and jwt_secret_file, not both".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(error(
+                None,
+                "no credentials: set token_file or jwt_secret_file".into(),
+            ))
+        }
         (Some(file), None) => {
             if let Some((key, s)) = secret_only.iter().find(|(_, s)| s.is_some()) {
-                return Err(errors.error(
+                return Err(error(
                     s.clone(),
                     format!("{key} applies only with jwt_secret_file, but token_file is set"),
                 ));
             }
-            Ok(AuthConfig::Token { file: file.clone() })
+            AuthConfig::Token { file: file.clone() }
         }
-        (None, Some(file)) => parse_secret_auth(errors, node, file.clone()),
+        (None, Some(file)) => parse_secret_auth(&error, raw, file.clone())?,
+    };
+    let header = parse_auth_header(&error, raw.auth_header.as_ref())?;
+    Ok(Credential { auth, header })
+}
+
+/// The `jwt_*` keys set, with their spans.
+fn secret_only_keys(raw: &RawAuth) -> [(&'static str, Option<Span>); 4] {
+    [
+        ("jwt_issuer", raw.jwt_issuer.as_ref().map(Spanned::span)),
+        ("jwt_user", raw.jwt_user.as_ref().map(Spanned::span)),
+        ("jwt_ttl", raw.jwt_ttl.as_ref().map(Spanned::span)),
+        ("jwt_exp_unit", raw.jwt_exp_unit.as_ref().map(Spanned::span)),
+    ]
+}
+
+/// A node without credentials of its own (every relation has them): a
+/// `jwt_*` key of the node would apply to nothing (a relation with its own
+/// source takes none of them), so it is an error; `auth_header`, which
+/// every relation inherits, is checked.
+fn check_auth_keys(errors: &NodeErrors<'_>, raw: &RawAuth) -> Result<()> {
+    let error = |span: Option<Span>, msg: String| errors.error(span, msg);
+    if let Some((key, s)) = secret_only_keys(raw).iter().find(|(_, s)| s.is_some()) {
+        return Err(error(
+            s.clone(),
+            format!("{key} applies only with the node's jwt_secret_file, and every relation has its own credentials: set {key} in the relations' tables"),
+        ));
     }
+    parse_auth_header(&error, raw.auth_header.as_ref())?;
+    Ok(())
+}
+
+/// A TOML basic string holding `s`, for a message that shows a fix.
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
 }
 
 /// `jwt_secret_file` and the keys of the tokens minted with it.
-fn parse_secret_auth(errors: &NodeErrors<'_>, node: &RawNode, file: PathBuf) -> Result<AuthConfig> {
+fn parse_secret_auth(
+    error: &dyn Fn(Option<Span>, String) -> Error,
+    node: &RawAuth,
+    file: PathBuf,
+) -> Result<AuthConfig> {
     let exp_unit = match node
         .jwt_exp_unit
         .as_ref()
@@ -462,7 +700,7 @@ fn parse_secret_auth(errors: &NodeErrors<'_>, node: &RawNode, file: PathBuf) -> 
         None | Some(("ms", _)) => ExpUnit::Millis,
         Some(("s", _)) => ExpUnit::Seconds,
         Some((other, s)) => {
-            return Err(errors.error(
+            return Err(error(
                 Some(s),
                 format!("jwt_exp_unit {} is not \"ms\" or \"s\"", quoted(other)),
             ))
@@ -472,7 +710,10 @@ fn parse_secret_auth(errors: &NodeErrors<'_>, node: &RawNode, file: PathBuf) -> 
         None => DEFAULT_JWT_TTL,
         Some(t) if (10..=86_400).contains(t.get_ref()) => *t.get_ref(),
         Some(t) => {
-            return Err(errors.error(Some(t.span()), "jwt_ttl must be 10 to 86400 seconds".into()))
+            return Err(error(
+                Some(t.span()),
+                "jwt_ttl must be 10 to 86400 seconds".into(),
+            ))
         }
     };
     Ok(AuthConfig::Secret {
@@ -488,14 +729,14 @@ fn parse_secret_auth(errors: &NodeErrors<'_>, node: &RawNode, file: PathBuf) -> 
 }
 
 fn parse_auth_header(
-    errors: &NodeErrors<'_>,
+    error: &dyn Fn(Option<Span>, String) -> Error,
     header: Option<&Spanned<String>>,
 ) -> Result<AuthHeader> {
     match header.map(|h| (h.get_ref(), h.span())) {
         None => Ok(AuthHeader::XExalateJwt),
         Some((h, _)) if h.eq_ignore_ascii_case("X-Exalate-Jwt") => Ok(AuthHeader::XExalateJwt),
         Some((h, _)) if h.eq_ignore_ascii_case("Authorization") => Ok(AuthHeader::Bearer),
-        Some((h, s)) => Err(errors.error(
+        Some((h, s)) => Err(error(
             Some(s),
             format!(
                 "auth_header {} is not \"X-Exalate-Jwt\" or \"Authorization\"",
@@ -581,19 +822,29 @@ fn validate_proxy(proxy: &str) -> std::result::Result<String, String> {
     Ok(format!("http://{authority}"))
 }
 
+/// The relations written as tables: name -> (the table's span, its keys).
+type OwnAuth = BTreeMap<String, (Span, RawAuth)>;
+
 /// Relation names become discovery rows and item keys: each must be
 /// unique within its node (Zabbix rejects an LLD with duplicate rows),
 /// non-empty and free of control characters. An error gives the name's span.
+/// Also returns the relations that bring their own authentication.
 fn validate_relations(
-    relations: Vec<Spanned<String>>,
-) -> std::result::Result<Vec<String>, (std::ops::Range<usize>, String)> {
+    relations: Vec<Spanned<RawRelation>>,
+) -> std::result::Result<(Vec<String>, OwnAuth), (Span, String)> {
     let mut names: Vec<String> = Vec::with_capacity(relations.len());
+    let mut own = BTreeMap::new();
     // A set for the duplicate check: linear in the number of relations.
     let mut seen: std::collections::HashSet<String> =
         std::collections::HashSet::with_capacity(relations.len());
     for relation in relations {
-        let span = relation.span();
-        let name = relation.into_inner();
+        let entry_span = relation.span();
+        let relation = relation.into_inner();
+        let span = match relation.auth {
+            Some(_) => relation.name.span(),
+            None => entry_span.clone(),
+        };
+        let name = relation.name.into_inner();
         if name.is_empty() {
             return Err((span, "relations: a relation name is empty".into()));
         }
@@ -612,9 +863,12 @@ fn validate_relations(
                 format!("relations: {} is listed twice", quoted(&name)),
             ));
         }
+        if let Some(auth) = relation.auth {
+            own.insert(name.clone(), (entry_span, auth));
+        }
         names.push(name);
     }
-    Ok(names)
+    Ok((names, own))
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -836,6 +1090,146 @@ cache_max_bytes = 0
         // Names differing only in case or spaces are distinct relations.
         let ok = parse(&node("\"A\", \"a\", \"A \", \"Jira Cloud/EU\"")).unwrap();
         assert_eq!(ok.nodes["a"].relations, ["A", "a", "A ", "Jira Cloud/EU"]);
+    }
+
+    /// Issue 19: a relation written as a table brings its own credentials.
+    #[test]
+    fn a_relation_table_overrides_the_node_auth() {
+        let c = parse(
+            "[nodes.msp]\nurl = \"http://x\"\njwt_secret_file = \"/msp.secret\"\njwt_user = \"z\"\n\
+             relations = [\"AllContent\", { name = \"Service Desk\", jwt_secret_file = \"/sd.secret\" },\n\
+             { name = \"Claims\", jwt_exp_unit = \"s\", auth_header = \"Authorization\" },\n\
+             { name = \"Static\", token_file = \"/t.jwt\" }]\n",
+        )
+        .unwrap();
+        let n = &c.nodes["msp"];
+        assert_eq!(
+            n.relations,
+            ["AllContent", "Service Desk", "Claims", "Static"]
+        );
+        assert!(n.own_auth);
+        assert_eq!(n.ping_relation(), "AllContent");
+        let secret = |r: &str| match n.credential(r).auth {
+            AuthConfig::Secret {
+                file,
+                user,
+                exp_unit,
+                ..
+            } => (file.display().to_string(), user, exp_unit),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            secret("AllContent"),
+            ("/msp.secret".into(), Some("z".into()), ExpUnit::Millis)
+        );
+        assert_eq!(secret("not listed").0, "/msp.secret");
+        // Its own secret: none of the node's claims.
+        assert_eq!(
+            secret("Service Desk"),
+            ("/sd.secret".into(), None, ExpUnit::Millis)
+        );
+        // No source of its own: the node's, with the keys it overrides.
+        assert_eq!(
+            secret("Claims"),
+            ("/msp.secret".into(), Some("z".into()), ExpUnit::Seconds)
+        );
+        assert_eq!(n.credential("Claims").header, AuthHeader::Bearer);
+        assert_eq!(n.credential("Service Desk").header, AuthHeader::XExalateJwt);
+        assert_eq!(
+            n.credential("Static").auth,
+            AuthConfig::Token {
+                file: "/t.jwt".into()
+            }
+        );
+    }
+
+    #[test]
+    fn the_node_auth_is_optional_when_every_relation_has_its_own() {
+        let c = parse(
+            "[nodes.a]\nurl = \"http://x\"\nauth_header = \"Authorization\"\n\
+             relations = [{ name = \"R1\", jwt_secret_file = \"/r1\" }, { name = \"R2\", token_file = \"/r2\" }]\n",
+        )
+        .unwrap();
+        let n = &c.nodes["a"];
+        assert!(!n.own_auth);
+        // ping: the first relation, with its credentials.
+        assert_eq!(n.ping_relation(), "R1");
+        assert_eq!(n.auth, n.credential("R1").auth);
+        assert_eq!(n.credential("R2").header, AuthHeader::Bearer);
+        // Every relation has its own, the node too: ping asks none of them.
+        let c = parse(
+            "[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\n\
+             relations = [{ name = \"R1\", jwt_secret_file = \"/r1\" }]\n",
+        )
+        .unwrap();
+        assert_eq!(c.nodes["a"].ping_relation(), PING_RELATION);
+    }
+
+    #[test]
+    fn relation_auth_errors_name_the_relation_and_line() {
+        let node = |lines: &str| format!("[nodes.a]\nurl = \"http://x\"\n{lines}\n");
+        assert_eq!(
+            err(&node("relations = [\"R1\",\n  { name = \"R2\", jwt_secret_file = \"/s\" }]")),
+            "config /etc/x.toml line 1: node 'a': no credentials for relation 'R1': set token_file or \
+             jwt_secret_file on the node, or write the relation as { name = \"R1\", jwt_secret_file = \"...\" }"
+        );
+        assert_eq!(
+            err(&node("token_file = \"/t\"\nrelations = [\"R1\",\n  { name = \"R2\", jwt_secret_file = \"/s\", token_file = \"/t2\" }]")),
+            "config /etc/x.toml line 5: node 'a': relation 'R2': set exactly one of token_file and jwt_secret_file, not both"
+        );
+        assert_eq!(
+            err(&node("relations = [\n  { name = \"R2\", token_file = \"/t\",\n jwt_user = \"u\" }]")),
+            "config /etc/x.toml line 5: node 'a': relation 'R2': jwt_user applies only with jwt_secret_file, but token_file is set"
+        );
+        assert_eq!(
+            err(&node("relations = [\n  { name = \"R2\", jwt_secret_file = \"/s\",\n jwt_exp_unit = \"us\" }]")),
+            "config /etc/x.toml line 5: node 'a': relation 'R2': jwt_exp_unit 'us' is not \"ms\" or \"s\""
+        );
+        assert_eq!(
+            err(&node("relations = [\n  { name = \"R2\", jwt_secret_file = \"/s\", jwt_ttl = 1 }]")),
+            "config /etc/x.toml line 4: node 'a': relation 'R2': jwt_ttl must be 10 to 86400 seconds"
+        );
+        assert_eq!(
+            err(&node("relations = [\n  { name = \"R2\", jwt_secret_file = \"/s\", auth_header = \"Cookie\" }]")),
+            "config /etc/x.toml line 4: node 'a': relation 'R2': auth_header 'Cookie' is not \"X-Exalate-Jwt\" or \"Authorization\""
+        );
+        // A key only a node has, a table without a name, a duplicate.
+        let m = err(&node(
+            "token_file = \"/t\"\nrelations = [\n  { name = \"R2\", timeout = 3 }]",
+        ));
+        assert!(
+            m.starts_with("config /etc/x.toml line 5: ") && m.contains("unknown field `timeout`"),
+            "{m}"
+        );
+        let m = err(&node(
+            "token_file = \"/t\"\nrelations = [\n  { jwt_secret_file = \"/s\" }]",
+        ));
+        assert!(
+            m.starts_with("config /etc/x.toml line 5: ") && m.contains("missing field `name`"),
+            "{m}"
+        );
+        assert_eq!(
+            err(&node("token_file = \"/t\"\nrelations = [\"R\",\n  { name = \"R\", jwt_secret_file = \"/s\" }]")),
+            "config /etc/x.toml line 5: node 'a': relations: 'R' is listed twice"
+        );
+        let m = err(&node("token_file = \"/t\"\nrelations = [3]"));
+        assert!(
+            m.contains("line 4") && m.contains("a relation name, or a table"),
+            "{m}"
+        );
+        // The node's own keys are checked even when every relation has its own:
+        // a jwt_* key would apply to nothing.
+        assert_eq!(
+            err(&node("jwt_exp_unit = \"s\"\nrelations = [{ name = \"R\", token_file = \"/t\" }]")),
+            "config /etc/x.toml line 3: node 'a': jwt_exp_unit applies only with the node's jwt_secret_file, \
+             and every relation has its own credentials: set jwt_exp_unit in the relations' tables"
+        );
+        assert!(err(&node(
+            "auth_header = \"Cookie\"\nrelations = [{ name = \"R\", token_file = \"/t\" }]"
+        ))
+        .contains("line 3: node 'a': relation 'R': auth_header 'Cookie'"));
+        // Neither the node nor any relation.
+        assert!(err(&node("")).contains("no credentials: set token_file or jwt_secret_file"));
     }
 
     #[test]

@@ -390,7 +390,8 @@ pub(crate) fn classify(e: ureq::Error) -> Error {
 
 /// The system's trusted roots (read per client, once per node and process:
 /// no static, so nothing outlives the module).
-fn system_roots() -> Vec<Certificate<'static>> {
+/// The system's CA bundle: where it was found and its certificates.
+fn system_roots_from() -> (Option<std::path::PathBuf>, Vec<Certificate<'static>>) {
     let env = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
     let candidates = env.into_iter().chain(
         [
@@ -405,11 +406,54 @@ fn system_roots() -> Vec<Certificate<'static>> {
     for path in candidates {
         if let Ok(certs) = read_pem_certs(&path) {
             if !certs.is_empty() {
-                return certs;
+                return (Some(path), certs);
             }
         }
     }
-    Vec::new()
+    (None, Vec::new())
+}
+
+fn system_roots() -> Vec<Certificate<'static>> {
+    system_roots_from().1
+}
+
+/// The CAs a node's https requests trust, as DER, for the setup check.
+pub(crate) struct CaSet {
+    /// The system bundle's path, when one was found.
+    pub(crate) system_path: Option<std::path::PathBuf>,
+    /// Its certificates.
+    pub(crate) system: Vec<Vec<u8>>,
+    /// Those of `ca_file`.
+    pub(crate) extra: Vec<Vec<u8>>,
+}
+
+/// The CA set of a node with `ca_file`: the same files and errors as its client.
+pub(crate) fn ca_set(ca_file: Option<&Path>) -> Result<CaSet> {
+    let (system_path, system) = system_roots_from();
+    let extra = match ca_file {
+        None => Vec::new(),
+        Some(path) => {
+            let extra = read_pem_certs(path).map_err(|m| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("ca_file {}: {m}", path.display()),
+                )
+            })?;
+            if extra.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("ca_file {}: no PEM certificate in it", path.display()),
+                ));
+            }
+            extra
+        }
+    };
+    let der = |certs: Vec<Certificate<'static>>| certs.iter().map(|c| c.der().to_vec()).collect();
+    Ok(CaSet {
+        system_path,
+        system: der(system),
+        extra: der(extra),
+    })
 }
 
 fn root_certs(ca_file: Option<&Path>) -> Result<RootCerts> {

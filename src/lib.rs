@@ -8,7 +8,9 @@
 //! plugin protocol of `zabbix_agent2` (the `zabbix-agent2-plugin-exalate`
 //! executable); and `capi`, the C API declared in
 //! `include/exalate_zabbix.h`. Every function C calls goes through
-//! `boundary` (`ffi_fn!`).
+//! `boundary` (`ffi_fn!`). A fourth, `check`, is `exalate-zabbix check`:
+//! the whole configuration checked in one run (the `exalate-zabbix`
+//! executable).
 
 // Unsafe code only where it is marked (`#[allow(unsafe_code)]`), and
 // `#[no_mangle]` (which this lint also refuses) only through `ffi_fn!`.
@@ -23,6 +25,7 @@ pub mod agentd;
 mod auth;
 mod boundary;
 pub mod capi;
+pub mod check;
 mod cmonitor;
 pub mod config;
 mod error;

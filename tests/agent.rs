@@ -426,3 +426,53 @@ fn daemon_serves_concurrent_clients_over_tcp() {
     );
     env.assert_no_secrets(&agent.log());
 }
+
+/// Issue 19: each relation's items succeed with its own secret through the
+/// real agent; a wrong secret fails that relation's items only, naming it.
+#[test]
+fn per_relation_secrets_through_the_agent() {
+    let env = TestEnv::with_relation_secrets("agent-relation-secrets");
+    let mut all_output = String::new();
+    for relation in ["AllContent", "Service Desk", "Jira Cloud/EU"] {
+        for (queue, expected) in QUEUES.iter().zip(demo_counts(relation)) {
+            let out = env.agent_test(&format!("exalate.queue.count[demo,\"{relation}\",{queue}]"));
+            assert_eq!(test_value(&out), ('u', expected.to_string()), "{out}");
+            all_output.push_str(&out);
+        }
+    }
+    let out = env.agent_test("exalate.node.ping[demo]");
+    assert_eq!(test_value(&out), ('u', "1".into()), "{out}");
+    let out = env.agent_test("exalate.discovery");
+    let rows: serde_json::Value = serde_json::from_str(&test_value(&out).1).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3, "{out}");
+
+    // The EU relation's file holds the Service Desk secret: only EU fails.
+    write_file(&env.dir.join("eu.secret"), SD_SECRET, 0o600);
+    let out = env.agent_test("exalate.relation.stats[demo,\"Jira Cloud/EU\"]");
+    let (kind, message) = test_value(&out);
+    assert_eq!(kind, 'm', "{out}");
+    assert!(
+        message.contains("node 'demo', relation 'Jira Cloud/EU': credentials rejected (HTTP 401)")
+            && message.contains(&format!(
+                "jwt_secret_file {}",
+                env.dir.join("eu.secret").display()
+            )),
+        "{message}"
+    );
+    all_output.push_str(&out);
+    for relation in ["AllContent", "Service Desk"] {
+        let out = env.agent_test(&format!(
+            "exalate.queue.count[demo,\"{relation}\",syncrequests]"
+        ));
+        assert_eq!(test_value(&out).0, 'u', "{out}");
+    }
+
+    // No node secret: every relation has its own, ping uses the first's.
+    write_file(&env.dir.join("eu.secret"), EU_SECRET, 0o600);
+    env.write_config(&env.relation_secrets_section("demo", false));
+    let out = env.agent_test("exalate.queue.count[demo,\"Jira Cloud/EU\",errorresponses]");
+    assert_eq!(test_value(&out), ('u', "1".into()), "{out}");
+    let out = env.agent_test("exalate.node.ping[demo]");
+    assert_eq!(test_value(&out), ('u', "1".into()), "{out}");
+    env.assert_no_secrets(&all_output);
+}

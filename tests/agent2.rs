@@ -1181,3 +1181,40 @@ fn an_agent_that_closes_mid_answer_ends_the_run() {
     }
     assert_eq!(run.join().unwrap(), 0);
 }
+
+/// Issue 19: per-relation secrets through agent 2's plugin, with the
+/// module's very values and messages.
+#[test]
+fn per_relation_secrets_through_agent2_match_the_module() {
+    let _shared = shared();
+    let env = TestEnv::with_relation_secrets("agent2-relation-secrets");
+    write_file(&env.dir.join("eu.secret"), SD_SECRET, 0o600);
+    let keys = [
+        "exalate.queue.count[demo,AllContent,syncrequests]",
+        "exalate.queue.count[demo,\"Service Desk\",syncresponses]",
+        "exalate.relation.stats[demo,\"Service Desk\"]",
+        "exalate.queue.count[demo,\"Jira Cloud/EU\",syncrequests]",
+        "exalate.node.ping[demo]",
+    ];
+    let results = each_key(&keys, |key| {
+        let two = outcome(&env.agent2_test(key));
+        let one = outcome(&env.agent_test(key));
+        (key.to_string(), two, one)
+    });
+    for (key, two, one) in &results {
+        assert_eq!(two, one, "{key}");
+        env.assert_no_secrets(&two.1);
+    }
+    assert_eq!(results[0].1, (false, "3".to_string()));
+    assert_eq!(results[1].1, (false, "1".to_string()));
+    assert!(!results[2].1 .0, "{:?}", results[2]);
+    let (failed, message) = &results[3].1;
+    assert!(
+        *failed
+            && message.contains(
+                "relation 'Jira Cloud/EU', queue syncrequests: credentials rejected (HTTP 401)"
+            ),
+        "{message}"
+    );
+    assert_eq!(results[4].1, (false, "1".to_string()));
+}

@@ -67,7 +67,8 @@ fn write_capi_config(env: &TestEnv) -> fake_exalate_node::FakeNode {
         )
     };
     let text = [
-        env.node_section("demo", &[]),
+        // Room for a value under valgrind on a busy machine.
+        env.node_section("demo", &["timeout = 10"]),
         node("down", format!("http://127.0.0.1:{closed}"), ""),
         // Its TLS setup (the system's roots) runs inside the call: under
         // valgrind on a loaded machine that alone took over 3 s.

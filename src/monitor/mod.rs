@@ -23,9 +23,6 @@ use std::time::Duration;
 
 /// Relation names longer than this are refused before any request.
 const MAX_RELATION_CHARS: usize = 1000;
-/// The relation asked by `node.ping` when a node lists none: any answer but
-/// 401/403 shows the node is up and takes our credentials.
-const PING_RELATION: &str = "exalate-zabbix-ping";
 
 /// What every front end asks: one per process (per C client), cheap to
 /// create, reading its config on first use.
@@ -219,11 +216,7 @@ impl Monitor {
     pub(crate) fn node_ping_within(&self, node: &str, timing: ItemTiming) -> Result<bool> {
         let loaded = self.loaded_config()?;
         let session = loaded.session(node)?;
-        let relation = session
-            .config
-            .relations
-            .first()
-            .map_or(PING_RELATION, String::as_str);
+        let relation = session.config.ping_relation();
         let deadline = self.deadline(&session, timing);
         match session.snapshot(
             relation,

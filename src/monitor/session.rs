@@ -5,13 +5,14 @@ use super::cache::{Cache, Join, Waited};
 use super::watch::WatchedFile;
 use crate::auth::Credentials;
 use crate::cmonitor::{self, CmonitorCredentials};
-use crate::config::NodeConfig;
+use crate::config::{Credential, NodeConfig};
 use crate::error::{body_excerpt, Error, ErrorKind, Redactor, Result};
 use crate::http::{encode_segment, HttpClient};
 use crate::lock::lock;
 use crate::queue::{read_queue_redacted, KeepText, Queue, QueueSnapshot};
 use crate::secret::{self, Secret};
 use crate::timeout::Deadline;
+use std::collections::HashMap;
 use std::io::Read;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -33,7 +34,11 @@ pub(crate) enum SnapshotFor {
 
 pub(crate) struct NodeSession {
     pub(crate) config: NodeConfig,
-    credentials: Credentials,
+    /// One per distinct credential (the node's first), so minted tokens
+    /// are kept per credential.
+    credentials: Vec<Credentials>,
+    /// The relations with their own credentials: index into `credentials`.
+    by_relation: HashMap<String, usize>,
     http: Mutex<HttpState>,
     pub(crate) cache: Cache,
     /// The customer monitor endpoint, where the node has one.
@@ -61,10 +66,29 @@ struct HttpState {
 
 impl NodeSession {
     pub(crate) fn new(mut config: NodeConfig) -> NodeSession {
-        let credentials = Credentials::new(config.auth.clone(), config.auth_header);
+        let mut distinct = vec![Credential {
+            auth: config.auth.clone(),
+            header: config.auth_header,
+        }];
+        let mut by_relation = HashMap::new();
+        for (relation, credential) in &config.relation_auth {
+            let index = distinct
+                .iter()
+                .position(|c| c == credential)
+                .unwrap_or_else(|| {
+                    distinct.push(credential.clone());
+                    distinct.len() - 1
+                });
+            by_relation.insert(relation.clone(), index);
+        }
+        let credentials = distinct
+            .into_iter()
+            .map(|c| Credentials::new(c.auth, c.header))
+            .collect();
         let cache = Cache::new(config.cache_ttl, config.cache_max_bytes);
         // The relations (maybe many) are not the endpoint's: not copied.
         let relations = std::mem::take(&mut config.relations);
+        let relation_auth = std::mem::take(&mut config.relation_auth);
         let cmonitor = config.cmonitor.as_ref().map(|c| CmonitorSession {
             client_config: NodeConfig {
                 url: c.url.clone(),
@@ -75,9 +99,11 @@ impl NodeSession {
             http: Mutex::new(HttpState::default()),
         });
         config.relations = relations;
+        config.relation_auth = relation_auth;
         NodeSession {
             config,
             credentials,
+            by_relation,
             http: Mutex::new(HttpState::default()),
             cache,
             cmonitor,
@@ -307,7 +333,7 @@ impl NodeSession {
                 } else {
                     e
                 };
-                let secrets = self.credentials.known_secrets();
+                let secrets = self.known_secrets();
                 e.redact(&secret::texts(&secrets))
             })
     }
@@ -328,7 +354,8 @@ impl NodeSession {
             encode_segment(relation),
             queue.path()
         );
-        let (name, value) = self.credentials.header()?;
+        let credentials = self.credentials(relation);
+        let (name, value) = credentials.header()?;
         let remaining = deadline.at.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err(Error::new(ErrorKind::Timeout, "timed out"));
@@ -344,7 +371,7 @@ impl NodeSession {
                     ));
                 }
                 // Redacted with the token this request sent, before the cut.
-                let secrets = self.credentials.known_secrets();
+                let secrets = self.known_secrets();
                 let secrets: Vec<&str> = secrets.iter().map(Secret::as_str).collect();
                 let redactor = Redactor::new(&secrets);
                 read_queue_redacted(queue, response.body, max, keep, Some(&redactor), keep_all)
@@ -353,14 +380,14 @@ impl NodeSession {
                 ErrorKind::RelationNotFound,
                 format!("relation not found on the node (HTTP 400: {})", self.excerpt(&mut response.body)),
             )),
-            401 if may_retry && self.credentials.can_mint() => {
+            401 if may_retry && credentials.can_mint() => {
                 // The node may have restarted or its clock moved: one fresh token.
-                self.credentials.forget_minted();
+                credentials.forget_minted();
                 self.fetch_once(relation, queue, keep, keep_all, deadline, false)
             }
             401 => Err(Error::new(
                 ErrorKind::AuthRejected,
-                format!("credentials rejected (HTTP 401): {}", self.credentials.rejection_hint()),
+                format!("credentials rejected (HTTP 401): {}", credentials.rejection_hint()),
             )),
             403 => Err(Error::new(
                 ErrorKind::NotAuthenticated,
@@ -395,14 +422,25 @@ impl NodeSession {
         }
     }
 
-    /// The secret and the tokens this node's credentials sent, and those
+    /// The secrets and the tokens this node's credentials sent (every
+    /// relation's: a message about one never carries another's), and those
     /// of its customer monitor endpoint.
     pub(crate) fn known_secrets(&self) -> Vec<Secret> {
-        let mut known = self.credentials.known_secrets();
+        let mut known: Vec<Secret> = self
+            .credentials
+            .iter()
+            .flat_map(Credentials::known_secrets)
+            .collect();
         if let Some(cmonitor) = &self.cmonitor {
             known.extend(cmonitor.credentials.known_secrets());
         }
         known
+    }
+
+    /// The credentials of requests about `relation`.
+    fn credentials(&self, relation: &str) -> &Credentials {
+        let index = self.by_relation.get(relation).copied().unwrap_or(0);
+        &self.credentials[index]
     }
 
     /// The node's client; a `ca_file` that changed (checked at most once a
@@ -417,7 +455,7 @@ impl NodeSession {
     /// messages. The reasons were redacted before their cut (see `fetch_once`);
     /// this catches a token minted meanwhile.
     fn scrubbed(&self, mut snapshot: QueueSnapshot) -> QueueSnapshot {
-        let secrets = self.credentials.known_secrets();
+        let secrets = self.known_secrets();
         let redactor = Redactor::new(&secret::texts(&secrets));
         let scrub = |text: &str| redactor.redact(text);
         if let Some(clean) = snapshot.text.as_deref().and_then(|t| scrub(t)) {
@@ -457,4 +495,30 @@ fn timed_out(deadline: Deadline) -> Error {
         ErrorKind::Timeout,
         format!("timeout after {} s", deadline.timeout.as_secs()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    /// Minted tokens are kept per credential: relations with the same
+    /// credential share one `Credentials`, and only those.
+    #[test]
+    fn one_credentials_per_distinct_credential() {
+        let text = "[nodes.n]\nurl = \"http://127.0.0.1:1\"\njwt_secret_file = \"/node\"\n\
+            relations = [\"A\", { name = \"B\", jwt_secret_file = \"/node\" },\n\
+            { name = \"C\", jwt_secret_file = \"/c\" }, { name = \"D\", jwt_secret_file = \"/c\" },\n\
+            { name = \"E\", jwt_secret_file = \"/c\", jwt_exp_unit = \"s\" }]\n";
+        let config = Config::parse(Path::new("t.toml"), text).unwrap();
+        let s = NodeSession::new(config.nodes["n"].clone());
+        assert_eq!(s.credentials.len(), 3);
+        let same = |a: &str, b: &str| std::ptr::eq(s.credentials(a), s.credentials(b));
+        assert!(same("A", "B"), "B's own is the node's");
+        assert!(same("A", "not listed"));
+        assert!(same("C", "D"));
+        assert!(!same("C", "E"), "E's claims differ");
+        assert!(!same("A", "C"));
+    }
 }

@@ -25,6 +25,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub const SECRET: &str = "test-shared-secret-6f1d2a9c";
+/// The per-relation secrets of [`TestEnv::with_relation_secrets`].
+pub const SD_SECRET: &str = "service-desk-secret-0b7e51d3";
+pub const EU_SECRET: &str = "jira-cloud-eu-secret-94c2a8f0";
 
 /// The six queue names, in the contract's order.
 pub const QUEUES: [&str; 6] = [
@@ -149,6 +152,55 @@ impl TestEnv {
         env
     }
 
+    /// The demo node where "Service Desk" and "Jira Cloud/EU" accept only
+    /// tokens minted with their own secrets (`sd.secret`, `eu.secret` in
+    /// the test's directory), and a config giving each its own.
+    pub fn with_relation_secrets(name: &str) -> TestEnv {
+        let own = |secret: &str| Auth::Hs256 {
+            secret: secret.as_bytes().to_vec(),
+            issuer: "EXALATE".into(),
+            exp_unit: ExpUnit::Millis,
+        };
+        let mut node = NodeConfig::demo();
+        for (relation, secret) in [("Service Desk", SD_SECRET), ("Jira Cloud/EU", EU_SECRET)] {
+            let data = node.relations.remove(relation).unwrap();
+            node.relations
+                .insert(relation.to_string(), data.with_auth(own(secret)));
+        }
+        let env = TestEnv::with_node(name, node);
+        write_file(&env.dir.join("sd.secret"), SD_SECRET, 0o600);
+        write_file(&env.dir.join("eu.secret"), &format!("{EU_SECRET}\n"), 0o600);
+        env.write_config(&env.relation_secrets_section("demo", true));
+        env
+    }
+
+    /// The node table of [`TestEnv::with_relation_secrets`]; when
+    /// `node_secret` is false, no node `jwt_secret_file` and AllContent
+    /// names the node's secret file as its own.
+    pub fn relation_secrets_section(&self, name: &str, node_secret: bool) -> String {
+        let file = |f: &str| self.dir.join(f).display().to_string();
+        let (first, node_line) = if node_secret {
+            (
+                "\"AllContent\"".to_string(),
+                format!("jwt_secret_file = \"{}\"\n", file("demo.secret")),
+            )
+        } else {
+            (
+                format!(
+                    "{{ name = \"AllContent\", jwt_secret_file = \"{}\" }}",
+                    file("demo.secret")
+                ),
+                String::new(),
+            )
+        };
+        format!(
+            "[nodes.{name}]\nurl = \"{}\"\nrelations = [{first},\n  {{ name = \"Service Desk\", jwt_secret_file = \"{}\" }},\n  {{ name = \"Jira Cloud/EU\", jwt_secret_file = \"{}\" }}]\n{node_line}",
+            self.node.url(),
+            file("sd.secret"),
+            file("eu.secret"),
+        )
+    }
+
     /// A `[nodes.NAME]` table for the fake node, plus `extra` lines.
     pub fn node_section(&self, name: &str, extra: &[&str]) -> String {
         format!(
@@ -176,7 +228,9 @@ impl TestEnv {
     /// saw, nor anything JWT-shaped (the leak audit's rules, on this text now).
     pub fn assert_no_secrets(&self, text: &str) {
         let mut c = Collector::default();
-        c.add_secret(SECRET);
+        [SECRET, SD_SECRET, EU_SECRET]
+            .iter()
+            .for_each(|s| c.add_secret(s));
         tokens_of(&self.node).iter().for_each(|t| c.add_secret(t));
         c.collect("output", text);
         assert!(c.leaks().is_empty(), "leaked into output: {:?}", c.leaks());
@@ -204,6 +258,7 @@ impl Drop for TestEnv {
         for token in tokens_of(&self.node) {
             add_secret(&token);
         }
+        [SD_SECRET, EU_SECRET].iter().for_each(|s| add_secret(s));
         if !std::thread::panicking() {
             audit();
         }
