@@ -156,8 +156,10 @@ exalate_result exalate_queue_get(const exalate_client *client,
                                  char **out_json);
 
 /**
- * The six queue counts and the pending error reasons of a relation, as a
- * JSON object: {"syncrequests":N, ..., "error_reasons":{"REASON":N}}.
+ * The six queue counts, the pending error reasons and per queue the
+ * oldest event's id (the smallest `syncEventId` present, 0 when none) of
+ * a relation, as a JSON object: {"syncrequests":N, ...,
+ * "error_reasons":{"REASON":N}, "oldest_event_id":{"syncrequests":N, ...}}.
  * On success `*out_json` is a string to free with `exalate_string_free`.
  */
 exalate_result exalate_relation_stats(const exalate_client *client,
@@ -169,6 +171,15 @@ exalate_result exalate_relation_stats(const exalate_client *client,
  * Whether `node` answers and accepts the credentials: `*out_up` is 1 or 0.
  */
 exalate_result exalate_node_ping(const exalate_client *client, const char *node, int *out_up);
+
+/**
+ * The errors on `node` that its customer monitor endpoint counts
+ * (`numErrors` at the node's `cmonitor_url`, those above single
+ * relations included). On success writes `*out`. A node without
+ * `cmonitor_url` fails with EXALATE_CONFIG_ERROR and a message that
+ * says so.
+ */
+exalate_result exalate_node_errors(const exalate_client *client, const char *node, uint64_t *out);
 
 /**
  * Calls `callback(userdata, node, relation)` for every relation in the

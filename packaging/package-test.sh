@@ -258,7 +258,11 @@ echo "== the demo Exalate node (fake, on 127.0.0.1)"
 chgrp zabbix "$work" && chmod 0750 "$work"
 printf '%s\n' "$secret" > "$work/demo.secret"
 chgrp zabbix "$work/demo.secret" && chmod 0640 "$work/demo.secret"
-coproc NODE { exec "$node_bin" --demo --base-path /jira --secret-file "$work/demo.secret" --exit-on-stdin-eof 2>/dev/null; }
+# The customer monitor endpoint's own token (exalate.node.errors), a secret too.
+printf 'cmonitor-%s\n' "$(head -c 16 /dev/urandom | base64 | tr -d '/+=')" > "$work/cmonitor.token"
+chgrp zabbix "$work/cmonitor.token" && chmod 0640 "$work/cmonitor.token"
+coproc NODE { exec "$node_bin" --demo --base-path /jira --secret-file "$work/demo.secret" \
+  --cmonitor-token-file "$work/cmonitor.token" --cmonitor-errors 2 --exit-on-stdin-eof 2>/dev/null; }
 node_pid=$NODE_PID
 read -r -t 30 -u "${NODE[0]}" line || fail "the fake node printed no URL"
 url=${line#listening on }
@@ -271,6 +275,8 @@ timeout = 3
 url = "$url"
 relations = ["AllContent", "Service Desk", "Jira Cloud/EU"]
 jwt_secret_file = "$work/demo.secret"
+cmonitor_url = "$url/rest/issuehub/4.0/cmonitor"
+cmonitor_token_file = "$work/cmonitor.token"
 TOML
 chgrp zabbix "$work/exalate_zabbix.toml" && chmod 0640 "$work/exalate_zabbix.toml"
 
@@ -390,6 +396,7 @@ expect "exalate.module.version" "$(get exalate.module.version)" "$version"
 expect "exalate.discovery" "$(get exalate.discovery)" \
   '[{"{#NODE}":"demo","{#RELATION}":"AllContent"},{"{#NODE}":"demo","{#RELATION}":"Service Desk"},{"{#NODE}":"demo","{#RELATION}":"Jira Cloud/EU"}]'
 expect "exalate.node.ping[demo]" "$(get 'exalate.node.ping[demo]')" 1
+expect "exalate.node.errors[demo] (the customer monitor, Bearer)" "$(get 'exalate.node.errors[demo]')" 2
 expect "exalate.queue.count[demo,AllContent,syncrequests]" "$(get 'exalate.queue.count[demo,AllContent,syncrequests]')" 3
 expect "exalate.relation.stats[demo,AllContent]" "$(get 'exalate.relation.stats[demo,AllContent]')" \
   '{"syncrequests":3,"blobrequests":1,"syncresponses":2,"blobresponses":0,"errorresponses":2,"bloberrorresponses":1,"error_reasons":{"CHECKSUM_MISMATCH":1,"ISSUE_NOT_FOUND":1,"NO_ISSUE_TO_CONNECT_TO":1}}'
@@ -422,6 +429,7 @@ done <<<"$polled"
 ok "every key the installed template polls answers ($(wc -l <<<"$polled") keys, 2 relations)"
 # What agent 2 must answer word for word: good keys and failing ones.
 compared_keys=(exalate.module.version exalate.discovery 'exalate.node.ping[demo]' 'exalate.node.ping'
+  'exalate.node.errors[demo]' 'exalate.node.errors[demo,x]'
   'exalate.queue.count[demo,AllContent,syncrequests]' 'exalate.relation.stats[demo,"Jira Cloud/EU"]'
   'exalate.queue.get[demo,AllContent,errorresponses]' 'exalate.queue.count[demo,Removed,syncrequests]'
   'exalate.queue.count[staging,AllContent,syncrequests]' 'exalate.queue.count[demo,AllContent,errors]'
@@ -506,6 +514,7 @@ expect "nothing of the package remains" "$left" ""
 [ -f "$stock_conf" ] && ok "the agent's own config untouched" || fail "$stock_conf gone"
 
 if grep -qF "$secret" "$all_output"; then fail "the secret appears in an output or the agent log"; fi
+if grep -qF "$(cat "$work/cmonitor.token")" "$all_output"; then fail "the customer monitor token appears in an output or the agent log"; fi
 ok "the secret appears in no output, value or agent log"
 
 echo "package-test took $(( $(date +%s) - started )) s"

@@ -339,8 +339,10 @@ ffi_fn! {
 }
 
 ffi_fn! {
-    /// The six queue counts and the pending error reasons of a relation, as a
-    /// JSON object: {"syncrequests":N, ..., "error_reasons":{"REASON":N}}.
+    /// The six queue counts, the pending error reasons and per queue the
+    /// oldest event's id (the smallest `syncEventId` present, 0 when none) of
+    /// a relation, as a JSON object: {"syncrequests":N, ...,
+    /// "error_reasons":{"REASON":N}, "oldest_event_id":{"syncrequests":N, ...}}.
     /// On success `*out_json` is a string to free with `exalate_string_free`.
     pub unsafe fn exalate_relation_stats(
         client: *const exalate_client,
@@ -374,6 +376,31 @@ ffi_fn! {
             Ok(up) => {
                 // SAFETY: checked non-NULL above.
                 unsafe { *out_up = c_int::from(up) };
+                exalate_result::EXALATE_OK
+            }
+            Err(e) => fail(e),
+        }
+    }
+}
+
+ffi_fn! {
+    /// The errors on `node` that its customer monitor endpoint counts
+    /// (`numErrors` at the node's `cmonitor_url`, those above single
+    /// relations included). On success writes `*out`. A node without
+    /// `cmonitor_url` fails with EXALATE_CONFIG_ERROR and a message that
+    /// says so.
+    pub unsafe fn exalate_node_errors(
+        client: *const exalate_client,
+        node: *const c_char,
+        out: *mut u64,
+    ) -> exalate_result {
+        let client = arg_ref!(client, "client");
+        let node = arg_str!(node, "node");
+        arg_out!(out, "out");
+        match client.monitor.node_errors(node) {
+            Ok(errors) => {
+                // SAFETY: checked non-NULL above.
+                unsafe { *out = errors };
                 exalate_result::EXALATE_OK
             }
             Err(e) => fail(e),

@@ -70,6 +70,36 @@ pub struct NodeConfig {
     /// An HTTP proxy, `http://host:port` (the `proxy` key); the
     /// environment's proxy variables are never used.
     pub proxy: Option<String>,
+    /// The customer monitor endpoint (`cmonitor_url`), if Exalate support
+    /// enabled one for this node.
+    pub cmonitor: Option<CmonitorConfig>,
+}
+
+/// A node's customer monitor endpoint, `GET` answering `{"numErrors": N}`,
+/// with its own credentials (never the node's JWT secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmonitorConfig {
+    /// `cmonitor_url`: the endpoint as Exalate support gives it.
+    pub url: String,
+    /// How requests to it authenticate.
+    pub auth: CmonitorAuth,
+}
+
+/// The customer monitor's credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CmonitorAuth {
+    /// HTTP Basic: `cmonitor_user` and the password in `cmonitor_password_file`.
+    Basic {
+        /// `cmonitor_user`.
+        user: String,
+        /// `cmonitor_password_file`.
+        password_file: PathBuf,
+    },
+    /// `Authorization: Bearer <token>`, the token in `cmonitor_token_file`.
+    Bearer {
+        /// `cmonitor_token_file`.
+        token_file: PathBuf,
+    },
 }
 
 /// The credentials of a relation: where its token comes from and the
@@ -195,6 +225,11 @@ struct RawNode {
     cache_max_bytes: Option<u64>,
     max_response_bytes: Option<Spanned<u64>>,
     proxy: Option<Spanned<String>>,
+    // The customer monitor endpoint and its own credentials.
+    cmonitor_url: Option<Spanned<String>>,
+    cmonitor_user: Option<Spanned<String>>,
+    cmonitor_password_file: Option<Spanned<PathBuf>>,
+    cmonitor_token_file: Option<Spanned<PathBuf>>,
 }
 
 /// An entry of `relations`: a name, or a table with the name and the
@@ -449,6 +484,7 @@ fn parse_node(
         .cache_ttl
         .or(defaults.cache_ttl)
         .unwrap_or(DEFAULT_CACHE_TTL);
+    let cmonitor = parse_cmonitor(&errors, &node)?;
     let (relations, own) =
         validate_relations(node.relations).map_err(|(s, m)| errors.error(Some(s), m))?;
     let own_auth = node_auth.token_file.is_some() || node_auth.jwt_secret_file.is_some();
@@ -507,7 +543,82 @@ fn parse_node(
         max_response_bytes,
         ca_file: node.ca_file,
         proxy,
+        cmonitor,
     })
+}
+
+/// `cmonitor_url` with exactly one of `cmonitor_user` +
+/// `cmonitor_password_file` (Basic) and `cmonitor_token_file` (Bearer);
+/// none of them without `cmonitor_url`.
+fn parse_cmonitor(errors: &NodeErrors<'_>, node: &RawNode) -> Result<Option<CmonitorConfig>> {
+    let user = node.cmonitor_user.as_ref();
+    let password_file = node.cmonitor_password_file.as_ref();
+    let token_file = node.cmonitor_token_file.as_ref();
+    let Some(url) = &node.cmonitor_url else {
+        let set = [
+            ("cmonitor_user", user.map(Spanned::span)),
+            ("cmonitor_password_file", password_file.map(Spanned::span)),
+            ("cmonitor_token_file", token_file.map(Spanned::span)),
+        ];
+        return match set.into_iter().find(|(_, s)| s.is_some()) {
+            Some((key, span)) => Err(errors.error(
+                span,
+                format!("{key} applies only with cmonitor_url, which is not set"),
+            )),
+            None => Ok(None),
+        };
+    };
+    let checked = validate_url(url.get_ref()).map_err(|m| {
+        let m = match m.split_once("; use ") {
+            // Its own credential keys, not the node's.
+            Some((m, _)) => format!("{m}; use cmonitor_user or cmonitor_token_file"),
+            None => m,
+        };
+        errors.error(Some(url.span()), format!("cmonitor_{m}"))
+    })?;
+    let auth = match (user, password_file, token_file) {
+        (Some(user), Some(file), None) => {
+            let name = user.get_ref();
+            if name.is_empty() || name.contains(':') || name.chars().any(char::is_control) {
+                return Err(errors.error(
+                    Some(user.span()),
+                    "cmonitor_user must be non-empty, without ':' or control characters".into(),
+                ));
+            }
+            CmonitorAuth::Basic {
+                user: name.clone(),
+                password_file: file.get_ref().clone(),
+            }
+        }
+        (None, None, Some(file)) => CmonitorAuth::Bearer {
+            token_file: file.get_ref().clone(),
+        },
+        (Some(_), None, None) => {
+            return Err(errors.error(
+                user.map(Spanned::span),
+                "cmonitor_user needs cmonitor_password_file (HTTP Basic)".into(),
+            ))
+        }
+        (None, Some(file), None) => {
+            return Err(errors.error(
+                Some(file.span()),
+                "cmonitor_password_file needs cmonitor_user (HTTP Basic)".into(),
+            ))
+        }
+        (None, None, None) => {
+            return Err(errors.error(
+                Some(url.span()),
+                "cmonitor_url needs credentials: cmonitor_user with cmonitor_password_file, or cmonitor_token_file".into(),
+            ))
+        }
+        (_, _, Some(file)) => {
+            return Err(errors.error(
+                Some(file.span()),
+                "set either cmonitor_user with cmonitor_password_file or cmonitor_token_file, not both".into(),
+            ))
+        }
+    };
+    Ok(Some(CmonitorConfig { url: checked, auth }))
 }
 
 /// One set of credentials (the node's, or a relation's over the node's):
@@ -1159,6 +1270,72 @@ cache_max_bytes = 0
         assert!(bad("http://p:99999").contains("is not http://host or http://host:port"));
         assert!(bad("http://p/path").contains("is not http://host"));
         assert!(bad("http://").contains("is not http://host"));
+    }
+
+    #[test]
+    fn cmonitor_needs_exactly_one_kind_of_its_own_credentials() {
+        let node =
+            |keys: &str| format!("[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\n{keys}");
+        let url = "cmonitor_url = \"https://a.exalate.cloud/rest/issuehub/4.0/cmonitor/\"\n";
+        let basic = parse(&node(&format!(
+            "{url}cmonitor_user = \"monitor\"\ncmonitor_password_file = \"/p\"\n"
+        )))
+        .unwrap();
+        assert_eq!(
+            basic.nodes["a"].cmonitor,
+            Some(CmonitorConfig {
+                url: "https://a.exalate.cloud/rest/issuehub/4.0/cmonitor".into(),
+                auth: CmonitorAuth::Basic {
+                    user: "monitor".into(),
+                    password_file: "/p".into()
+                }
+            })
+        );
+        let bearer = parse(&node(&format!("{url}cmonitor_token_file = \"/k\"\n"))).unwrap();
+        assert_eq!(
+            bearer.nodes["a"].cmonitor.as_ref().unwrap().auth,
+            CmonitorAuth::Bearer {
+                token_file: "/k".into()
+            }
+        );
+        assert_eq!(parse(&node("")).unwrap().nodes["a"].cmonitor, None);
+        assert_eq!(
+            err(&node(url)),
+            "config /etc/x.toml line 4: node 'a': cmonitor_url needs credentials: cmonitor_user with cmonitor_password_file, or cmonitor_token_file"
+        );
+        assert_eq!(
+            err(&node(&format!("{url}cmonitor_user = \"m\"\n"))),
+            "config /etc/x.toml line 5: node 'a': cmonitor_user needs cmonitor_password_file (HTTP Basic)"
+        );
+        assert_eq!(
+            err(&node(&format!("{url}cmonitor_password_file = \"/p\"\n"))),
+            "config /etc/x.toml line 5: node 'a': cmonitor_password_file needs cmonitor_user (HTTP Basic)"
+        );
+        assert_eq!(
+            err(&node(&format!(
+                "{url}cmonitor_user = \"m\"\ncmonitor_password_file = \"/p\"\ncmonitor_token_file = \"/k\"\n"
+            ))),
+            "config /etc/x.toml line 7: node 'a': set either cmonitor_user with cmonitor_password_file or cmonitor_token_file, not both"
+        );
+        assert_eq!(
+            err(&node("cmonitor_token_file = \"/k\"\n")),
+            "config /etc/x.toml line 4: node 'a': cmonitor_token_file applies only with cmonitor_url, which is not set"
+        );
+        assert!(err(&node(&format!(
+            "{url}cmonitor_user = \"a:b\"\ncmonitor_password_file = \"/p\"\n"
+        )))
+        .contains("line 5: node 'a': cmonitor_user must be non-empty, without ':'"));
+        let m = err(&node(
+            "cmonitor_url = \"https://bob:hunter2@x/cmonitor\"\ncmonitor_token_file = \"/k\"\n",
+        ));
+        assert_eq!(
+            m,
+            "config /etc/x.toml line 4: node 'a': cmonitor_url must not contain credentials (user:password@); use cmonitor_user or cmonitor_token_file"
+        );
+        assert!(err(&node(
+            "cmonitor_url = \"ftp://x/cmonitor\"\ncmonitor_token_file = \"/k\"\n"
+        ))
+        .contains("line 4: node 'a': cmonitor_url must start with http:// or https://"));
     }
 
     #[test]

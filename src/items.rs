@@ -24,6 +24,8 @@ pub enum Item {
     Discovery,
     /// `exalate.node.ping[<node>]`
     NodePing,
+    /// `exalate.node.errors[<node>]`
+    NodeErrors,
     /// `exalate.module.version`
     ModuleVersion,
 }
@@ -72,7 +74,7 @@ pub(crate) const ITEMS: &[ItemSpec] = &[
         c_key: c"exalate.relation.stats",
         usage: "exalate.relation.stats[<node>,<relation>]",
         arity: 2,
-        description: "Counts of the six sync queues and error reasons of a relation, as JSON.",
+        description: "Counts, error reasons and oldest event ids of the six sync queues of a relation, as JSON.",
         test_params: Some(c",AllContent"),
     },
     ItemSpec {
@@ -89,6 +91,14 @@ pub(crate) const ITEMS: &[ItemSpec] = &[
         usage: "exalate.node.ping[<node>]",
         arity: 1,
         description: "Whether an Exalate node answers and accepts the credentials (1 or 0).",
+        test_params: Some(c""),
+    },
+    ItemSpec {
+        item: Item::NodeErrors,
+        c_key: c"exalate.node.errors",
+        usage: "exalate.node.errors[<node>]",
+        arity: 1,
+        description: "Errors on an Exalate node (numErrors of its customer monitor endpoint, cmonitor_url).",
         test_params: Some(c""),
     },
     ItemSpec {
@@ -162,13 +172,14 @@ pub fn get_value(
     params: &[&str],
     timing: ItemTiming,
 ) -> Result<ItemValue> {
-    // `key[]` arrives as one empty parameter; `node.ping` may omit its node.
+    // `key[]` arrives as one empty parameter; the node items may omit their node.
     let params = match params {
         [""] if item.arity() != 1 => &[][..],
         _ => params,
     };
     let given = params.len();
-    let fits = given == item.arity() || (item == Item::NodePing && given == 0);
+    let node_item = matches!(item, Item::NodePing | Item::NodeErrors);
+    let fits = given == item.arity() || (node_item && given == 0);
     if !fits {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
@@ -191,6 +202,7 @@ pub fn get_value(
         }
         Item::Discovery => ItemValue::Text(monitor.discovery()?.into()),
         Item::NodePing => ItemValue::Uint(monitor.node_ping_within(p(0), timing)? as u64),
+        Item::NodeErrors => ItemValue::Uint(monitor.node_errors_within(p(0), timing)?),
         Item::ModuleVersion => ItemValue::Str(crate::VERSION.to_string()),
     })
 }

@@ -1,7 +1,7 @@
 //! exalate_zabbix: monitors Exalate sync queues over the issuehub 2.4 REST API.
 //!
-//! The safe core (`config`, `fs`, `auth`, `secret`, `http`, `proxy`,
-//! `queue`, `timeout`, `monitor`, `error`, `lock`, `panic`) knows nothing of
+//! The safe core (`config`, `fs`, `auth`, `cmonitor`, `secret`, `http`,
+//! `proxy`, `queue`, `timeout`, `monitor`, `error`, `lock`, `panic`) knows nothing of
 //! Zabbix or C. `items`, the item table, maps the item keys onto it, shared
 //! by both agents. Three thin front ends adapt it:
 //! `agentd`, the loadable-module ABI of `zabbix_agentd`; `agent2`, the
@@ -26,6 +26,7 @@ mod auth;
 mod boundary;
 pub mod capi;
 pub mod check;
+mod cmonitor;
 pub mod config;
 mod error;
 mod fs;

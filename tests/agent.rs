@@ -67,9 +67,9 @@ fn every_key_answers_through_agent_test() {
     assert_eq!(
         pairs,
         serde_json::json!([
-            {"{#NODE}": "demo", "{#RELATION}": "AllContent"},
-            {"{#NODE}": "demo", "{#RELATION}": "Service Desk"},
-            {"{#NODE}": "demo", "{#RELATION}": "Jira Cloud/EU"},
+            {"{#NODE}": "demo", "{#RELATION}": "AllContent", "{#CMONITOR}": "0"},
+            {"{#NODE}": "demo", "{#RELATION}": "Service Desk", "{#CMONITOR}": "0"},
+            {"{#NODE}": "demo", "{#RELATION}": "Jira Cloud/EU", "{#CMONITOR}": "0"},
         ])
     );
 
@@ -144,6 +144,46 @@ fn failing_items_say_exactly_why() {
     for (key, expected) in cases {
         assert_eq!(agent_error(&env, key), expected, "{key}");
     }
+}
+
+/// `exalate.node.errors` in every outcome (see `common::cmonitor`): the
+/// count over Basic and Bearer, each failure's exact message, no secret in
+/// any output; discovery says which nodes have the endpoint.
+#[test]
+fn node_errors_in_every_outcome() {
+    let env = TestEnv::new("agent-t-node-errors");
+    let nodes = cmonitor_config(&env);
+    for (key, expected) in &nodes.cases {
+        let out = env.agent_test(key);
+        env.assert_no_secrets(&out);
+        for secret in [CMONITOR_PASSWORD, CMONITOR_TOKEN, CMONITOR_BASIC] {
+            assert!(!out.contains(secret), "{key}: {out}");
+        }
+        assert_eq!(&test_outcome(&out), expected, "{key}: {out}");
+        if expected.is_ok() {
+            assert_eq!(test_value(&out).0, 'u', "{out}");
+        }
+    }
+    // The endpoint got its own credential, never the node's JWT.
+    let basic = nodes.basic.requests();
+    assert!(!basic.is_empty());
+    for request in &basic {
+        assert_eq!(request.header("X-Exalate-Jwt"), None);
+    }
+    assert!(basic.iter().any(|r| r.header("Authorization")
+        == Some(format!("Basic {CMONITOR_BASIC}").as_str())
+        && r.auth_ok));
+    let (_, text) = test_value(&env.agent_test("exalate.discovery"));
+    let rows: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let flag = |node: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["{#NODE}"] == node)
+            .map(|r| r["{#CMONITOR}"].clone())
+    };
+    assert_eq!(flag("basic"), Some("1".into()), "{text}");
+    assert_eq!(flag("none"), Some("0".into()), "{text}");
 }
 
 #[test]
@@ -287,7 +327,7 @@ fn discovery_refuses_duplicate_empty_or_control_character_names() {
     assert_eq!(kind, 't');
     assert_eq!(
         rows,
-        r#"[{"{#NODE}":"demo","{#RELATION}":"A"},{"{#NODE}":"demo","{#RELATION}":"a"},{"{#NODE}":"demo","{#RELATION}":"B"}]"#
+        r#"[{"{#CMONITOR}":"0","{#NODE}":"demo","{#RELATION}":"A"},{"{#CMONITOR}":"0","{#NODE}":"demo","{#RELATION}":"a"},{"{#CMONITOR}":"0","{#NODE}":"demo","{#RELATION}":"B"}]"#
     );
 }
 

@@ -96,6 +96,24 @@ fn every_key_through_t_matches_the_module() {
     env.assert_no_secrets(&all);
 }
 
+/// `exalate.node.errors` in every outcome through agent 2: the same values
+/// and messages as the module's (`tests/agent.rs` checks those exactly).
+#[test]
+fn node_errors_in_every_outcome_match_the_module() {
+    let _shared = shared();
+    let env = TestEnv::new("agent2-t-node-errors");
+    let nodes = cmonitor_config(&env);
+    let keys: Vec<&str> = nodes.cases.iter().map(|(k, _)| k.as_str()).collect();
+    let plugin = each_key(&keys, |k| env.agent2_test(k));
+    for ((key, expected), out) in nodes.cases.iter().zip(&plugin) {
+        env.assert_no_secrets(out);
+        for secret in [CMONITOR_PASSWORD, CMONITOR_TOKEN, CMONITOR_BASIC] {
+            assert!(!out.contains(secret), "{key}: {out}");
+        }
+        assert_eq!(&test_outcome(out), expected, "{key}: agent 2 plugin");
+    }
+}
+
 #[test]
 fn daemon_over_tcp_matches_the_module_daemon() {
     let _shared = shared();
@@ -403,6 +421,7 @@ fn registration_run_answers_and_exits_at_once_on_terminate() {
             "exalate.relation.stats",
             "exalate.discovery",
             "exalate.node.ping",
+            "exalate.node.errors",
             "exalate.module.version"
         ]
     );

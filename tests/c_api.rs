@@ -29,8 +29,34 @@ fn committed_header_is_fresh() {
     )));
 }
 
-/// Nodes for every failure the C test provokes (see tests/c/capi_test.c).
-fn write_capi_config(env: &TestEnv) {
+/// Nodes for every failure the C test provokes (see tests/c/capi_test.c);
+/// gives the customer monitor endpoint of nodes `monitored` (4 errors) and
+/// `rejected` (a wrong password), to keep while the program runs.
+fn write_capi_config(env: &TestEnv) -> fake_exalate_node::FakeNode {
+    use fake_exalate_node::{Cmonitor, CmonitorAuth, FakeNode, NodeConfig};
+    add_secret(CMONITOR_PASSWORD);
+    add_secret(CMONITOR_BASIC);
+    let cmonitor = FakeNode::start(NodeConfig::default().with_cmonitor(Cmonitor::new(
+        CmonitorAuth::Basic {
+            user: "monitor".into(),
+            password: CMONITOR_PASSWORD.into(),
+        },
+        4,
+    )))
+    .unwrap();
+    write_file(&env.dir.join("cmonitor.password"), CMONITOR_PASSWORD, 0o600);
+    write_file(
+        &env.dir.join("wrong.password"),
+        "not-the-password-1234",
+        0o600,
+    );
+    let monitored = |file: &str| {
+        format!(
+            "cmonitor_url = \"{}{CMONITOR_PATH}\"\ncmonitor_user = \"monitor\"\ncmonitor_password_file = \"{}\"",
+            cmonitor.url(),
+            env.dir.join(file).display()
+        )
+    };
     let port = env.node.addr().port();
     let closed = free_port();
     let secret = env.dir.join("demo.secret");
@@ -53,9 +79,12 @@ fn write_capi_config(env: &TestEnv) {
         ),
         node("small", env.node.url(), "max_response_bytes = 600"),
         node("quick", env.node.url(), "timeout = 1"),
+        node("monitored", env.node.url(), &monitored("cmonitor.password")),
+        node("rejected", env.node.url(), &monitored("wrong.password")),
     ]
     .join("\n");
     env.write_config(&text);
+    cmonitor
 }
 
 fn compile(dir: &Path, source: &str, out: &str, flags: &[&str]) -> PathBuf {
@@ -94,7 +123,7 @@ fn compile(dir: &Path, source: &str, out: &str, flags: &[&str]) -> PathBuf {
 
 fn run_capi_test(name: &str, wrapper: &[&str], flags: &[&str]) -> String {
     let env = TestEnv::new(name);
-    write_capi_config(&env);
+    let _cmonitor = write_capi_config(&env);
     let exe = compile(&env.dir, "tests/c/capi_test.c", "capi_test", flags);
     let mut cmd = wrapped(wrapper, &exe);
     cmd.arg(&env.config_path);
@@ -105,6 +134,9 @@ fn run_capi_test(name: &str, wrapper: &[&str], flags: &[&str]) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     env.assert_no_secrets(&stdout);
+    for secret in [CMONITOR_PASSWORD, CMONITOR_BASIC] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
     let summary: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("SUMMARY") || l.contains("lost:") || l.contains("ERROR"))

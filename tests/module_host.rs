@@ -30,7 +30,7 @@ fn run_host(env: &TestEnv, wrapper: &[&str], calls: &[&str]) -> (String, String)
     (stdout, stderr)
 }
 
-const CALLS: [&str; 9] = [
+const CALLS: [&str; 10] = [
     "--list",
     // Room for a value under valgrind on a busy machine (3 s by default).
     "--agent-timeout=8",
@@ -41,6 +41,7 @@ const CALLS: [&str; 9] = [
     "exalate.module.version",
     "exalate.queue.count|demo|Gone|syncrequests",
     "exalate.queue.count|demo|AllContent",
+    "exalate.node.errors|demo",
 ];
 
 fn check_lines(stdout: &str) {
@@ -58,6 +59,7 @@ fn check_lines(stdout: &str) {
             "ITEM exalate.relation.stats flags=3 test_param=,AllContent",
             "ITEM exalate.discovery flags=2 test_param=(null)",
             "ITEM exalate.node.ping flags=3 test_param=",
+            "ITEM exalate.node.errors flags=3 test_param=",
             "ITEM exalate.module.version flags=2 test_param=(null)",
         ]
     );
@@ -74,7 +76,7 @@ fn check_lines(stdout: &str) {
         results[2]
     );
     assert!(
-        results[3].starts_with("OK t [{\"{#NODE}\":\"demo\""),
+        results[3].starts_with("OK t [{\"{#CMONITOR}\":\"0\",\"{#NODE}\":\"demo\""),
         "{}",
         results[3]
     );
@@ -82,7 +84,14 @@ fn check_lines(stdout: &str) {
     assert!(results[5]
         .starts_with("FAIL node 'demo', relation 'Gone', queue syncrequests: relation not found"));
     assert!(results[6].starts_with("FAIL wrong number of parameters"));
-    assert_eq!(results.len(), 7);
+    assert!(
+        results[7].starts_with(
+            "FAIL node 'demo': no customer monitor endpoint configured (cmonitor_url)"
+        ),
+        "{}",
+        results[7]
+    );
+    assert_eq!(results.len(), 8);
 }
 
 #[test]

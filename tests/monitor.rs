@@ -212,6 +212,19 @@ fn counting_200k_entries_keeps_memory_flat() {
     for queue in ["syncrequests", "errorresponses"] {
         let small = peak_above_start(20_000, queue);
         let large = peak_above_start(200_000, queue);
+        // The same pass found the oldest event of the 200k (what stats reports).
+        let stats: serde_json::Value =
+            serde_json::from_str(&monitor.relation_stats("demo", "Bulk").unwrap()).unwrap();
+        // Entry 0 holds the smallest id; rendered alone, it tells which.
+        let first_id = |q: &str| {
+            let one = RelationData::with_counts([1, 0, 0, 0, 1, 0]);
+            let queue = fake_exalate_node::Queue::ALL[QUEUES.iter().position(|n| *n == q).unwrap()];
+            let text = fake_exalate_node::queue_body("Bulk", &one, queue);
+            serde_json::from_slice::<serde_json::Value>(&text).unwrap()[0]["syncEventId"]
+                .as_u64()
+                .unwrap()
+        };
+        assert_eq!(stats["oldest_event_id"][queue], first_id(queue), "{stats}");
         // The 200k answer is 49 to 135 MB; what counting holds must not grow
         // with it (the first 256 KiB of entries, buffers).
         assert!(
@@ -223,6 +236,151 @@ fn counting_200k_entries_keeps_memory_flat() {
             "{queue}: 20k entries peaked at {small} bytes, 200k at {large}"
         );
     }
+}
+
+/// `oldest_event_id` in stats is per queue the smallest `syncEventId` that
+/// `queue.get` shows, 0 for an empty queue.
+#[test]
+fn stats_give_the_oldest_event_of_each_queue() {
+    let env = TestEnv::new("monitor-oldest");
+    let monitor = monitor_with(&env, &["cache_ttl = 600"]);
+    let stats: serde_json::Value =
+        serde_json::from_str(&monitor.relation_stats("demo", "AllContent").unwrap()).unwrap();
+    let oldest = stats["oldest_event_id"].as_object().unwrap();
+    let mut queues = QUEUES.to_vec();
+    queues.sort();
+    assert_eq!(oldest.keys().collect::<Vec<_>>(), queues, "{stats}");
+    for queue in QUEUES {
+        let text = monitor.queue_get("demo", "AllContent", queue).unwrap();
+        let entries: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let min = entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["syncEventId"].as_u64())
+            .min()
+            .unwrap_or(0);
+        assert_eq!(oldest[queue], min, "{queue}: {stats}");
+    }
+    assert_eq!(oldest["blobresponses"], 0, "empty: {stats}");
+    assert_ne!(oldest["syncrequests"], 0, "{stats}");
+}
+
+/// A queue whose oldest entry stays while newer ones come and go keeps its
+/// `oldest_event_id`; one that drains at the same length moves it on.
+#[test]
+fn a_stuck_oldest_event_keeps_its_id_a_draining_queue_moves_on() {
+    use fake_exalate_node::Motion;
+    let env = TestEnv::new("monitor-motion");
+    let every = Duration::from_millis(100);
+    let relation = |motion| RelationData::with_counts([5, 0, 0, 0, 0, 0]).with_motion(motion);
+    env.node
+        .add_relation("Stuck", relation(Motion::StuckOldest { every }));
+    env.node
+        .add_relation("Draining", relation(Motion::Draining { every }));
+    let monitor = monitor_with(&env, &["cache_ttl = 0"]);
+    let ids = |relation: &str| {
+        let text = monitor.queue_get("demo", relation, "syncrequests").unwrap();
+        let entries: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let ids: Vec<u64> = entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["syncEventId"].as_u64().unwrap())
+            .collect();
+        let stats: serde_json::Value =
+            serde_json::from_str(&monitor.relation_stats("demo", relation).unwrap()).unwrap();
+        (
+            stats["oldest_event_id"]["syncrequests"].as_u64().unwrap(),
+            ids,
+        )
+    };
+    let (stuck_oldest, stuck_ids) = ids("Stuck");
+    let (draining_oldest, _) = ids("Draining");
+    // Asked until the newest entries have moved on (motion is the node's clock).
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (oldest, now) = ids("Stuck");
+        assert_eq!(
+            oldest, stuck_oldest,
+            "the stuck event stays the oldest: {now:?}"
+        );
+        assert_eq!(now.len(), 5);
+        if now.iter().max() > stuck_ids.iter().max() {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the stuck queue never moved: {now:?}"
+        );
+    }
+    loop {
+        let (oldest, now) = ids("Draining");
+        assert_eq!(now.len(), 5, "the same length");
+        if oldest != draining_oldest {
+            assert!(oldest > draining_oldest, "{oldest} after {draining_oldest}");
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the draining queue never moved: {now:?}"
+        );
+    }
+}
+
+/// `node_errors` over the endpoint's own credentials: the node's JWT is
+/// never sent there, each call asks anew (not cached), and a change of the
+/// count or of the password file is seen at the next call.
+#[test]
+fn node_errors_ask_the_endpoint_with_its_own_credentials_each_time() {
+    let env = TestEnv::new("monitor-node-errors");
+    let nodes = cmonitor_config(&env);
+    let monitor = Monitor::open(env.config_path.clone()).unwrap();
+    assert_eq!(monitor.node_errors("basic").unwrap(), 3);
+    assert!(nodes.basic.set_cmonitor_body(r#"{"numErrors":12}"#));
+    assert_eq!(monitor.node_errors("basic").unwrap(), 12);
+    let requests = nodes.basic.requests();
+    assert_eq!(requests.len(), 2, "not cached");
+    for r in &requests {
+        assert_eq!(
+            r.raw_path,
+            format!("{}{CMONITOR_PATH}", nodes.basic.base_path())
+        );
+        assert_eq!(
+            r.header("Authorization"),
+            Some(format!("Basic {CMONITOR_BASIC}").as_str())
+        );
+        assert_eq!(r.header("X-Exalate-Jwt"), None);
+        assert!(r.auth_ok);
+    }
+    assert_eq!(monitor.node_errors("bearer").unwrap(), 0);
+    assert_eq!(
+        nodes.bearer.requests()[0].header("Authorization"),
+        Some(format!("Bearer {CMONITOR_TOKEN}").as_str())
+    );
+    // A password changed in its file takes effect at once.
+    write_file(
+        &env.dir.join("cmonitor.password"),
+        "changed-password-77",
+        0o640,
+    );
+    let e = monitor.node_errors("basic").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AuthRejected, "{e}");
+    // Kinds for the C API and triggers.
+    let kind = |node: &str| monitor.node_errors(node).unwrap_err().kind();
+    assert_eq!(kind("forbidden"), ErrorKind::NotAuthenticated);
+    assert_eq!(kind("malformed"), ErrorKind::BadResponse);
+    assert_eq!(kind("string"), ErrorKind::BadResponse);
+    assert_eq!(kind("refused"), ErrorKind::ConnectionFailed);
+    assert_eq!(kind("open"), ErrorKind::Config);
+    assert_eq!(kind("none"), ErrorKind::Config);
+    let started = Instant::now();
+    assert_eq!(kind("slow"), ErrorKind::Timeout);
+    assert!(
+        started.elapsed() < Duration::from_millis(3500),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// The peak of this thread's heap while `f` runs, above where it started.

@@ -16,7 +16,7 @@ pub mod common;
 #[path = "template/generate.rs"]
 mod generate;
 
-use common::TestEnv;
+use common::{add_secret, write_file, TestEnv, CMONITOR_PATH, CMONITOR_TOKEN};
 use exalate_zabbix::agentd::{zbx_module_item_list, CF_HAVEPARAMS};
 use exalate_zabbix::items::{self, Item};
 use exalate_zabbix::Monitor;
@@ -242,6 +242,26 @@ fn the_module_item_table_matches_the_item_enum() {
 fn every_polled_key_is_served_by_the_module() {
     let table = module_item_table();
     let env = TestEnv::new("template-keys");
+    // Node demo has a customer monitor endpoint: exalate.node.errors answers.
+    let cmonitor = fake_exalate_node::FakeNode::start(
+        fake_exalate_node::NodeConfig::default().with_cmonitor(fake_exalate_node::Cmonitor::new(
+            fake_exalate_node::CmonitorAuth::Bearer(CMONITOR_TOKEN.into()),
+            2,
+        )),
+    )
+    .unwrap();
+    add_secret(CMONITOR_TOKEN);
+    write_file(&env.dir.join("cmonitor.token"), CMONITOR_TOKEN, 0o600);
+    env.write_config(&env.node_section(
+        "demo",
+        &[
+            &format!("cmonitor_url = \"{}{CMONITOR_PATH}\"", cmonitor.url()),
+            &format!(
+                "cmonitor_token_file = \"{}\"",
+                env.dir.join("cmonitor.token").display()
+            ),
+        ],
+    ));
     let monitor = Monitor::new_lazy(env.config_path.clone());
     for (version, export) in exports() {
         for name in [TEMPLATE_NAME, ACTIVE_TEMPLATE_NAME] {
@@ -322,15 +342,35 @@ fn every_jsonpath_names_a_field_of_relation_stats() {
                 .collect();
             assert_eq!(jsonpaths.len(), 1, "{key}: one JSONPath step");
             assert_eq!(text(&steps[0], "type"), "JSONPATH", "{key}: JSONPath first");
-            let field = jsonpaths[0]
-                .strip_prefix("$.")
-                .unwrap_or_else(|| panic!("{key}: JSONPath {} is not $.field", jsonpaths[0]));
+            let path = jsonpaths[0].strip_prefix("$.").unwrap_or_else(|| {
+                panic!("{key}: JSONPath {} is not $.field[.field]", jsonpaths[0])
+            });
+            // `$.field` or, inside an object such as oldest_event_id, `$.field.queue`.
+            let (field, inner) = match path.split_once('.') {
+                Some((field, inner)) => (field, Some(inner)),
+                None => (path, None),
+            };
             let value = fields.get(field).unwrap_or_else(|| {
                 panic!(
                     "{key}: exalate.relation.stats has no {field}; it has {:?}",
                     fields.keys()
                 )
             });
+            let value = match inner {
+                None => value,
+                Some(inner) => {
+                    // The queue the key names is the one the path reads.
+                    let (_, params) = parse_key(key);
+                    assert_eq!(
+                        params.as_ref().and_then(|p| p.last()).map(String::as_str),
+                        Some(inner),
+                        "{key}: reads {path}"
+                    );
+                    value.get(inner).unwrap_or_else(|| {
+                        panic!("{key}: exalate.relation.stats has no {path}: {value}")
+                    })
+                }
+            };
             // Numbers go to numeric items, the reasons object to a text item.
             let value_type = item
                 .get("value_type")
@@ -346,6 +386,102 @@ fn every_jsonpath_names_a_field_of_relation_stats() {
             used,
             fields.keys().cloned().collect::<BTreeSet<_>>(),
             "{version}: every field of exalate.relation.stats has its dependent item"
+        );
+    }
+}
+
+/// `exalate.node.errors` exists only where discovery says the node has a
+/// customer monitor endpoint: its rule keeps rows with `{#CMONITOR}` 1
+/// (a user without the endpoint never sees an unsupported item), with the
+/// node filters of the other rules, one row per node.
+#[test]
+fn node_errors_only_where_the_node_has_the_endpoint() {
+    for (version, export) in exports() {
+        for name in [TEMPLATE_NAME, ACTIVE_TEMPLATE_NAME] {
+            let template = template_named(&export, name);
+            let rules: Vec<&Value> = list(template, "discovery_rules")
+                .iter()
+                .filter(|r| {
+                    list(r, "item_prototypes")
+                        .iter()
+                        .any(|i| parse_key(text(i, "key")).0 == "exalate.node.errors")
+                })
+                .collect();
+            assert_eq!(rules.len(), 1, "{version} {name}: one rule has node.errors");
+            let rule = rules[0];
+            assert_eq!(text(&rule["master_item"], "key"), "exalate.discovery");
+            let conditions = list(&rule["filter"], "conditions");
+            assert!(
+                conditions.iter().any(|c| text(c, "macro") == "{#CMONITOR}"
+                    && text(c, "value") == "^1$"
+                    && c.get("operator").is_none()),
+                "{version} {name}: filter on {{#CMONITOR}}: {conditions:?}"
+            );
+            assert_eq!(text(&rule["filter"], "evaltype"), "AND");
+            for m in [
+                "{$EXALATE.LLD.FILTER.NODE.MATCHES}",
+                "{$EXALATE.LLD.FILTER.NODE.NOT_MATCHES}",
+            ] {
+                assert!(conditions.iter().any(|c| text(c, "value") == m), "{m}");
+            }
+            let script = list(&list(rule, "preprocessing")[0], "parameters")[0]
+                .as_str()
+                .unwrap();
+            assert!(script.contains("seen[node]") && script.contains("{#CMONITOR}"));
+            // Nowhere else.
+            for (other, item) in all_items(template) {
+                if parse_key(text(item, "key")).0 == "exalate.node.errors" {
+                    assert_eq!(other.map(|r| text(r, "key")), Some(text(rule, "key")));
+                }
+            }
+        }
+    }
+}
+
+/// The stuck triggers: one per waiting queue, on its oldest event, firing
+/// only on a whole window of one event with data now, the queue not empty.
+#[test]
+fn stuck_triggers_need_a_whole_window_of_one_event() {
+    for (version, export) in exports() {
+        let template = the_template(&export);
+        let mut queues = BTreeSet::new();
+        for (_, item) in all_items(template) {
+            let (key_name, params) = parse_key(text(item, "key"));
+            if key_name != "exalate.relation.oldest" {
+                continue;
+            }
+            let queue = params.unwrap()[2].clone();
+            let triggers = list(item, "trigger_prototypes");
+            assert_eq!(triggers.len(), 1, "{version}: {queue}");
+            let expression = text(&triggers[0], "expression");
+            let window = "{$EXALATE.QUEUE.STUCK.TIME:\"{#RELATION}\"}";
+            for part in [
+                format!("#1:now-{window})=last("),
+                format!("min(/{TEMPLATE_NAME}/exalate.relation.oldest[{{#NODE}},{{#RELATION}},{queue}],{window})=max("),
+                format!("last(/{TEMPLATE_NAME}/exalate.relation.queue[{{#NODE}},{{#RELATION}},{queue}])>0"),
+                "*{$EXALATE.STATS.INTERVAL}>=".to_string(),
+                "nodata(".to_string(),
+            ] {
+                assert!(expression.contains(&part), "{version} {queue}: {part} in {expression}");
+            }
+            let event_name = text(&triggers[0], "event_name");
+            assert!(
+                event_name.contains("{ITEM.VALUE1}") && event_name.contains(window),
+                "{event_name}"
+            );
+            queues.insert(queue);
+        }
+        assert_eq!(
+            queues,
+            [
+                "blobrequests",
+                "blobresponses",
+                "syncrequests",
+                "syncresponses"
+            ]
+            .map(String::from)
+            .into(),
+            "{version}: the four waiting queues"
         );
     }
 }
@@ -401,6 +537,7 @@ fn references_resolve(template: &Value, name: &str) {
         let rule_name = rule.map_or("template", |r| text(r, "name"));
         let lld_macros: BTreeSet<&str> = match rule.map(|r| text(r, "key")) {
             Some("exalate.nodes.discovery") => ["{#NODE}"].into(),
+            Some("exalate.nodes.errors.discovery") => ["{#NODE}", "{#CMONITOR}"].into(),
             Some(_) => ["{#NODE}", "{#RELATION}"].into(),
             None => BTreeSet::new(),
         };

@@ -1,8 +1,8 @@
 //! Queue response parsing (`read_queue`) on arbitrary bodies, checked
 //! against serde_json's own parse: no panic, no stack overflow; a success
 //! means the body is a JSON array of objects within max_bytes, with the same
-//! count, reasons and (payload-free) entries; a body serde_json reads as such
-//! an array (not too deep) must succeed.
+//! count, reasons, oldest event and (payload-free) entries; a body
+//! serde_json reads as such an array (not too deep) must succeed.
 //!
 //! Input: byte 0 picks the queue (mod 6), the keep mode (bit 3) and a small
 //! max_bytes (bit 4); the rest is the body.
@@ -68,6 +68,14 @@ fuzz_target!(|data: &[u8]| {
             let entries =
                 reference.expect("accepted what serde_json does not read as an array of objects");
             assert_eq!(snapshot.count, entries.len() as u64);
+            // The oldest event: the smallest syncEventId that is a u64 (serde_json
+            // keeps the last of duplicate keys, as the parser does), 0 when none.
+            let oldest = entries
+                .iter()
+                .filter_map(|e| e.get("syncEventId").and_then(Value::as_u64))
+                .min()
+                .unwrap_or(0);
+            assert_eq!(snapshot.oldest_event_id, oldest);
             if let Some(field) = queue.reason_field() {
                 let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
                 for e in &entries {

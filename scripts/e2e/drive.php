@@ -12,7 +12,11 @@
 //            "timeout after 3 s" at 3 s), the active agent's availability
 //            (from "Zabbix agent active", linked beside ours),
 //            the dashboard as the API and the widgets' own view serve it;
-//   calm     errors cleared and queues drained: the problems resolve;
+//            a stuck oldest event (not a queue that drains at the same
+//            length) and the node's errors (its customer monitor) fire;
+//            no errors item for a node without cmonitor_url;
+//   calm     errors cleared and queues drained, the stuck event leaves,
+//            the node's errors go to 0: the problems resolve;
 //   stopped  the node is gone: its unreachable trigger fires.
 // usage: php drive.php RUN/drive.json PHASE
 
@@ -33,7 +37,28 @@ const BUSY = [
 	'Service Desk' => [40, 0, 1, 0, 0, 0],
 	'Jira Cloud/EU' => [1, 0, 0, 1, 1, 0],
 	'Bücher & Söhne' => [0, 2, 0, 0, 0, 0],
+	// The oldest entry stays while the others move on every 10 s (run.sh).
+	'Stuck' => [5, 0, 0, 0, 0, 0],
+	// Every entry moves on every 10 s, five at all times.
+	'Drains' => [5, 0, 0, 0, 0, 0],
 ];
+// What it serves once calm: all drained, but Stuck and Drains, which move on.
+const CALM = [
+	'AllContent' => [0, 0, 0, 0, 0, 0],
+	'Service Desk' => [0, 0, 0, 0, 0, 0],
+	'Jira Cloud/EU' => [0, 0, 0, 0, 0, 0],
+	'Bücher & Söhne' => [0, 0, 0, 0, 0, 0],
+	'Stuck' => [5, 0, 0, 0, 0, 0],
+	'Drains' => [5, 0, 0, 0, 0, 0],
+];
+// The four waiting queues, each with its oldest event item and stuck trigger
+// ("Oldest <what> is stuck").
+const WAITING = ['syncrequests', 'blobrequests', 'syncresponses', 'blobresponses'];
+const WAITING_WHAT = ['sync request', 'attachment request', 'sync response', 'attachment response'];
+// The stuck event of relation Stuck: entry 0 of its sync requests (syncEventId 4 + index).
+const STUCK_EVENT = '4';
+// numErrors of node demo's customer monitor while busy (run.sh), then 0.
+const NODE_ERRORS_BUSY = '3';
 // The fake node's default reason cycles (tests/fixtures/fake-exalate-node).
 const ERROR_REASONS = ['NO_ISSUE_TO_CONNECT_TO', 'ISSUE_NOT_FOUND'];
 const BLOB_ERROR_REASONS = ['CHECKSUM_MISMATCH', 'BLOB_NOT_FOUND'];
@@ -47,6 +72,9 @@ const HOST_MACROS = [
 	'{$EXALATE.ERRORS.HEARTBEAT}' => '10s',
 	'{$EXALATE.QUEUE.MAX.TIME}' => '10s',
 	'{$EXALATE.QUEUE.MAX:"Service Desk"}' => '5',
+	// The same event the oldest for a minute is stuck (the default is 30m).
+	'{$EXALATE.QUEUE.STUCK.TIME}' => '1m',
+	'{$EXALATE.NODE.ERRORS.INTERVAL}' => '5s',
 ];
 // 7.0: the slow node (answers in 4 s) only on this host; its relation Hasty
 // gets the item timeout 3 s, Patient keeps the template's 10 s.
@@ -62,6 +90,9 @@ function v70(): bool {
 /** The trigger names as the frontend shows them. */
 function relation_trigger(string $relation, string $problem, string $node = 'demo'): string {
 	return "Exalate: Relation [$node/$relation]: $problem";
+}
+function node_errors_trigger(string $node): string {
+	return "Exalate: Node [$node]: Errors on the node";
 }
 function node_trigger(string $node): string {
 	return "Exalate: Node [$node]: Unreachable or rejecting the credentials";
@@ -215,6 +246,16 @@ function value_errors(array $items, string $host, array $counts, string $node = 
 			$expect(zkey('exalate.relation.queue', [$node, $relation, $queue]),
 				fn($v) => $v === (string) $c[$i], (string) $c[$i]);
 		}
+		// The oldest event of each waiting queue: an id while it holds entries, else 0.
+		foreach (WAITING as $i => $queue) {
+			$key = zkey('exalate.relation.oldest', [$node, $relation, $queue]);
+			if ($relation === 'Stuck' && $queue === 'syncrequests' && $GLOBALS['phase'] === 'busy') {
+				$expect($key, fn($v) => $v === STUCK_EVENT, STUCK_EVENT);
+			}
+			else {
+				$expect($key, fn($v) => ($v === '0') === ($c[$i] === 0) && ctype_digit($v), $c[$i] === 0 ? '0' : 'an event id');
+			}
+		}
 		$reasons = [];
 		for ($i = 0; $i < $c[4]; $i++) {
 			$reasons[ERROR_REASONS[$i % 2]] = ($reasons[ERROR_REASONS[$i % 2]] ?? 0) + 1;
@@ -297,6 +338,7 @@ function check_failures(array $by_host): array {
 			}
 		}
 		$want_values = ['exalate.node.ping[demo]' => '1', 'exalate.node.ping[down]' => '0',
+			'exalate.node.errors[demo]' => NODE_ERRORS_BUSY,
 			'exalate.module.version' => $GLOBALS['cfg']['module_version']];
 		if (v70() && $host === SLOW_HOST) {
 			$want_values['exalate.node.ping[slow]'] = '1';
@@ -320,6 +362,7 @@ function check_failures(array $by_host): array {
 function secret_leaks(array $by_host): array {
 	global $cfg;
 	$secret = trim(file_get_contents($cfg['secret_file']));
+	$cmonitor_token = trim(file_get_contents($cfg['cmonitor_token_file']));
 	$texts = [];
 	foreach ($by_host as $host => $items) {
 		foreach ($items as $key => $item) {
@@ -331,7 +374,8 @@ function secret_leaks(array $by_host): array {
 	}
 	$leaks = [];
 	foreach ($texts as $where => $text) {
-		if (str_contains($text, $secret) || preg_match('/eyJ[\w-]{8,}\.[\w-]{8,}/', $text)) {
+		if (str_contains($text, $secret) || str_contains($text, $cmonitor_token)
+				|| preg_match('/eyJ[\w-]{8,}\.[\w-]{8,}/', $text)) {
 			$leaks[] = "$where holds the secret or a token";
 		}
 	}
@@ -621,8 +665,13 @@ switch ($phase) {
 						isset($items[$key]) || $wrong[] = "$host: no $key";
 					}
 				}
-				foreach (['exalate.node.ping[demo]', 'exalate.node.ping[down]', 'exalate.relation.stats[down,AllContent]'] as $key) {
+				foreach (['exalate.node.ping[demo]', 'exalate.node.ping[down]', 'exalate.relation.stats[down,AllContent]',
+						'exalate.node.errors[demo]'] as $key) {
 					isset($items[$key]) || $wrong[] = "$host: no $key";
+				}
+				// Only nodes with a customer monitor endpoint ({#CMONITOR} 1) get the errors item.
+				foreach (['exalate.node.errors[down]', 'exalate.node.errors[slow]'] as $key) {
+					isset($items[$key]) && $wrong[] = "$host: $key, though that node has no cmonitor_url";
 				}
 				if (v70()) {
 					// The slow node only where the filter macro lets it in.
@@ -660,13 +709,36 @@ switch ($phase) {
 					.($item['state'] == 0 ? "supported, syncrequests ".$items["exalate.relation.queue[slow,$relation,syncrequests]"]['lastvalue'] : "unsupported: {$item['error']}"));
 			}
 		}
-		until(120, 'problems of a busy node: errors pending, a backlog over its macro', expect_firing($state, [
-			relation_trigger('AllContent', 'Attachment errors are pending'),
-			relation_trigger('AllContent', 'Sync errors are pending'),
-			relation_trigger('Jira Cloud/EU', 'Sync errors are pending'),
-			relation_trigger('Service Desk', 'Too many sync requests queued'),
-			node_trigger('down'),
-		]));
+		// Stuck: every waiting queue that holds entries and does not move (the
+		// busy node's are still, and Stuck's oldest stays), not Drains.
+		$stuck = [];
+		foreach (BUSY as $relation => $c) {
+			foreach (WAITING as $i => $queue) {
+				if ($c[$i] > 0 && $relation !== 'Drains') {
+					$stuck[] = relation_trigger($relation, 'Oldest '.WAITING_WHAT[$i].' is stuck');
+				}
+			}
+		}
+		until(150, 'problems of a busy node: errors pending, a backlog over its macro, stuck events, the node\'s errors',
+			expect_firing($state, array_merge($stuck, [
+				relation_trigger('AllContent', 'Attachment errors are pending'),
+				relation_trigger('AllContent', 'Sync errors are pending'),
+				relation_trigger('Jira Cloud/EU', 'Sync errors are pending'),
+				relation_trigger('Service Desk', 'Too many sync requests queued'),
+				node_errors_trigger('demo'),
+				node_trigger('down'),
+			])));
+		say('stuck: '.count($stuck).' still queues and the oldest sync request of "Stuck" fired; "Drains", as long and as full, did not');
+		// The problem's name: the event's id and the time.
+		$want_name = 'Exalate: Relation [demo/Stuck]: Sync request event '.STUCK_EVENT.' stuck, the oldest for over 1m';
+		$want_errors = 'Exalate: Node [demo]: '.NODE_ERRORS_BUSY.' errors on the node (over 0)';
+		foreach ($state['hostids'] as $host => $hostid) {
+			$names = array_column(api('problem.get', ['hostids' => [$hostid], 'output' => ['name']]), 'name');
+			foreach ([$want_name, $want_errors] as $want) {
+				in_array($want, $names, true) || fail("$host: no problem \"$want\"; problems: ".json_encode($names, JSON_UNESCAPED_UNICODE));
+			}
+		}
+		say("problem names: \"$want_name\", \"$want_errors\"");
 		$leaks = secret_leaks(items_by_host($state));
 		$leaks === [] || fail(implode("\n", $leaks));
 		say('no secret or token in any value, error or log');
@@ -680,11 +752,13 @@ switch ($phase) {
 		until(180, 'values after the node cleared its errors and drained its queues', function () use ($state) {
 			$wrong = [];
 			foreach (items_by_host($state) as $host => $items) {
-				$wrong = array_merge($wrong, value_errors($items, $host, array_map(fn() => [0, 0, 0, 0, 0, 0], BUSY)));
+				$wrong = array_merge($wrong, value_errors($items, $host, CALM));
+				$errors = $items['exalate.node.errors[demo]']['lastvalue'] ?? null;
+				$errors === '0' || $wrong[] = "$host: exalate.node.errors[demo] is ".var_export($errors, true).', want 0';
 			}
 			return $wrong;
 		});
-		until(120, 'the problems resolved', expect_firing($state, [node_trigger('down')]));
+		until(120, 'the problems resolved (the stuck event left, the node\'s errors gone)', expect_firing($state, [node_trigger('down')]));
 		break;
 
 	case 'stopped':

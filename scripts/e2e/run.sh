@@ -304,24 +304,39 @@ secret_file=$run/demo.secret
 head -c 24 /dev/urandom | base64 >"$secret_file"
 chmod 0600 "$secret_file"
 node_args=(--base-path /jira --secret-file "$secret_file")
+# Stuck: five sync requests whose oldest stays while the newer ones move on
+# every 10 s; Drains: five that all move on (a queue that drains at the same
+# length). Calm: both drain, so the stuck event leaves.
 busy_relations=(--relation "AllContent=3,1,2,0,2,1" --relation "Service Desk=40,0,1,0,0,0"
-  --relation "Jira Cloud/EU=1,0,0,1,1,0" --relation "Bücher & Söhne=0,2,0,0,0,0")
+  --relation "Jira Cloud/EU=1,0,0,1,1,0" --relation "Bücher & Söhne=0,2,0,0,0,0"
+  --relation "Stuck=5,0,0,0,0,0" --motion "Stuck=stuck:10000"
+  --relation "Drains=5,0,0,0,0,0" --motion "Drains=draining:10000"
+  --cmonitor-errors 3)
 calm_relations=(--relation "AllContent=0,0,0,0,0,0" --relation "Service Desk=0,0,0,0,0,0"
-  --relation "Jira Cloud/EU=0,0,0,0,0,0" --relation "Bücher & Söhne=0,0,0,0,0,0")
+  --relation "Jira Cloud/EU=0,0,0,0,0,0" --relation "Bücher & Söhne=0,0,0,0,0,0"
+  --relation "Stuck=5,0,0,0,0,0" --motion "Stuck=draining:10000"
+  --relation "Drains=5,0,0,0,0,0" --motion "Drains=draining:10000"
+  --cmonitor-errors 0)
+# The customer monitor endpoint of node demo, with its own bearer token.
+cmonitor_token_file=$run/cmonitor.token
+printf 'cmonitor-%s\n' "$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" >"$cmonitor_token_file"
+chmod 0600 "$cmonitor_token_file"
 node_port=$(free_port)
 start_node() {
-  start node "$fake_node" --listen "127.0.0.1:$node_port" "${node_args[@]}" "$@"
+  start node "$fake_node" --listen "127.0.0.1:$node_port" "${node_args[@]}" \
+    --cmonitor-token-file "$cmonitor_token_file" "$@"
   wait_for "the fake node on $node_port" 30 listening "$node_port"
 }
 start_node "${busy_relations[@]}"
-# 7.0: a node answering in 4 s, its relations bounded by their item timeouts
+# 7.0: a node answering in 4 s (Patient's queue drains: no stuck event),
+# its relations bounded by their item timeouts
 # ({$EXALATE.TIMEOUT}: 10 s for Patient, the host's 3 s for Hasty), the
 # config's timeout well above both; discovered on host "Exalate agentd" only.
 slow_port=$(free_port)
 slow_node=""
 if [ "$zabbix" = 7.0 ]; then
   start slow "$fake_node" --listen "127.0.0.1:$slow_port" "${node_args[@]}" --delay-ms 4000 \
-    --relation "Patient=5,0,0,0,0,0" --relation "Hasty=7,0,0,0,0,0"
+    --relation "Patient=5,0,0,0,0,0" --motion "Patient=draining:10000" --relation "Hasty=7,0,0,0,0,0"
   wait_for "the slow fake node on $slow_port" 30 listening "$slow_port"
   slow_node="
 [nodes.slow]
@@ -340,8 +355,10 @@ cache_ttl = 1
 
 [nodes.demo]
 url = "http://127.0.0.1:$node_port/jira"
-relations = ["AllContent", "Service Desk", "Jira Cloud/EU", "Bücher & Söhne", "Gone"]
+relations = ["AllContent", "Service Desk", "Jira Cloud/EU", "Bücher & Söhne", "Gone", "Stuck", "Drains"]
 jwt_secret_file = "$secret_file"
+cmonitor_url = "http://127.0.0.1:$node_port/jira/rest/issuehub/4.0/cmonitor"
+cmonitor_token_file = "$cmonitor_token_file"
 
 [nodes.down]
 url = "http://127.0.0.1:$closed_port"
@@ -419,7 +436,8 @@ cat >"$run/drive.json" <<EOF
   "agent2_port": "$([ -n "$agent2_plugin" ] && echo "$agent2_port")",
   "chart": "$run/chart.png",
   "run": "$run",
-  "secret_file": "$secret_file"
+  "secret_file": "$secret_file",
+  "cmonitor_token_file": "$cmonitor_token_file"
 }
 EOF
 # 7.0: the root's PHP 8.4 runs the checks too (this machine needs no PHP).
@@ -444,7 +462,7 @@ if [ -n "${E2E_SCREENSHOT:-}" ]; then
     --virtual-time-budget=15000 --screenshot="$E2E_SCREENSHOT" "$url" >"$run/chromium.log" 2>&1
   log "dashboard screenshot: $E2E_SCREENSHOT"
 fi
-log "node changed: errors cleared, queues drained"
+log "node changed: errors cleared, queues drained, the stuck event leaves"
 stop node
 start_node "${calm_relations[@]}"
 drive calm

@@ -398,7 +398,7 @@ mod tests {
     /// The list the table gives is the one the module always handed over.
     #[test]
     fn item_list_comes_from_the_table() {
-        let expected: [(&CStr, c_uint, Option<&CStr>); 6] = [
+        let expected: [(&CStr, c_uint, Option<&CStr>); 7] = [
             (
                 c"exalate.queue.count",
                 CF_HAVEPARAMS,
@@ -416,6 +416,7 @@ mod tests {
             ),
             (c"exalate.discovery", 0, None),
             (c"exalate.node.ping", CF_HAVEPARAMS, Some(c"")),
+            (c"exalate.node.errors", CF_HAVEPARAMS, Some(c"")),
             (c"exalate.module.version", 0, None),
         ];
         let list = item_list();

@@ -43,6 +43,19 @@ struct RelationStats<'a> {
     errorresponses: u64,
     bloberrorresponses: u64,
     error_reasons: BTreeMap<&'a str, u64>,
+    oldest_event_id: OldestEventIds,
+}
+
+/// Per queue the smallest `syncEventId` present (0 when none), in the
+/// queues' order.
+#[derive(serde::Serialize)]
+struct OldestEventIds {
+    syncrequests: u64,
+    blobrequests: u64,
+    syncresponses: u64,
+    blobresponses: u64,
+    errorresponses: u64,
+    bloberrorresponses: u64,
 }
 
 impl Monitor {
@@ -126,7 +139,8 @@ impl Monitor {
             .map_err(|e| e.context(&place(&session, relation, Some(queue))))
     }
 
-    /// The six counts and the error reasons of a relation as one JSON object.
+    /// The six counts, the error reasons and per queue the oldest event's
+    /// id (`oldest_event_id`) of a relation as one JSON object.
     /// The six queues are asked at once, within one deadline.
     pub fn relation_stats(&self, node: &str, relation: &str) -> Result<String> {
         self.relation_stats_within(node, relation, ItemTiming::now(None))
@@ -151,6 +165,16 @@ impl Monitor {
             }
         }
         let [syncrequests, blobrequests, syncresponses, blobresponses, errorresponses, bloberrorresponses] =
+            [0, 1, 2, 3, 4, 5].map(|i| snapshots[i].oldest_event_id);
+        let oldest_event_id = OldestEventIds {
+            syncrequests,
+            blobrequests,
+            syncresponses,
+            blobresponses,
+            errorresponses,
+            bloberrorresponses,
+        };
+        let [syncrequests, blobrequests, syncresponses, blobresponses, errorresponses, bloberrorresponses] =
             [0, 1, 2, 3, 4, 5].map(|i| snapshots[i].count);
         let stats = RelationStats {
             syncrequests,
@@ -160,11 +184,13 @@ impl Monitor {
             errorresponses,
             bloberrorresponses,
             error_reasons,
+            oldest_event_id,
         };
         Ok(serde_json::to_string(&stats).expect("stats serialize"))
     }
 
-    /// Low-level discovery: every configured (node, relation) pair.
+    /// Low-level discovery: every configured (node, relation) pair, and
+    /// whether its node has a customer monitor endpoint (`{#CMONITOR}`).
     pub fn discovery(&self) -> Result<String> {
         let loaded = self.loaded_config()?;
         let pairs: Vec<serde_json::Value> = loaded
@@ -172,9 +198,10 @@ impl Monitor {
             .nodes
             .values()
             .flat_map(|n| {
-                n.relations
-                    .iter()
-                    .map(move |r| serde_json::json!({"{#NODE}": n.name, "{#RELATION}": r}))
+                let cmonitor = if n.cmonitor.is_some() { "1" } else { "0" };
+                n.relations.iter().map(move |r| {
+                    serde_json::json!({"{#NODE}": n.name, "{#RELATION}": r, "{#CMONITOR}": cmonitor})
+                })
             })
             .collect();
         Ok(serde_json::Value::Array(pairs).to_string())
@@ -204,6 +231,27 @@ impl Monitor {
             }
             Err(_) => Ok(false),
         }
+    }
+
+    /// `numErrors` from the node's customer monitor endpoint (`cmonitor_url`):
+    /// the errors Exalate counts on the node, those above single relations
+    /// included. A node without the endpoint fails with a message that says so.
+    pub fn node_errors(&self, node: &str) -> Result<u64> {
+        self.node_errors_within(node, ItemTiming::now(None))
+    }
+
+    /// [`Monitor::node_errors`] for an item that brings its own timeout.
+    pub(crate) fn node_errors_within(&self, node: &str, timing: ItemTiming) -> Result<u64> {
+        let loaded = self.loaded_config()?;
+        let session = loaded.session(node)?;
+        let deadline = self.deadline(&session, timing);
+        session.num_errors(deadline).map_err(|e| {
+            let place = format!("node {}", quoted(&session.config.name));
+            match e.kind() {
+                ErrorKind::Config if session.config.cmonitor.is_none() => e.context(&place),
+                _ => e.context(&format!("{place}, customer monitor")),
+            }
+        })
     }
 
     /// The configured node names and their relations.

@@ -4,6 +4,7 @@
 use super::cache::{Cache, Join, Waited};
 use super::watch::WatchedFile;
 use crate::auth::Credentials;
+use crate::cmonitor::{self, CmonitorCredentials};
 use crate::config::{Credential, NodeConfig};
 use crate::error::{body_excerpt, Error, ErrorKind, Redactor, Result};
 use crate::http::{encode_segment, HttpClient};
@@ -40,6 +41,19 @@ pub(crate) struct NodeSession {
     by_relation: HashMap<String, usize>,
     http: Mutex<HttpState>,
     pub(crate) cache: Cache,
+    /// The customer monitor endpoint, where the node has one.
+    cmonitor: Option<CmonitorSession>,
+}
+
+/// The customer monitor endpoint: its own client (its URL may be another
+/// host or scheme than the node's; proxy, ca_file and limits are the
+/// node's) and its own credentials. Not cached: one item per node asks it,
+/// for a few bytes, and each poll should see the node's count now.
+struct CmonitorSession {
+    /// The node's config with `url` = `cmonitor_url`, for its client.
+    client_config: NodeConfig,
+    credentials: CmonitorCredentials,
+    http: Mutex<HttpState>,
 }
 
 /// The client, rebuilt when it could not be built (a missing `ca_file` is
@@ -51,7 +65,7 @@ struct HttpState {
 }
 
 impl NodeSession {
-    pub(crate) fn new(config: NodeConfig) -> NodeSession {
+    pub(crate) fn new(mut config: NodeConfig) -> NodeSession {
         let mut distinct = vec![Credential {
             auth: config.auth.clone(),
             header: config.auth_header,
@@ -72,12 +86,115 @@ impl NodeSession {
             .map(|c| Credentials::new(c.auth, c.header))
             .collect();
         let cache = Cache::new(config.cache_ttl, config.cache_max_bytes);
+        // The relations (maybe many) are not the endpoint's: not copied.
+        let relations = std::mem::take(&mut config.relations);
+        let relation_auth = std::mem::take(&mut config.relation_auth);
+        let cmonitor = config.cmonitor.as_ref().map(|c| CmonitorSession {
+            client_config: NodeConfig {
+                url: c.url.clone(),
+                cmonitor: None,
+                ..config.clone()
+            },
+            credentials: CmonitorCredentials::new(c.auth.clone()),
+            http: Mutex::new(HttpState::default()),
+        });
+        config.relations = relations;
+        config.relation_auth = relation_auth;
         NodeSession {
             config,
             credentials,
             by_relation,
             http: Mutex::new(HttpState::default()),
             cache,
+            cmonitor,
+        }
+    }
+
+    /// `numErrors` of the node's customer monitor endpoint, asked now
+    /// within `deadline`. Errors name no place; the caller knows it.
+    pub(crate) fn num_errors(&self, deadline: Deadline) -> Result<u64> {
+        let Some(cmonitor) = &self.cmonitor else {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "no customer monitor endpoint configured (cmonitor_url): Exalate support enables it on request; set cmonitor_url and its credentials in the node's table",
+            ));
+        };
+        self.ask_cmonitor(cmonitor, deadline).map_err(|e| {
+            let e = if e.kind() == ErrorKind::Timeout {
+                timed_out(deadline)
+            } else {
+                e
+            };
+            let secrets = self.known_secrets();
+            e.redact(&secret::texts(&secrets))
+        })
+    }
+
+    fn ask_cmonitor(&self, cmonitor: &CmonitorSession, deadline: Deadline) -> Result<u64> {
+        let http = client(&cmonitor.http, &cmonitor.client_config)?;
+        let authorization = cmonitor.credentials.authorization()?;
+        let remaining = deadline.at.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(Error::new(ErrorKind::Timeout, "timed out"));
+        }
+        let url = &cmonitor.client_config.url;
+        let mut response = http.get(url, ("Authorization", authorization.as_str()), remaining)?;
+        drop(authorization);
+        let max = cmonitor::MAX_ANSWER_BYTES.min(self.config.max_response_bytes);
+        match response.status {
+            200 => {
+                let too_large = || {
+                    Error::new(
+                        ErrorKind::TooLarge,
+                        format!("response larger than {max} bytes, the most an answer {{\"numErrors\": N}} may be"),
+                    )
+                };
+                if response.content_length.is_some_and(|n| n > max) {
+                    return Err(too_large());
+                }
+                let mut body = Vec::new();
+                (&mut response.body)
+                    .take(max + 1)
+                    .read_to_end(&mut body)
+                    .map_err(|e| crate::error::io_error(&e))?;
+                if body.len() as u64 > max {
+                    return Err(too_large());
+                }
+                cmonitor::parse_num_errors(&body)
+            }
+            401 => Err(Error::new(
+                ErrorKind::AuthRejected,
+                format!(
+                    "credentials rejected (HTTP 401): {}",
+                    cmonitor.credentials.rejection_hint()
+                ),
+            )),
+            403 => Err(Error::new(
+                ErrorKind::NotAuthenticated,
+                format!(
+                    "not authenticated (HTTP 403): the endpoint took no credentials from the Authorization header; {}",
+                    cmonitor.credentials.rejection_hint()
+                ),
+            )),
+            404 => Err(Error::new(
+                ErrorKind::BadResponse,
+                format!(
+                    "no customer monitor endpoint at cmonitor_url (HTTP 404: {}): check the URL Exalate support gave",
+                    self.excerpt(&mut response.body)
+                ),
+            )),
+            status @ 500..=599 => Err(Error::new(
+                ErrorKind::NodeError,
+                format!("node error (HTTP {status}: {})", self.excerpt(&mut response.body)),
+            )),
+            status @ 300..=399 => Err(Error::new(
+                ErrorKind::BadResponse,
+                format!("unexpected redirect (HTTP {status}); redirects are not followed: check cmonitor_url"),
+            )),
+            status => Err(Error::new(
+                ErrorKind::BadResponse,
+                format!("unexpected HTTP status {status}: {}", self.excerpt(&mut response.body)),
+            )),
         }
     }
 
@@ -306,12 +423,18 @@ impl NodeSession {
     }
 
     /// The secrets and the tokens this node's credentials sent (every
-    /// relation's: a message about one never carries another's).
+    /// relation's: a message about one never carries another's), and those
+    /// of its customer monitor endpoint.
     pub(crate) fn known_secrets(&self) -> Vec<Secret> {
-        self.credentials
+        let mut known: Vec<Secret> = self
+            .credentials
             .iter()
             .flat_map(Credentials::known_secrets)
-            .collect()
+            .collect();
+        if let Some(cmonitor) = &self.cmonitor {
+            known.extend(cmonitor.credentials.known_secrets());
+        }
+        known
     }
 
     /// The credentials of requests about `relation`.
@@ -323,18 +446,7 @@ impl NodeSession {
     /// The node's client; a `ca_file` that changed (checked at most once a
     /// second) or that failed before is read again.
     fn http(&self) -> Result<Arc<HttpClient>> {
-        let mut state = lock(&self.http);
-        if let Some(ca_file) = &self.config.ca_file {
-            if state.ca_file.changed(ca_file) {
-                state.client = None;
-            }
-        }
-        if let Some(client) = &state.client {
-            return Ok(client.clone());
-        }
-        let client = Arc::new(HttpClient::new(&self.config)?);
-        state.client = Some(client.clone());
-        Ok(client)
+        client(&self.http, &self.config)
     }
 
     /// What a node answered never carries one of our secrets, a fragment of
@@ -358,6 +470,23 @@ impl NodeSession {
         }
         snapshot
     }
+}
+
+/// The client of `state` for `config`; a `ca_file` that changed (checked
+/// at most once a second) or that failed before is read again.
+fn client(state: &Mutex<HttpState>, config: &NodeConfig) -> Result<Arc<HttpClient>> {
+    let mut state = lock(state);
+    if let Some(ca_file) = &config.ca_file {
+        if state.ca_file.changed(ca_file) {
+            state.client = None;
+        }
+    }
+    if let Some(client) = &state.client {
+        return Ok(client.clone());
+    }
+    let client = Arc::new(HttpClient::new(config)?);
+    state.client = Some(client.clone());
+    Ok(client)
 }
 
 /// How an item whose deadline passed fails.

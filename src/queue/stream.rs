@@ -29,6 +29,8 @@ pub(crate) const MAX_REASONS: usize = 64;
 pub(crate) const MAX_REASON_BYTES: usize = 200;
 /// The entry field dropped from `queue.get` text.
 const PAYLOAD_FIELD: &str = "encodedPayload";
+/// The entry field that numbers its event: the smallest is the oldest.
+const EVENT_ID_FIELD: &str = "syncEventId";
 
 /// What one fetch of a queue tells.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -37,6 +39,9 @@ pub struct QueueSnapshot {
     pub count: u64,
     /// Error reason -> entries (error queues only).
     pub reasons: BTreeMap<String, u64>,
+    /// The smallest numeric `syncEventId` of the entries (the oldest event
+    /// still waiting); 0 when the queue is empty or no entry has one.
+    pub oldest_event_id: u64,
     /// The entries as a JSON array without `encodedPayload`, written while
     /// parsing; None when the answer was too large to keep (see [`KeepText`]).
     pub text: Option<Arc<String>>,
@@ -229,6 +234,7 @@ impl<'de> Visitor<'de> for QueueVisitor<'_> {
         let reason_field = self.queue.reason_field();
         let mut count = 0u64;
         let mut reasons = BTreeMap::new();
+        let mut oldest: Option<u64> = None;
         let mut text = Some(TextWriter::default());
         if let Some(out) = text.as_mut() {
             out.push(b'[');
@@ -251,11 +257,14 @@ impl<'de> Visitor<'de> for QueueVisitor<'_> {
                 out: text.as_mut(),
                 index: count,
             };
-            let Some(reason) = seq.next_element_seed(seed)? else {
+            let Some(entry) = seq.next_element_seed(seed)? else {
                 break;
             };
             count += 1;
-            if let Some(mut reason) = reason {
+            if let Some(id) = entry.event_id {
+                oldest = Some(oldest.map_or(id, |o| o.min(id)));
+            }
+            if let Some(mut reason) = entry.reason {
                 if let Some(clean) = self.redactor.and_then(|r| r.redact(&reason)) {
                     reason = clean;
                 }
@@ -269,6 +278,7 @@ impl<'de> Visitor<'de> for QueueVisitor<'_> {
         Ok(QueueSnapshot {
             count,
             reasons,
+            oldest_event_id: oldest.unwrap_or(0),
             text,
         })
     }
@@ -292,8 +302,16 @@ fn tally(reasons: &mut BTreeMap<String, u64>, mut reason: String) {
     }
 }
 
-/// One entry: gives its reason (error queues) and, with `out`, writes it
-/// there as JSON without `encodedPayload`.
+/// What the parser keeps of one entry: nothing of its size.
+struct EntryFacts {
+    /// Its error reason (error queues only).
+    reason: Option<String>,
+    /// Its `syncEventId`, when that is a non-negative integer.
+    event_id: Option<u64>,
+}
+
+/// One entry: gives its reason (error queues) and its `syncEventId` and,
+/// with `out`, writes it there as JSON without `encodedPayload`.
 struct EntrySeed<'a> {
     reason_field: Option<&'static str>,
     out: Option<&'a mut TextWriter>,
@@ -301,12 +319,12 @@ struct EntrySeed<'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
-    type Value = Option<String>;
+    type Value = EntryFacts;
     /// Called only when there is an entry: the place for its comma.
     fn deserialize<D: de::Deserializer<'de>>(
         mut self,
         d: D,
-    ) -> std::result::Result<Option<String>, D::Error> {
+    ) -> std::result::Result<EntryFacts, D::Error> {
         if let (Some(out), true) = (self.out.as_deref_mut(), self.index > 0) {
             out.push(b',');
         }
@@ -315,25 +333,29 @@ impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
 }
 
 impl<'de> Visitor<'de> for EntrySeed<'_> {
-    type Value = Option<String>;
+    type Value = EntryFacts;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "entry {} to be a JSON object", self.index)
     }
 
-    fn visit_map<A: MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<Option<String>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<EntryFacts, A::Error> {
         let mut reason = None;
+        let mut event_id = None;
         let mut out = self.out;
         if let Some(out) = out.as_deref_mut() {
             out.push(b'{');
         }
         let mut first = true;
         while let Some(key) = map.next_key::<String>()? {
-            let is_reason = self.reason_field == Some(key.as_str());
-            match out.as_deref_mut() {
+            let want = if self.reason_field == Some(key.as_str()) {
+                Want::Str
+            } else if key == EVENT_ID_FIELD {
+                Want::Id
+            } else {
+                Want::Nothing
+            };
+            let taken = match out.as_deref_mut() {
                 Some(out) if key != PAYLOAD_FIELD => {
                     if !first {
                         out.push(b',');
@@ -341,54 +363,77 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
                     first = false;
                     out.write_json_str(&key);
                     out.push(b':');
-                    let value = map.next_value_seed(StrippedWriter {
+                    map.next_value_seed(StrippedWriter {
                         out: Some(out),
-                        want_str: is_reason,
+                        want,
                         comma: false,
-                    })?;
-                    if is_reason {
-                        reason = Some(value);
-                    }
+                    })?
                 }
-                _ if is_reason => {
-                    reason = Some(map.next_value_seed(StrippedWriter {
-                        out: None,
-                        want_str: true,
-                        comma: false,
-                    })?);
-                }
+                _ if want != Want::Nothing => map.next_value_seed(StrippedWriter {
+                    out: None,
+                    want,
+                    comma: false,
+                })?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
+                    Taken::Nothing
                 }
+            };
+            match (want, taken) {
+                (Want::Str, Taken::Str(r)) => reason = Some(Some(r)),
+                (Want::Str, _) => reason = Some(None),
+                (Want::Id, Taken::Id(id)) => event_id = Some(id),
+                (Want::Id, _) => event_id = None,
+                _ => {}
             }
         }
         if let Some(out) = out {
             out.push(b'}');
         }
-        Ok(self.reason_field.map(|_| match reason.flatten() {
-            Some(r) if !r.is_empty() => r,
-            _ => UNKNOWN_REASON.to_string(),
-        }))
+        Ok(EntryFacts {
+            reason: self.reason_field.map(|_| match reason.flatten() {
+                Some(r) if !r.is_empty() => r,
+                _ => UNKNOWN_REASON.to_string(),
+            }),
+            event_id,
+        })
     }
+}
+
+/// What a [`StrippedWriter`] gives back of the value it wrote.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Nothing,
+    /// A string (an error reason).
+    Str,
+    /// A non-negative integer (a `syncEventId`).
+    Id,
+}
+
+/// The value a [`StrippedWriter`] was asked for, when it was of that kind.
+enum Taken {
+    Nothing,
+    Str(String),
+    Id(u64),
 }
 
 /// Writes any JSON value to `out` (when given) without any `encodedPayload`
 /// field at any depth, so the text never holds a payload even for a moment.
-/// Gives the value back when it is a string and `want_str` asks for it.
+/// Gives the value back when it is of the kind `want` asks for.
 struct StrippedWriter<'a> {
     out: Option<&'a mut TextWriter>,
-    want_str: bool,
+    want: Want,
     /// An array element after the first: its comma goes first.
     comma: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for StrippedWriter<'_> {
-    type Value = Option<String>;
+    type Value = Taken;
     /// Called only when there is a value: the place for its comma.
     fn deserialize<D: de::Deserializer<'de>>(
         mut self,
         d: D,
-    ) -> std::result::Result<Option<String>, D::Error> {
+    ) -> std::result::Result<Taken, D::Error> {
         if let (Some(out), true) = (self.out.as_deref_mut(), self.comma) {
             out.push(b',');
         }
@@ -398,58 +443,60 @@ impl<'de> DeserializeSeed<'de> for StrippedWriter<'_> {
 
 impl StrippedWriter<'_> {
     /// Writes a scalar as serde_json writes it, straight into the text.
-    fn json(self, v: &impl serde::Serialize) -> Option<String> {
+    fn json(self, v: &impl serde::Serialize) -> Taken {
         if let Some(out) = self.out {
             serde_json::to_writer(&mut *out, v).expect("writing to memory cannot fail");
         }
-        None
+        Taken::Nothing
     }
 }
 
 impl<'de> Visitor<'de> for StrippedWriter<'_> {
-    type Value = Option<String>;
+    type Value = Taken;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> std::result::Result<Option<String>, E> {
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Taken, E> {
         Ok(self.json(&v))
     }
-    fn visit_i64<E>(self, v: i64) -> std::result::Result<Option<String>, E> {
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Taken, E> {
         Ok(self.json(&v))
     }
-    fn visit_u64<E>(self, v: u64) -> std::result::Result<Option<String>, E> {
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Taken, E> {
+        let id = self.want == Want::Id;
+        let written = self.json(&v);
+        Ok(if id { Taken::Id(v) } else { written })
+    }
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Taken, E> {
         Ok(self.json(&v))
     }
-    fn visit_f64<E>(self, v: f64) -> std::result::Result<Option<String>, E> {
-        Ok(self.json(&v))
-    }
-    fn visit_str<E>(self, v: &str) -> std::result::Result<Option<String>, E> {
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Taken, E> {
         if let Some(out) = self.out {
             out.write_json_str(v);
         }
-        Ok(self.want_str.then(|| v.to_string()))
+        Ok(match self.want {
+            Want::Str => Taken::Str(v.to_string()),
+            _ => Taken::Nothing,
+        })
     }
-    fn visit_unit<E>(self) -> std::result::Result<Option<String>, E> {
+    fn visit_unit<E>(self) -> std::result::Result<Taken, E> {
         Ok(self.json(&()))
     }
-    fn visit_none<E>(self) -> std::result::Result<Option<String>, E> {
+    fn visit_none<E>(self) -> std::result::Result<Taken, E> {
         Ok(self.json(&()))
     }
-    fn visit_seq<A: SeqAccess<'de>>(
-        self,
-        mut seq: A,
-    ) -> std::result::Result<Option<String>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Taken, A::Error> {
         let Some(out) = self.out else {
             while seq.next_element::<IgnoredAny>()?.is_some() {}
-            return Ok(None);
+            return Ok(Taken::Nothing);
         };
         out.push(b'[');
         let mut first = true;
         while seq
             .next_element_seed(StrippedWriter {
                 out: Some(&mut *out),
-                want_str: false,
+                want: Want::Nothing,
                 comma: !first,
             })?
             .is_some()
@@ -457,15 +504,12 @@ impl<'de> Visitor<'de> for StrippedWriter<'_> {
             first = false;
         }
         out.push(b']');
-        Ok(None)
+        Ok(Taken::Nothing)
     }
-    fn visit_map<A: MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<Option<String>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Taken, A::Error> {
         let Some(out) = self.out else {
             while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            return Ok(None);
+            return Ok(Taken::Nothing);
         };
         out.push(b'{');
         let mut first = true;
@@ -482,12 +526,12 @@ impl<'de> Visitor<'de> for StrippedWriter<'_> {
             out.push(b':');
             map.next_value_seed(StrippedWriter {
                 out: Some(&mut *out),
-                want_str: false,
+                want: Want::Nothing,
                 comma: false,
             })?;
         }
         out.push(b'}');
-        Ok(None)
+        Ok(Taken::Nothing)
     }
 }
 
@@ -565,6 +609,55 @@ mod tests {
             &*s.text.unwrap(),
             r#"[{"syncEventId":4,"replica":{"summary":"s"}},{"syncEventId":5}]"#
         );
+    }
+
+    #[test]
+    fn oldest_event_id_is_the_smallest_numeric_sync_event_id() {
+        let oldest = |queue: Queue, body: &str| {
+            let counted = read_queue(queue, body.as_bytes(), 1 << 20, KeepText::WhileUnder(0));
+            let kept = read_queue(queue, body.as_bytes(), 1 << 20, KeepText::All);
+            let (counted, kept) = (counted.unwrap(), kept.unwrap());
+            assert_eq!(counted.oldest_event_id, kept.oldest_event_id, "{body}");
+            counted.oldest_event_id
+        };
+        assert_eq!(oldest(Queue::SyncRequests, "[]"), 0, "empty");
+        assert_eq!(
+            oldest(
+                Queue::SyncRequests,
+                r#"[{"syncEventId":55},{"syncEventId":4},{"syncEventId":1000000000000}]"#
+            ),
+            4,
+            "unordered"
+        );
+        // Missing, null, negative, fractional, string or nested ids are skipped;
+        // a syncEventId inside a nested object is not the entry's.
+        assert_eq!(
+            oldest(
+                Queue::BlobResponses,
+                r#"[{"blobEventId":1},{"syncEventId":null},{"syncEventId":-3},{"syncEventId":2.5},
+                    {"syncEventId":"7"},{"replica":{"syncEventId":1}},{"syncEventId":[1]},
+                    {"syncEventId":{"a":1}},{"syncEventId":9,"encodedPayload":"x"}]"#
+            ),
+            9
+        );
+        assert_eq!(
+            oldest(Queue::SyncResponses, r#"[{"syncEventId":"1"},{}]"#),
+            0,
+            "none numeric"
+        );
+        // In error queues beside the reason; the text is unchanged by it.
+        let body = r#"[{"syncEventId":49,"errorReason":"NO_ISSUE_TO_CONNECT_TO"},{"errorReason":"X","syncEventId":12}]"#;
+        let s = read_queue(
+            Queue::ErrorResponses,
+            body.as_bytes(),
+            1 << 20,
+            KeepText::All,
+        )
+        .unwrap();
+        assert_eq!(s.oldest_event_id, 12);
+        assert_eq!(s.reasons["NO_ISSUE_TO_CONNECT_TO"], 1);
+        assert_eq!(s.reasons["X"], 1);
+        assert_eq!(&*s.text.unwrap(), body);
     }
 
     #[test]

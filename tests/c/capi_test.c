@@ -7,7 +7,9 @@
  *
  * usage: capi_test CONFIG [panic]   ("panic": the library has fault injection)
  * The config has nodes demo (the fake node), down (closed port), tls (https
- * to the plain-http node), small (max_response_bytes 600), quick (timeout 1).
+ * to the plain-http node), small (max_response_bytes 600), quick (timeout 1),
+ * monitored (a customer monitor endpoint counting 4 errors) and rejected
+ * (the same endpoint, a wrong password).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "exalate_zabbix.h"
@@ -190,6 +192,28 @@ int main(int argc, char **argv) {
     CHECK(up == 1);
     EXPECT(exalate_node_ping(client, "down", &up), EXALATE_OK, NULL);
     CHECK(up == 0);
+
+    /* Errors on the node, from its customer monitor endpoint. */
+    uint64_t errors = 777;
+    EXPECT(exalate_node_errors(client, "monitored", &errors), EXALATE_OK, NULL);
+    CHECK(errors == 4);
+    errors = 777;
+    EXPECT(exalate_node_errors(client, "demo", &errors), EXALATE_CONFIG_ERROR,
+           "node 'demo': no customer monitor endpoint configured (cmonitor_url)");
+    EXPECT(exalate_node_errors(client, "rejected", &errors), EXALATE_AUTH_REJECTED,
+           "node 'rejected', customer monitor: credentials rejected (HTTP 401): check cmonitor_user");
+    EXPECT(exalate_node_errors(client, "staging", &errors), EXALATE_UNKNOWN_NODE, "unknown node 'staging'");
+    EXPECT(exalate_node_errors(client, NULL, &errors), EXALATE_INVALID_ARGUMENT, "node is NULL");
+    EXPECT(exalate_node_errors(client, "monitored", NULL), EXALATE_INVALID_ARGUMENT, "out is NULL");
+    EXPECT(exalate_node_errors(NULL, "monitored", &errors), EXALATE_INVALID_ARGUMENT, "client is NULL");
+    CHECK(errors == 777);
+
+    /* The stats hold each queue's oldest event. */
+    json = NULL;
+    EXPECT(exalate_relation_stats(client, "demo", "AllContent", &json), EXALATE_OK, NULL);
+    CHECK(json != NULL && strstr(json, "\"oldest_event_id\":{\"syncrequests\":4,") != NULL);
+    exalate_string_free(json);
+    json = NULL;
 
     int relations = 0;
     EXPECT(exalate_for_each_relation(client, count_relations, &relations), EXALATE_OK, NULL);

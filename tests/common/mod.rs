@@ -5,6 +5,7 @@
 //! is not linted for what a crate leaves unused).
 
 pub mod agent;
+pub mod cmonitor;
 pub mod http;
 pub mod leaks;
 pub mod process;
@@ -12,6 +13,7 @@ pub mod tls;
 pub mod zbxd;
 
 pub use agent::*;
+pub use cmonitor::*;
 pub use http::*;
 pub use leaks::*;
 pub use process::*;
