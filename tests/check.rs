@@ -99,6 +99,7 @@ fn share_with_zabbix(env: &TestEnv) {
         "demo.secret",
         "sd.secret",
         "eu.secret",
+        "cmonitor.password",
         "exalate_zabbix.toml",
     ] {
         let path = env.dir.join(f);
@@ -571,4 +572,40 @@ fn progress_on_a_terminal_only() {
     );
     assert!(!report.contains("checked at once"), "{report}");
     env.assert_no_secrets(&terminal);
+}
+
+/// The customer monitor where a node has one: its `numErrors`, or a failed
+/// line with the fix when its credentials are wrong.
+#[test]
+fn the_customer_monitor_is_checked_where_configured() {
+    use common::cmonitor::{CMONITOR_PASSWORD, CMONITOR_PATH};
+    use fake_exalate_node::{Cmonitor, CmonitorAuth, FakeNode};
+    let env = TestEnv::new("check-cmonitor");
+    add_secret(CMONITOR_PASSWORD);
+    let auth = CmonitorAuth::Basic {
+        user: "monitor".into(),
+        password: CMONITOR_PASSWORD.into(),
+    };
+    let cmonitor =
+        FakeNode::start(NodeConfig::default().with_cmonitor(Cmonitor::new(auth, 3))).unwrap();
+    let zdir = zabbix_dir(&env, 3, true);
+    for (password, status, detail, code) in [
+        (CMONITOR_PASSWORD, "ok", "numErrors 3", 0),
+        ("not-the-password-1234", "fail", "(HTTP 401", 1),
+    ] {
+        let file = env.dir.join("cmonitor.password");
+        write_file(&file, password, 0o600);
+        let keys = format!(
+            "cmonitor_url = \"{}{CMONITOR_PATH}\"\ncmonitor_user = \"monitor\"\ncmonitor_password_file = \"{}\"",
+            cmonitor.url(),
+            file.display()
+        );
+        env.write_config(&env.node_section("demo", &[&keys]));
+        share_with_zabbix(&env);
+        let report = json(&env, &zdir);
+        let line = node_line(&report, "demo", "customer monitor");
+        assert_eq!(line["status"], status, "{line}");
+        assert!(line.to_string().contains(detail), "{detail:?} in {line}");
+        assert_eq!(report["exit_code"], code, "{report}");
+    }
 }

@@ -9,7 +9,7 @@
 #![allow(unsafe_code)]
 
 use super::report::Check;
-use crate::config::{AuthConfig, Config};
+use crate::config::{AuthConfig, CmonitorAuth, Config};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -181,6 +181,15 @@ pub(crate) fn files_of(config: &Config) -> Vec<(String, PathBuf)> {
         }
         if let Some(ca) = &node.ca_file {
             add("ca_file".into(), ca);
+        }
+        match node.cmonitor.as_ref().map(|c| &c.auth) {
+            Some(CmonitorAuth::Basic { password_file, .. }) => {
+                add("cmonitor_password_file".into(), password_file)
+            }
+            Some(CmonitorAuth::Bearer { token_file }) => {
+                add("cmonitor_token_file".into(), token_file)
+            }
+            None => {}
         }
     }
     files

@@ -288,11 +288,18 @@ fn credentials(monitor: &Monitor, node: &NodeConfig) -> Check {
     }
 }
 
-/// The customer monitor, where the node has one: `None` until the monitor
-/// asks it (`Monitor::node_errors`, issue 18), then one line with its
+/// The customer monitor, where the node has one: one line with its
 /// `numErrors` or its failure.
-fn customer_monitor(_monitor: &Monitor, _node: &NodeConfig) -> Option<Check> {
-    None
+fn customer_monitor(monitor: &Monitor, node: &NodeConfig) -> Option<Check> {
+    node.cmonitor.as_ref()?;
+    Some(match monitor.node_errors(&node.name) {
+        Ok(n) => Check::ok("customer monitor", format!("numErrors {n}")),
+        Err(e) => Check::fail(
+            "customer monitor",
+            e.message().to_string(),
+            "check cmonitor_url and its credentials (cmonitor_user with cmonitor_password_file, or cmonitor_token_file)",
+        ),
+    })
 }
 
 /// One relation: found or not, and its six counts.
