@@ -23,7 +23,8 @@ fn after_change(
     changed: Instant,
 ) -> (BTreeMap<u32, Vec<String>>, Vec<Reply>) {
     let due = changed + CHECK_INTERVAL + SLACK;
-    let until = due + Duration::from_millis(1200);
+    // Room for a busy machine: at least six replies must come in this window.
+    let until = due + Duration::from_millis(2500);
     let late = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..3 {
