@@ -154,7 +154,7 @@ fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use crate::fs::tests::temp_file;
 
     #[test]
     fn base64_as_rfc_4648() {
@@ -206,15 +206,6 @@ mod tests {
             e(b"[1]"),
             "unexpected JSON: an array, expected {\"numErrors\": N}"
         );
-    }
-
-    fn temp_file(name: &str, content: &str, mode: u32) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("exalate-cmonitor-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, content).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        path
     }
 
     #[test]

@@ -146,10 +146,11 @@ pub(crate) fn io_reason(e: &std::io::Error) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn temp_file(name: &str, content: &str, mode: u32) -> std::path::PathBuf {
+    /// A file with `content` and `mode` in this test process's directory.
+    pub(crate) fn temp_file(name: &str, content: &str, mode: u32) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("exalate-fs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
