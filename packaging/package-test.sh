@@ -423,7 +423,7 @@ expect "exalate.node.ping[demo]" "$(get 'exalate.node.ping[demo]')" 1
 expect "exalate.node.errors[demo] (the customer monitor, Bearer)" "$(get 'exalate.node.errors[demo]')" 2
 expect "exalate.queue.count[demo,AllContent,syncrequests]" "$(get 'exalate.queue.count[demo,AllContent,syncrequests]')" 3
 expect "exalate.relation.stats[demo,AllContent]" "$(get 'exalate.relation.stats[demo,AllContent]')" \
-  '{"syncrequests":3,"blobrequests":1,"syncresponses":2,"blobresponses":0,"errorresponses":2,"bloberrorresponses":1,"error_reasons":{"CHECKSUM_MISMATCH":1,"ISSUE_NOT_FOUND":1,"NO_ISSUE_TO_CONNECT_TO":1}}'
+  '{"syncrequests":3,"blobrequests":1,"syncresponses":2,"blobresponses":0,"errorresponses":2,"bloberrorresponses":1,"error_reasons":{"CHECKSUM_MISMATCH":1,"ISSUE_NOT_FOUND":1,"NO_ISSUE_TO_CONNECT_TO":1},"oldest_event_id":{"syncrequests":4,"blobrequests":55,"syncresponses":16,"blobresponses":0,"errorresponses":49,"bloberrorresponses":14}}'
 out=$(get 'exalate.queue.get[demo,AllContent,errorresponses]')
 [[ $out == '['*'"errorReason"'*']' && $out != *encodedPayload* ]] && ok "exalate.queue.get[...,errorresponses]: entries, no payload" || fail "queue.get: $out"
 expect_match "a failure is one clear line" "$(get 'exalate.queue.count[demo,Removed,syncrequests]')" \
