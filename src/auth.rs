@@ -207,17 +207,7 @@ fn unverified_exp(token: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
-    use std::os::unix::fs::PermissionsExt;
-
-    fn temp_file(name: &str, content: &str, mode: u32) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("exalate-auth-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        fs::write(&path, content).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
-        path
-    }
+    use crate::fs::tests::temp_file;
 
     fn decode(token: &str, secret: &str) -> serde_json::Value {
         let mut v = Validation::new(Algorithm::HS256);
