@@ -182,6 +182,28 @@ exalate_result exalate_node_ping(const exalate_client *client, const char *node,
 exalate_result exalate_node_errors(const exalate_client *client, const char *node, uint64_t *out);
 
 /**
+ * The node's whole sync queue in `direction` ("outgoing" or
+ * "incoming"): the total of its issuehub 4.0 API (asked with
+ * `limit=0`), with the node's `api_*` credentials. On success writes
+ * `*out`. A node without them fails with EXALATE_CONFIG_ERROR and a
+ * message naming the keys to set.
+ */
+exalate_result exalate_node_queue(const exalate_client *client,
+                                  const char *node,
+                                  const char *direction,
+                                  uint64_t *out);
+
+/**
+ * The node's connections with their status, as a JSON array:
+ * [{"name":"...","status":"ACTIVE","remote":"https://..."}, ...]
+ * (issuehub 4.0, the node's `api_*` credentials). On success
+ * `*out_json` is a string to free with `exalate_string_free`.
+ */
+exalate_result exalate_node_connections(const exalate_client *client,
+                                        const char *node,
+                                        char **out_json);
+
+/**
  * Calls `callback(userdata, node, relation)` for every relation in the
  * config, in order. The strings are valid only during the callback.
  */

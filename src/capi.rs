@@ -409,6 +409,54 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// The node's whole sync queue in `direction` ("outgoing" or
+    /// "incoming"): the total of its issuehub 4.0 API (asked with
+    /// `limit=0`), with the node's `api_*` credentials. On success writes
+    /// `*out`. A node without them fails with EXALATE_CONFIG_ERROR and a
+    /// message naming the keys to set.
+    pub unsafe fn exalate_node_queue(
+        client: *const exalate_client,
+        node: *const c_char,
+        direction: *const c_char,
+        out: *mut u64,
+    ) -> exalate_result {
+        let client = arg_ref!(client, "client");
+        let node = arg_str!(node, "node");
+        let direction = arg_str!(direction, "direction");
+        arg_out!(out, "out");
+        match client.monitor.node_queue(node, direction) {
+            Ok(total) => {
+                // SAFETY: checked non-NULL above.
+                unsafe { *out = total };
+                exalate_result::EXALATE_OK
+            }
+            Err(e) => fail(e),
+        }
+    }
+}
+
+ffi_fn! {
+    /// The node's connections with their status, as a JSON array:
+    /// [{"name":"...","status":"ACTIVE","remote":"https://..."}, ...]
+    /// (issuehub 4.0, the node's `api_*` credentials). On success
+    /// `*out_json` is a string to free with `exalate_string_free`.
+    pub unsafe fn exalate_node_connections(
+        client: *const exalate_client,
+        node: *const c_char,
+        out_json: *mut *mut c_char,
+    ) -> exalate_result {
+        let client = arg_ref!(client, "client");
+        let node = arg_str!(node, "node");
+        arg_out!(out_json, "out_json");
+        match client.monitor.node_connections(node) {
+            // SAFETY: checked non-NULL above.
+            Ok(json) => unsafe { give_string(out_json, json) },
+            Err(e) => fail(e),
+        }
+    }
+}
+
+ffi_fn! {
     /// Calls `callback(userdata, node, relation)` for every relation in the
     /// config, in order. The strings are valid only during the callback.
     pub unsafe fn exalate_for_each_relation(

@@ -32,6 +32,7 @@ pub(crate) struct HttpClient {
 pub(crate) struct HttpResponse {
     pub(crate) status: u16,
     pub(crate) content_length: Option<u64>,
+    headers: ureq::http::HeaderMap,
     pub(crate) body: ureq::BodyReader<'static>,
 }
 
@@ -110,26 +111,59 @@ impl HttpClient {
         header: (&str, &str),
         timeout: Duration,
     ) -> Result<HttpResponse> {
-        let response = self
+        let request = self
             .agent
             .get(url)
             .header("Accept", "application/json")
             .header(header.0, header.1)
             .config()
             .timeout_global(Some(timeout))
-            .build()
-            .call()
-            .map_err(classify)?;
+            .build();
+        HttpResponse::from(request.call())
+    }
+
+    /// POSTs `body` as JSON to `url` with `headers`, the whole exchange
+    /// bounded by `timeout`.
+    pub(crate) fn post_json(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<HttpResponse> {
+        let mut request = self
+            .agent
+            .post(url)
+            .header("Accept", "application/json")
+            .header("Content-Type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.config().timeout_global(Some(timeout)).build();
+        HttpResponse::from(request.send(body))
+    }
+}
+
+impl HttpResponse {
+    fn from(outcome: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<HttpResponse> {
+        let response = outcome.map_err(classify)?;
         let content_length = response
             .headers()
             .get("content-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
+        let (parts, body) = response.into_parts();
         Ok(HttpResponse {
-            status: response.status().as_u16(),
+            status: parts.status.as_u16(),
             content_length,
-            body: response.into_body().into_reader(),
+            headers: parts.headers,
+            body: body.into_reader(),
         })
+    }
+
+    /// A response header's value, if it is there and is text.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 

@@ -26,6 +26,10 @@ pub enum Item {
     NodePing,
     /// `exalate.node.errors[<node>]`
     NodeErrors,
+    /// `exalate.node.queue[<node>,<direction>]`
+    NodeQueue,
+    /// `exalate.node.connections[<node>]`
+    NodeConnections,
     /// `exalate.module.version`
     ModuleVersion,
 }
@@ -99,6 +103,22 @@ pub(crate) const ITEMS: &[ItemSpec] = &[
         usage: "exalate.node.errors[<node>]",
         arity: 1,
         description: "Errors on an Exalate node (numErrors of its customer monitor endpoint, cmonitor_url).",
+        test_params: Some(c""),
+    },
+    ItemSpec {
+        item: Item::NodeQueue,
+        c_key: c"exalate.node.queue",
+        usage: "exalate.node.queue[<node>,<direction>]",
+        arity: 2,
+        description: "Sync transactions waiting on an Exalate node, outgoing or incoming (its issuehub 4.0 API).",
+        test_params: Some(c",outgoing"),
+    },
+    ItemSpec {
+        item: Item::NodeConnections,
+        c_key: c"exalate.node.connections",
+        usage: "exalate.node.connections[<node>]",
+        arity: 1,
+        description: "Connections of an Exalate node with their status, as JSON (its issuehub 4.0 API).",
         test_params: Some(c""),
     },
     ItemSpec {
@@ -178,7 +198,10 @@ pub fn get_value(
         _ => params,
     };
     let given = params.len();
-    let node_item = matches!(item, Item::NodePing | Item::NodeErrors);
+    let node_item = matches!(
+        item,
+        Item::NodePing | Item::NodeErrors | Item::NodeConnections
+    );
     let fits = given == item.arity() || (node_item && given == 0);
     if !fits {
         return Err(Error::new(
@@ -203,6 +226,10 @@ pub fn get_value(
         Item::Discovery => ItemValue::Text(monitor.discovery()?.into()),
         Item::NodePing => ItemValue::Uint(monitor.node_ping_within(p(0), timing)? as u64),
         Item::NodeErrors => ItemValue::Uint(monitor.node_errors_within(p(0), timing)?),
+        Item::NodeQueue => ItemValue::Uint(monitor.node_queue_within(p(0), p(1), timing)?),
+        Item::NodeConnections => {
+            ItemValue::Text(monitor.node_connections_within(p(0), timing)?.into())
+        }
         Item::ModuleVersion => ItemValue::Str(crate::VERSION.to_string()),
     })
 }

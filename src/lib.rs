@@ -1,6 +1,6 @@
 //! exalate_zabbix: monitors Exalate sync queues over the issuehub 2.4 REST API.
 //!
-//! The safe core (`config`, `fs`, `auth`, `cmonitor`, `secret`, `http`,
+//! The safe core (`config`, `fs`, `auth`, `api`, `secret`, `http`,
 //! `proxy`, `queue`, `timeout`, `monitor`, `error`, `lock`, `panic`) knows nothing of
 //! Zabbix or C. `items`, the item table, maps the item keys onto it, shared
 //! by both agents. Three thin front ends adapt it:
@@ -22,11 +22,11 @@
 // private, its few public types re-exported here.
 pub mod agent2;
 pub mod agentd;
+mod api;
 mod auth;
 mod boundary;
 pub mod capi;
 pub mod check;
-mod cmonitor;
 pub mod config;
 mod error;
 mod fs;

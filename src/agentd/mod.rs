@@ -417,6 +417,8 @@ mod tests {
             (c"exalate.discovery", 0, None),
             (c"exalate.node.ping", CF_HAVEPARAMS, Some(c"")),
             (c"exalate.node.errors", CF_HAVEPARAMS, Some(c"")),
+            (c"exalate.node.queue", CF_HAVEPARAMS, Some(c",outgoing")),
+            (c"exalate.node.connections", CF_HAVEPARAMS, Some(c"")),
             (c"exalate.module.version", 0, None),
         ];
         let list = item_list();

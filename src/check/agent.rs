@@ -9,7 +9,7 @@
 #![allow(unsafe_code)]
 
 use super::report::Check;
-use crate::config::{AuthConfig, CmonitorAuth, Config};
+use crate::config::Config;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -172,24 +172,18 @@ pub(crate) fn files_of(config: &Config) -> Vec<(String, PathBuf)> {
         }
     };
     for node in config.nodes.values() {
-        let auths = std::iter::once(&node.auth).chain(node.relation_auth.values().map(|c| &c.auth));
-        for auth in auths {
-            match auth {
-                AuthConfig::Token { file } => add("token_file".into(), file),
-                AuthConfig::Secret { file, .. } => add("jwt_secret_file".into(), file),
-            }
+        let credentials = node
+            .auth
+            .iter()
+            .chain(node.relation_auth.values())
+            .chain(node.cmonitor.as_ref().map(|c| &c.auth))
+            .chain(node.api.as_ref());
+        for credential in credentials {
+            let (key, file) = credential.file();
+            add(key.into(), file);
         }
         if let Some(ca) = &node.ca_file {
             add("ca_file".into(), ca);
-        }
-        match node.cmonitor.as_ref().map(|c| &c.auth) {
-            Some(CmonitorAuth::Basic { password_file, .. }) => {
-                add("cmonitor_password_file".into(), password_file)
-            }
-            Some(CmonitorAuth::Bearer { token_file }) => {
-                add("cmonitor_token_file".into(), token_file)
-            }
-            None => {}
         }
     }
     files

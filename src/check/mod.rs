@@ -15,7 +15,7 @@ mod report;
 
 pub use report::{Check, NodeReport, Report, Status};
 
-use crate::config::{self, AuthConfig, AuthHeader, Config, Credential, ExpUnit, NodeConfig};
+use crate::config::{self, AuthHeader, Config, Credential, ExpUnit, NodeConfig};
 use crate::error::{quoted, ErrorKind};
 use crate::monitor::Monitor;
 use crate::queue::Queue;
@@ -354,16 +354,15 @@ fn settings(node: &NodeConfig, agent_timeout: Duration) -> Vec<(String, String)>
             .collect::<Vec<_>>()
             .join(", "),
     );
-    let auth = describe(&Credential {
-        auth: node.auth.clone(),
-        header: node.auth_header,
-    });
     put(
         "auth",
-        if node.own_auth {
-            auth
-        } else {
-            format!("none of its own; ping uses the first relation's: {auth}")
+        match &node.auth {
+            Some(auth) if node.own_auth => describe(auth),
+            Some(auth) => format!(
+                "none of its own; ping uses the first relation's: {}",
+                describe(auth)
+            ),
+            None => "none (issuehub 2.4): the node is watched through the 4.0 API only".into(),
         },
     );
     for (relation, credential) in &node.relation_auth {
@@ -389,25 +388,34 @@ fn settings(node: &NodeConfig, agent_timeout: Duration) -> Vec<(String, String)>
             .map_or("none (system roots)".into(), |p| p.display().to_string()),
     );
     put("proxy", node.proxy.clone().unwrap_or_else(|| "none".into()));
+    put(
+        "api",
+        node.api
+            .as_ref()
+            .map_or("none (no node totals or connections)".into(), describe),
+    );
     s
 }
 
 /// A credential in words: where its token comes from, never the token.
 fn describe(credential: &Credential) -> String {
-    let header = match credential.header {
+    let header = |header: &AuthHeader| match header {
         AuthHeader::XExalateJwt => "X-Exalate-Jwt",
         AuthHeader::Bearer => "Authorization: Bearer",
     };
-    match &credential.auth {
-        AuthConfig::Token { file } => format!("token_file {}, header {header}", file.display()),
-        AuthConfig::Secret {
+    match credential {
+        Credential::Token { file, header: h } => {
+            format!("token_file {}, header {}", file.display(), header(h))
+        }
+        Credential::MintedJwt {
             file,
             issuer,
             user,
             ttl,
             exp_unit,
+            header: h,
         } => format!(
-            "jwt_secret_file {} (iss {}, user {}, ttl {} s, exp in {}), header {header}",
+            "jwt_secret_file {} (iss {}, user {}, ttl {} s, exp in {}), header {}",
             file.display(),
             quoted(issuer),
             user.as_deref().map_or("unset".to_string(), quoted),
@@ -415,7 +423,32 @@ fn describe(credential: &Credential) -> String {
             match exp_unit {
                 ExpUnit::Millis => "ms",
                 ExpUnit::Seconds => "s",
-            }
+            },
+            header(h)
+        ),
+        Credential::Basic {
+            user,
+            password_file,
+            keys,
+        } => format!(
+            "HTTP Basic, {} {}, {} {}",
+            keys.user(),
+            quoted(user),
+            keys.password_file(),
+            password_file.display()
+        ),
+        Credential::Bearer { token_file, keys } => format!(
+            "Authorization: Bearer, {} {}",
+            keys.token_file(),
+            token_file.display()
+        ),
+        Credential::Login {
+            user,
+            password_file,
+        } => format!(
+            "a login (api_login), api_user {}, api_password_file {}, then X-Exalate-Jwt",
+            quoted(user),
+            password_file.display()
         ),
     }
 }

@@ -9,6 +9,7 @@ mod reload;
 mod session;
 mod watch;
 
+use crate::api::Direction;
 use crate::error::{quoted, Error, ErrorKind, Result};
 use crate::queue::{Queue, QueueSnapshot};
 use crate::secret::Secret;
@@ -190,24 +191,37 @@ impl Monitor {
     }
 
     /// Low-level discovery: every configured (node, relation) pair, and
-    /// whether its node has a customer monitor endpoint (`{#CMONITOR}`).
+    /// whether its node has a customer monitor endpoint (`{#CMONITOR}`)
+    /// and 4.0 API credentials (`{#API}`); a node without relations gets
+    /// one row with an empty `{#RELATION}`, so its node items are found.
     pub fn discovery(&self) -> Result<String> {
         let loaded = self.loaded_config()?;
-        let pairs: Vec<serde_json::Value> = loaded
+        let flag = |set: bool| if set { "1" } else { "0" };
+        let rows: Vec<serde_json::Value> = loaded
             .config
             .nodes
             .values()
             .flat_map(|n| {
-                let cmonitor = if n.cmonitor.is_some() { "1" } else { "0" };
-                n.relations.iter().map(move |r| {
-                    serde_json::json!({"{#NODE}": n.name, "{#RELATION}": r, "{#CMONITOR}": cmonitor})
-                })
+                let row = move |relation: &str| {
+                    serde_json::json!({
+                        "{#NODE}": n.name,
+                        "{#RELATION}": relation,
+                        "{#CMONITOR}": flag(n.cmonitor.is_some()),
+                        "{#API}": flag(n.api.is_some()),
+                    })
+                };
+                let relations: Vec<&str> = match n.relations.as_slice() {
+                    [] => vec![""],
+                    relations => relations.iter().map(String::as_str).collect(),
+                };
+                relations.into_iter().map(row).collect::<Vec<_>>()
             })
             .collect();
-        Ok(serde_json::Value::Array(pairs).to_string())
+        Ok(serde_json::Value::Array(rows).to_string())
     }
 
-    /// Whether the node answers and accepts our credentials.
+    /// Whether the node answers and accepts our credentials: its 2.4
+    /// credentials where it has them, else its 4.0 API's.
     pub fn node_ping(&self, node: &str) -> Result<bool> {
         self.node_ping_within(node, ItemTiming::now(None))
     }
@@ -216,8 +230,15 @@ impl Monitor {
     pub(crate) fn node_ping_within(&self, node: &str, timing: ItemTiming) -> Result<bool> {
         let loaded = self.loaded_config()?;
         let session = loaded.session(node)?;
-        let relation = session.config.ping_relation();
         let deadline = self.deadline(&session, timing);
+        if session.config.auth.is_none() {
+            return match session.api_ping(deadline) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == ErrorKind::Config => Err(e.context(&api_place(&session))),
+                Err(_) => Ok(false),
+            };
+        }
+        let relation = session.config.ping_relation();
         match session.snapshot(
             relation,
             Queue::BlobErrorResponses,
@@ -231,6 +252,45 @@ impl Monitor {
             }
             Err(_) => Ok(false),
         }
+    }
+
+    /// The node's whole sync queue, `outgoing` or `incoming`: the `total`
+    /// of its issuehub 4.0 API (always asked with `limit=0`).
+    pub fn node_queue(&self, node: &str, direction: &str) -> Result<u64> {
+        self.node_queue_within(node, direction, ItemTiming::now(None))
+    }
+
+    /// [`Monitor::node_queue`] for an item that brings its own timeout.
+    pub(crate) fn node_queue_within(
+        &self,
+        node: &str,
+        direction: &str,
+        timing: ItemTiming,
+    ) -> Result<u64> {
+        let loaded = self.loaded_config()?;
+        let session = loaded.session(node)?;
+        let direction = Direction::parse(direction)
+            .map_err(|e| e.context(&format!("node {}", quoted(&session.config.name))))?;
+        let deadline = self.deadline(&session, timing);
+        session
+            .node_total(direction, deadline)
+            .map_err(|e| node_api_error(&session, e))
+    }
+
+    /// The node's connections as a JSON array of `{"name", "status",
+    /// "remote"}` (issuehub 4.0).
+    pub fn node_connections(&self, node: &str) -> Result<String> {
+        self.node_connections_within(node, ItemTiming::now(None))
+    }
+
+    /// [`Monitor::node_connections`] for an item that brings its own timeout.
+    pub(crate) fn node_connections_within(&self, node: &str, timing: ItemTiming) -> Result<String> {
+        let loaded = self.loaded_config()?;
+        let session = loaded.session(node)?;
+        let deadline = self.deadline(&session, timing);
+        session
+            .node_connections(deadline)
+            .map_err(|e| node_api_error(&session, e))
     }
 
     /// `numErrors` from the node's customer monitor endpoint (`cmonitor_url`):
@@ -325,6 +385,22 @@ impl Monitor {
         let timeout =
             timeout::call_timeout(session.config.timeout, timing.item_timeout, agent_timeout);
         Deadline::counted_from(timing.asked, timeout)
+    }
+}
+
+/// "node 'n', API": where a 4.0 API call failed.
+fn api_place(session: &NodeSession) -> String {
+    format!("node {}, API", quoted(&session.config.name))
+}
+
+/// A 4.0 API call's failure in the items' words: a node without API
+/// credentials is the node's config; everything else the API's.
+fn node_api_error(session: &NodeSession, e: Error) -> Error {
+    match e.kind() {
+        ErrorKind::Config if session.config.api.is_none() => {
+            e.context(&format!("node {}", quoted(&session.config.name)))
+        }
+        _ => e.context(&api_place(session)),
     }
 }
 

@@ -3,9 +3,9 @@
 
 use super::cache::{Cache, Join, Waited};
 use super::watch::WatchedFile;
+use crate::api::{self, Call, Direction};
 use crate::auth::Credentials;
-use crate::cmonitor::{self, CmonitorCredentials};
-use crate::config::{Credential, NodeConfig};
+use crate::config::NodeConfig;
 use crate::error::{body_excerpt, Error, ErrorKind, Redactor, Result};
 use crate::http::{encode_segment, HttpClient};
 use crate::lock::lock;
@@ -34,11 +34,14 @@ pub(crate) enum SnapshotFor {
 
 pub(crate) struct NodeSession {
     pub(crate) config: NodeConfig,
-    /// One per distinct credential (the node's first), so minted tokens
-    /// are kept per credential.
+    /// The 2.4 credentials, one per distinct credential (the node's first,
+    /// where it has them), so minted tokens are kept per credential.
     credentials: Vec<Credentials>,
     /// The relations with their own credentials: index into `credentials`.
     by_relation: HashMap<String, usize>,
+    /// The 4.0 API's credentials (a login's token kept here: one login per
+    /// process and node).
+    api: Option<Credentials>,
     http: Mutex<HttpState>,
     pub(crate) cache: Cache,
     /// The customer monitor endpoint, where the node has one.
@@ -52,7 +55,7 @@ pub(crate) struct NodeSession {
 struct CmonitorSession {
     /// The node's config with `url` = `cmonitor_url`, for its client.
     client_config: NodeConfig,
-    credentials: CmonitorCredentials,
+    credentials: Credentials,
     http: Mutex<HttpState>,
 }
 
@@ -66,10 +69,7 @@ struct HttpState {
 
 impl NodeSession {
     pub(crate) fn new(mut config: NodeConfig) -> NodeSession {
-        let mut distinct = vec![Credential {
-            auth: config.auth.clone(),
-            header: config.auth_header,
-        }];
+        let mut distinct: Vec<_> = config.auth.iter().cloned().collect();
         let mut by_relation = HashMap::new();
         for (relation, credential) in &config.relation_auth {
             let index = distinct
@@ -81,10 +81,7 @@ impl NodeSession {
                 });
             by_relation.insert(relation.clone(), index);
         }
-        let credentials = distinct
-            .into_iter()
-            .map(|c| Credentials::new(c.auth, c.header))
-            .collect();
+        let credentials = distinct.into_iter().map(Credentials::new).collect();
         let cache = Cache::new(config.cache_ttl, config.cache_max_bytes);
         // The relations (maybe many) are not the endpoint's: not copied.
         let relations = std::mem::take(&mut config.relations);
@@ -95,12 +92,13 @@ impl NodeSession {
                 cmonitor: None,
                 ..config.clone()
             },
-            credentials: CmonitorCredentials::new(c.auth.clone()),
+            credentials: Credentials::new(c.auth.clone()),
             http: Mutex::new(HttpState::default()),
         });
         config.relations = relations;
         config.relation_auth = relation_auth;
         NodeSession {
+            api: config.api.clone().map(Credentials::new),
             config,
             credentials,
             by_relation,
@@ -119,7 +117,69 @@ impl NodeSession {
                 "no customer monitor endpoint configured (cmonitor_url): Exalate support enables it on request; set cmonitor_url and its credentials in the node's table",
             ));
         };
-        self.ask_cmonitor(cmonitor, deadline).map_err(|e| {
+        let http = client(&cmonitor.http, &cmonitor.client_config);
+        self.ask(http, deadline, |call| {
+            let max = self.config.max_response_bytes;
+            api::num_errors(&call, &cmonitor.client_config.url, &cmonitor.credentials, max)
+        })
+    }
+
+    /// The node's whole sync queue in `direction` (issuehub 4.0), asked now.
+    pub(crate) fn node_total(&self, direction: Direction, deadline: Deadline) -> Result<u64> {
+        let credentials = self.api_credentials()?;
+        self.ask(self.http(), deadline, |call| {
+            api::total(&call, &self.config.url, credentials, direction)
+        })
+    }
+
+    /// The node's connections as `exalate.node.connections` gives them (a
+    /// JSON array), asked now, without our secrets even if echoed.
+    pub(crate) fn node_connections(&self, deadline: Deadline) -> Result<String> {
+        let credentials = self.api_credentials()?;
+        let connections = self.ask(self.http(), deadline, |call| {
+            let max = self.config.max_response_bytes;
+            api::connections(&call, &self.config.url, credentials, max)
+        })?;
+        let text = serde_json::to_string(&connections).expect("connections serialize");
+        let secrets = self.known_secrets();
+        let redactor = Redactor::new(&secret::texts(&secrets));
+        Ok(redactor.redact(&text).unwrap_or(text))
+    }
+
+    /// Whether the 4.0 API answers and takes the credentials.
+    pub(crate) fn api_ping(&self, deadline: Deadline) -> Result<()> {
+        let credentials = self.api_credentials()?;
+        self.ask(self.http(), deadline, |call| {
+            api::ping(&call, &self.config.url, credentials)
+        })
+    }
+
+    fn api_credentials(&self) -> Result<&Credentials> {
+        self.api.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                "no issuehub 4.0 API credentials configured: set api_user with api_password_file (HTTP Basic; add api_login = true where the node wants a login), or api_token_file (Bearer)",
+            )
+        })
+    }
+
+    /// Runs one API call on `http` within `deadline`; its failure says
+    /// "timeout after N s" and carries none of our secrets.
+    fn ask<T>(
+        &self,
+        http: Result<Arc<HttpClient>>,
+        deadline: Deadline,
+        request: impl FnOnce(Call<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let secrets = self.known_secrets();
+        let outcome = http.and_then(|http| {
+            request(Call {
+                http: &http,
+                secrets: &secret::texts(&secrets),
+                deadline,
+            })
+        });
+        outcome.map_err(|e| {
             let e = if e.kind() == ErrorKind::Timeout {
                 timed_out(deadline)
             } else {
@@ -128,74 +188,6 @@ impl NodeSession {
             let secrets = self.known_secrets();
             e.redact(&secret::texts(&secrets))
         })
-    }
-
-    fn ask_cmonitor(&self, cmonitor: &CmonitorSession, deadline: Deadline) -> Result<u64> {
-        let http = client(&cmonitor.http, &cmonitor.client_config)?;
-        let authorization = cmonitor.credentials.authorization()?;
-        let remaining = deadline.at.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(Error::new(ErrorKind::Timeout, "timed out"));
-        }
-        let url = &cmonitor.client_config.url;
-        let mut response = http.get(url, ("Authorization", authorization.as_str()), remaining)?;
-        drop(authorization);
-        let max = cmonitor::MAX_ANSWER_BYTES.min(self.config.max_response_bytes);
-        match response.status {
-            200 => {
-                let too_large = || {
-                    Error::new(
-                        ErrorKind::TooLarge,
-                        format!("response larger than {max} bytes, the most an answer {{\"numErrors\": N}} may be"),
-                    )
-                };
-                if response.content_length.is_some_and(|n| n > max) {
-                    return Err(too_large());
-                }
-                let mut body = Vec::new();
-                (&mut response.body)
-                    .take(max + 1)
-                    .read_to_end(&mut body)
-                    .map_err(|e| crate::error::io_error(&e))?;
-                if body.len() as u64 > max {
-                    return Err(too_large());
-                }
-                cmonitor::parse_num_errors(&body)
-            }
-            401 => Err(Error::new(
-                ErrorKind::AuthRejected,
-                format!(
-                    "credentials rejected (HTTP 401): {}",
-                    cmonitor.credentials.rejection_hint()
-                ),
-            )),
-            403 => Err(Error::new(
-                ErrorKind::NotAuthenticated,
-                format!(
-                    "not authenticated (HTTP 403): the endpoint took no credentials from the Authorization header; {}",
-                    cmonitor.credentials.rejection_hint()
-                ),
-            )),
-            404 => Err(Error::new(
-                ErrorKind::BadResponse,
-                format!(
-                    "no customer monitor endpoint at cmonitor_url (HTTP 404: {}): check the URL Exalate support gave",
-                    self.excerpt(&mut response.body)
-                ),
-            )),
-            status @ 500..=599 => Err(Error::new(
-                ErrorKind::NodeError,
-                format!("node error (HTTP {status}: {})", self.excerpt(&mut response.body)),
-            )),
-            status @ 300..=399 => Err(Error::new(
-                ErrorKind::BadResponse,
-                format!("unexpected redirect (HTTP {status}); redirects are not followed: check cmonitor_url"),
-            )),
-            status => Err(Error::new(
-                ErrorKind::BadResponse,
-                format!("unexpected HTTP status {status}: {}", self.excerpt(&mut response.body)),
-            )),
-        }
     }
 
     /// The snapshot of a queue: from the cache while fresh, else fetched.
@@ -354,13 +346,14 @@ impl NodeSession {
             encode_segment(relation),
             queue.path()
         );
-        let credentials = self.credentials(relation);
+        let credentials = self.credentials(relation)?;
         let (name, value) = credentials.header()?;
         let remaining = deadline.at.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err(Error::new(ErrorKind::Timeout, "timed out"));
         }
-        let mut response = http.get(&url, (name, &value), remaining)?;
+        let mut response = http.get(&url, (name, value.as_str()), remaining)?;
+        drop(value);
         let max = self.config.max_response_bytes;
         match response.status {
             200 => {
@@ -380,9 +373,9 @@ impl NodeSession {
                 ErrorKind::RelationNotFound,
                 format!("relation not found on the node (HTTP 400: {})", self.excerpt(&mut response.body)),
             )),
-            401 if may_retry && credentials.can_mint() => {
+            401 if may_retry && credentials.can_renew() => {
                 // The node may have restarted or its clock moved: one fresh token.
-                credentials.forget_minted();
+                credentials.forget_token();
                 self.fetch_once(relation, queue, keep, keep_all, deadline, false)
             }
             401 => Err(Error::new(
@@ -434,13 +427,26 @@ impl NodeSession {
         if let Some(cmonitor) = &self.cmonitor {
             known.extend(cmonitor.credentials.known_secrets());
         }
+        if let Some(api) = &self.api {
+            known.extend(api.known_secrets());
+        }
         known
     }
 
-    /// The credentials of requests about `relation`.
-    fn credentials(&self, relation: &str) -> &Credentials {
-        let index = self.by_relation.get(relation).copied().unwrap_or(0);
-        &self.credentials[index]
+    /// The 2.4 credentials of requests about `relation`: its own, else the
+    /// node's; a node watched through the 4.0 API only has none.
+    fn credentials(&self, relation: &str) -> Result<&Credentials> {
+        let index = match self.by_relation.get(relation) {
+            Some(&index) => index,
+            None if self.config.auth.is_some() => 0,
+            None => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "no issuehub 2.4 credentials configured (token_file or jwt_secret_file): this node is watched through the 4.0 API only (exalate.node.queue, exalate.node.connections)",
+                ))
+            }
+        };
+        Ok(&self.credentials[index])
     }
 
     /// The node's client; a `ca_file` that changed (checked at most once a
@@ -514,7 +520,8 @@ mod tests {
         let config = Config::parse(Path::new("t.toml"), text).unwrap();
         let s = NodeSession::new(config.nodes["n"].clone());
         assert_eq!(s.credentials.len(), 3);
-        let same = |a: &str, b: &str| std::ptr::eq(s.credentials(a), s.credentials(b));
+        let same =
+            |a: &str, b: &str| std::ptr::eq(s.credentials(a).unwrap(), s.credentials(b).unwrap());
         assert!(same("A", "B"), "B's own is the node's");
         assert!(same("A", "not listed"));
         assert!(same("C", "D"));
