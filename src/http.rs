@@ -145,7 +145,9 @@ impl HttpClient {
 }
 
 impl HttpResponse {
-    fn from(outcome: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<HttpResponse> {
+    fn from(
+        outcome: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<HttpResponse> {
         let response = outcome.map_err(classify)?;
         let content_length = response
             .headers()

@@ -398,7 +398,7 @@ mod tests {
     /// The list the table gives is the one the module always handed over.
     #[test]
     fn item_list_comes_from_the_table() {
-        let expected: [(&CStr, c_uint, Option<&CStr>); 7] = [
+        let expected: [(&CStr, c_uint, Option<&CStr>); 9] = [
             (
                 c"exalate.queue.count",
                 CF_HAVEPARAMS,

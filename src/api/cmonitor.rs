@@ -20,7 +20,9 @@ pub(crate) fn num_errors(
     max_response_bytes: u64,
 ) -> Result<u64> {
     let (name, value) = credentials.header()?;
-    let mut response = call.http.get(url, (name, value.as_str()), call.remaining()?)?;
+    let mut response = call
+        .http
+        .get(url, (name, value.as_str()), call.remaining()?)?;
     drop(value);
     if response.status != 200 {
         return Err(call.status_error(

@@ -72,7 +72,14 @@ pub(crate) fn total(
     direction: Direction,
 ) -> Result<u64> {
     let what = format!("an answer with limit=0, {TOTAL}");
-    let body = get(call, base_url, credentials, direction.path(), MAX_SMALL_ANSWER_BYTES, &what)?;
+    let body = get(
+        call,
+        base_url,
+        credentials,
+        direction.path(),
+        MAX_SMALL_ANSWER_BYTES,
+        &what,
+    )?;
     count_field(&parse_json(&body)?, "total", TOTAL)
 }
 
@@ -160,11 +167,12 @@ fn get(
     let url = format!("{base_url}{ROOT}{path}");
     let mut retried = false;
     loop {
-        let (name, value) =
-            credentials.header_with_login(|request| {
-                log_in(call, base_url, request, &credentials.rejection_hint())
-            })?;
-        let mut response = call.http.get(&url, (name, value.as_str()), call.remaining()?)?;
+        let (name, value) = credentials.header_with_login(|request| {
+            log_in(call, base_url, request, &credentials.rejection_hint())
+        })?;
+        let mut response = call
+            .http
+            .get(&url, (name, value.as_str()), call.remaining()?)?;
         drop(value);
         match response.status {
             200 => return read_within(&mut response, max, what),
@@ -294,8 +302,14 @@ mod tests {
 
     #[test]
     fn directions_and_their_paths() {
-        assert_eq!(Direction::parse("outgoing").unwrap().path(), "/syncevents?limit=0");
-        assert_eq!(Direction::parse("incoming").unwrap().path(), "/syncrequests?limit=0");
+        assert_eq!(
+            Direction::parse("outgoing").unwrap().path(),
+            "/syncevents?limit=0"
+        );
+        assert_eq!(
+            Direction::parse("incoming").unwrap().path(),
+            "/syncrequests?limit=0"
+        );
         let e = Direction::parse("sideways").unwrap_err();
         assert_eq!(
             (e.kind(), e.message()),
@@ -318,14 +332,19 @@ mod tests {
             serde_json::to_string(&ok).unwrap(),
             r#"[{"name":"A/B ü","status":"ACTIVE","remote":"https://r"},{"name":"C","status":"DEACTIVATED","remote":""}]"#
         );
-        assert_eq!(parse(r#"[{"name":"x","status":"PENDING"}]"#).unwrap().len(), 1);
+        assert_eq!(
+            parse(r#"[{"name":"x","status":"PENDING"}]"#).unwrap().len(),
+            1
+        );
         let e = |text: &str| parse(text).unwrap_err().message().to_string();
         assert!(e(r#"{"total":0}"#).starts_with("unexpected JSON: no results"));
         assert!(e(r#"{"results":{}}"#).starts_with("unexpected JSON: results is an object"));
         assert!(e(r#"{"results":[{"status":"ACTIVE"}]}"#)
             .starts_with("unexpected JSON: connection 1 has no name"));
-        assert!(e(r#"{"results":[{"name":"a","status":"ACTIVE"},{"name":"b","status":3}]}"#)
-            .starts_with("unexpected JSON: connection 2 has status a number, not a string"));
+        assert!(
+            e(r#"{"results":[{"name":"a","status":"ACTIVE"},{"name":"b","status":3}]}"#)
+                .starts_with("unexpected JSON: connection 2 has status a number, not a string")
+        );
         assert!(e("7").starts_with("unexpected JSON: a number"));
     }
 
@@ -343,7 +362,10 @@ mod tests {
         }
         assert!(token_in_body(r#"{"token":"not a jwt"}"#).is_none());
         assert!(token_in_body("<html>welcome</html>").is_none());
-        assert_eq!(origin("https://n.exalate.cloud/jira"), "https://n.exalate.cloud");
+        assert_eq!(
+            origin("https://n.exalate.cloud/jira"),
+            "https://n.exalate.cloud"
+        );
         assert_eq!(origin("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
     }
 }

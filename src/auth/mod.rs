@@ -93,21 +93,26 @@ impl Credentials {
             } => {
                 let password = self.read_file(keys.password_file(), password_file)?;
                 let pair = Secret::new(format!("{user}:{}", password.as_str()));
-                let encoded = Secret::new(
-                    base64::engine::general_purpose::STANDARD.encode(pair.as_str()),
-                );
+                let encoded =
+                    Secret::new(base64::engine::general_purpose::STANDARD.encode(pair.as_str()));
                 self.issue(&encoded);
                 let value = Secret::new(format!("Basic {}", encoded.as_str()));
                 ("Authorization", value)
             }
             Credential::Bearer { token_file, keys } => {
                 let token = self.read_file(keys.token_file(), token_file)?;
-                ("Authorization", Secret::new(format!("Bearer {}", token.as_str())))
+                (
+                    "Authorization",
+                    Secret::new(format!("Bearer {}", token.as_str())),
+                )
             }
             Credential::Login {
                 user,
                 password_file,
-            } => ("X-Exalate-Jwt", self.login_token(user, password_file, log_in)?),
+            } => (
+                "X-Exalate-Jwt",
+                self.login_token(user, password_file, log_in)?,
+            ),
         })
     }
 

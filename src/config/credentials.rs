@@ -5,9 +5,9 @@
 //! is an error with its line; no message quotes a value.
 
 use super::{NodeErrors, RawNode, Span};
+use crate::error::quoted;
 use crate::error::Error;
 use crate::error::Result;
-use crate::error::quoted;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -188,7 +188,10 @@ impl RawAuth {
             ("jwt_issuer", self.jwt_issuer.as_ref().map(Spanned::span)),
             ("jwt_user", self.jwt_user.as_ref().map(Spanned::span)),
             ("jwt_ttl", self.jwt_ttl.as_ref().map(Spanned::span)),
-            ("jwt_exp_unit", self.jwt_exp_unit.as_ref().map(Spanned::span)),
+            (
+                "jwt_exp_unit",
+                self.jwt_exp_unit.as_ref().map(Spanned::span),
+            ),
         ]
     }
 }
@@ -260,12 +263,7 @@ fn parse_minted_jwt(
     {
         None | Some(("ms", _)) => ExpUnit::Millis,
         Some(("s", _)) => ExpUnit::Seconds,
-        Some((_, s)) => {
-            return Err(error(
-                Some(s),
-                "jwt_exp_unit is not \"ms\" or \"s\"".into(),
-            ))
-        }
+        Some((_, s)) => return Err(error(Some(s), "jwt_exp_unit is not \"ms\" or \"s\"".into())),
     };
     let ttl = match &raw.jwt_ttl {
         None => DEFAULT_JWT_TTL,
@@ -332,17 +330,26 @@ fn parse_user_or_token(
 ) -> Result<Option<UserOrToken>> {
     match (user, password_file, token_file) {
         (None, None, None) => Ok(None),
-        (Some(user), Some(file), None) => {
-            Ok(Some(UserOrToken::User(user.clone(), file.get_ref().clone())))
-        }
+        (Some(user), Some(file), None) => Ok(Some(UserOrToken::User(
+            user.clone(),
+            file.get_ref().clone(),
+        ))),
         (None, None, Some(file)) => Ok(Some(UserOrToken::Token(file.get_ref().clone()))),
         (Some(user), None, None) => Err(errors.error(
             Some(user.span()),
-            format!("{} needs {} (HTTP Basic)", keys.user(), keys.password_file()),
+            format!(
+                "{} needs {} (HTTP Basic)",
+                keys.user(),
+                keys.password_file()
+            ),
         )),
         (None, Some(file), None) => Err(errors.error(
             Some(file.span()),
-            format!("{} needs {} (HTTP Basic)", keys.password_file(), keys.user()),
+            format!(
+                "{} needs {} (HTTP Basic)",
+                keys.password_file(),
+                keys.user()
+            ),
         )),
         (_, _, Some(file)) => Err(errors.error(
             Some(file.span()),
@@ -464,12 +471,11 @@ pub(super) fn parse_api(errors: &NodeErrors<'_>, node: &RawNode) -> Result<Optio
                 "api_login applies only with api_user and api_password_file".into(),
             ))
         }
-        (Some(UserOrToken::Token(_)), Some(_)) => {
-            return Err(errors.error(
-                login.map(Spanned::span),
-                "api_login applies only with api_user and api_password_file, not with api_token_file".into(),
-            ))
-        }
+        (Some(UserOrToken::Token(_)), Some(_)) => return Err(errors.error(
+            login.map(Spanned::span),
+            "api_login applies only with api_user and api_password_file, not with api_token_file"
+                .into(),
+        )),
         (Some(UserOrToken::Token(token_file)), None) => {
             Some(Credential::Bearer { token_file, keys })
         }

@@ -356,9 +356,9 @@ fn parse_node(
     )?;
     let proxy = match node.proxy.as_ref().or(defaults.proxy.as_ref()) {
         None => None,
-        Some(p) => Some(
-            urls::validate_proxy(p.get_ref()).map_err(|m| errors.error(Some(p.span()), m))?,
-        ),
+        Some(p) => {
+            Some(urls::validate_proxy(p.get_ref()).map_err(|m| errors.error(Some(p.span()), m))?)
+        }
     };
     let cache_ttl = node
         .cache_ttl
@@ -409,8 +409,8 @@ fn parse_relation_auth(
     raw_relations: Vec<Spanned<RawRelation>>,
     api: &Option<Credential>,
 ) -> Result<RelationAuth> {
-    let (relations, own) = relations::validate_relations(raw_relations)
-        .map_err(|(s, m)| errors.error(Some(s), m))?;
+    let (relations, own) =
+        relations::validate_relations(raw_relations).map_err(|(s, m)| errors.error(Some(s), m))?;
     let own_auth = node_auth.has_source();
     let mut relation_auth = BTreeMap::new();
     for (name, (span, raw)) in &own {
@@ -420,8 +420,7 @@ fn parse_relation_auth(
             span: span.clone(),
         };
         let context = format!("relation {}: ", quoted(name));
-        let credential =
-            credentials::parse_credential(&relation, &context, &raw.over(node_auth))?;
+        let credential = credentials::parse_credential(&relation, &context, &raw.over(node_auth))?;
         relation_auth.insert(name.clone(), credential);
     }
     let without_own = relations.iter().find(|r| !own.contains_key(*r));

@@ -146,18 +146,17 @@ fn bad_toml_names_line() {
 
 #[test]
 fn wrong_type_names_line() {
-    let m =
-        err("[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\nrelations = \"AllContent\"\n");
+    let m = err("[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\nrelations = \"AllContent\"\n");
     assert!(m.starts_with("config /etc/x.toml line 4: "), "{m}");
 }
 
 #[test]
 fn auth_must_be_exactly_one() {
     assert!(err("[nodes.a]\nurl = \"http://x\"\n").contains("no credentials"));
-    assert!(err(
-        "[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\njwt_secret_file = \"/s\"\n"
-    )
-    .contains("exactly one"));
+    assert!(
+        err("[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\njwt_secret_file = \"/s\"\n")
+            .contains("exactly one")
+    );
     assert!(
         err("[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\njwt_user = \"u\"\n")
             .contains("line 4: node 'a': jwt_user applies only with jwt_secret_file")
@@ -177,27 +176,27 @@ fn url_is_checked_without_echoing_credentials() {
 
 #[test]
 fn values_are_range_checked() {
-    assert!(err(
-        "[defaults]\ntimeout = 0\n[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\n"
-    )
-    .contains("line 2: node 'a': timeout must be 1 to 30"));
+    assert!(
+        err("[defaults]\ntimeout = 0\n[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\n")
+            .contains("line 2: node 'a': timeout must be 1 to 30")
+    );
     assert!(err(
         "[nodes.a]\nurl = \"http://x\"\njwt_secret_file = \"/t\"\njwt_exp_unit = \"us\"\n"
     )
     .contains("line 4: node 'a': jwt_exp_unit is not \"ms\" or \"s\""));
-    assert!(err(
-        "[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\nauth_header = \"Cookie\"\n"
-    )
-    .contains("line 4: node 'a': auth_header is not \"X-Exalate-Jwt\" or \"Authorization\""));
+    assert!(
+        err("[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\nauth_header = \"Cookie\"\n")
+            .contains(
+                "line 4: node 'a': auth_header is not \"X-Exalate-Jwt\" or \"Authorization\""
+            )
+    );
     assert!(err("").contains("no [nodes.NAME]"));
 }
 
 #[test]
 fn relation_names_are_unique_non_empty_and_printable() {
     let node = |relations: &str| {
-        format!(
-            "[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\nrelations = [\n{relations}]\n"
-        )
+        format!("[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\nrelations = [\n{relations}]\n")
     };
     assert_eq!(
         err(&node("  \"A\",\n  \"B\",\n  \"A\",\n")),
@@ -322,7 +321,9 @@ fn relation_auth_errors_name_the_relation_and_line() {
         "config /etc/x.toml line 5: node 'a': relation 'R2': jwt_exp_unit is not \"ms\" or \"s\""
     );
     assert_eq!(
-        err(&node("relations = [\n  { name = \"R2\", jwt_secret_file = \"/s\", jwt_ttl = 1 }]")),
+        err(&node(
+            "relations = [\n  { name = \"R2\", jwt_secret_file = \"/s\", jwt_ttl = 1 }]"
+        )),
         "config /etc/x.toml line 4: node 'a': relation 'R2': jwt_ttl must be 10 to 86400 seconds"
     );
     assert_eq!(
@@ -387,8 +388,9 @@ fn proxy_from_defaults_or_the_node() {
             "[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\nproxy = \"{proxy}\"\n"
         ))
     };
-    assert!(bad("proxy.example.com:3128")
-        .contains("line 4: node 'a': proxy must start with http://"));
+    assert!(
+        bad("proxy.example.com:3128").contains("line 4: node 'a': proxy must start with http://")
+    );
     assert!(bad("socks5://p:1080").contains("must start with http://"));
     let m = bad("http://bob:hunter2@p:3128");
     assert!(
@@ -410,8 +412,7 @@ fn proxy_from_defaults_or_the_node() {
 
 #[test]
 fn cmonitor_needs_exactly_one_kind_of_its_own_credentials() {
-    let node =
-        |keys: &str| format!("[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\n{keys}");
+    let node = |keys: &str| format!("[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\n{keys}");
     let url = "cmonitor_url = \"https://a.exalate.cloud/rest/issuehub/4.0/cmonitor/\"\n";
     let basic = parse(&node(&format!(
         "{url}cmonitor_user = \"monitor\"\ncmonitor_password_file = \"/p\"\n"
@@ -497,5 +498,151 @@ fn missing_file_says_so() {
     assert_eq!(
         e.message(),
         "config /nonexistent/exalate.toml: cannot read: No such file or directory (create it, or set EXALATE_ZABBIX_CONFIG)"
+    );
+}
+
+/// Issue 24: the 4.0 API's credentials, each kind and every wrong
+/// combination an error with its line.
+#[test]
+fn api_credentials_are_one_kind_of_three() {
+    let node = |keys: &str| format!("[nodes.a]\nurl = \"http://x\"\ntoken_file = \"/t\"\n{keys}");
+    let api = |keys: &str| parse(&node(keys)).unwrap().nodes["a"].api.clone();
+    assert_eq!(
+        api("api_user = \"zabbix\"\napi_password_file = \"/p\"\n"),
+        Some(Credential::Basic {
+            user: "zabbix".into(),
+            password_file: "/p".into(),
+            keys: Keys::Api
+        })
+    );
+    assert_eq!(
+        api("api_user = \"zabbix\"\napi_password_file = \"/p\"\napi_login = false\n"),
+        api("api_user = \"zabbix\"\napi_password_file = \"/p\"\n")
+    );
+    assert_eq!(
+        api("api_user = \"a:b\"\napi_password_file = \"/p\"\napi_login = true\n"),
+        Some(Credential::Login {
+            user: "a:b".into(),
+            password_file: "/p".into()
+        })
+    );
+    assert_eq!(
+        api("api_token_file = \"/k\"\n"),
+        Some(Credential::Bearer {
+            token_file: "/k".into(),
+            keys: Keys::Api
+        })
+    );
+    assert_eq!(api(""), None);
+    for (keys, message) in [
+        ("api_user = \"u\"\n", "line 4: node 'a': api_user needs api_password_file (HTTP Basic)"),
+        ("api_password_file = \"/p\"\n", "line 4: node 'a': api_password_file needs api_user (HTTP Basic)"),
+        (
+            "api_user = \"u\"\napi_password_file = \"/p\"\napi_token_file = \"/k\"\n",
+            "line 6: node 'a': set either api_user with api_password_file or api_token_file, not both",
+        ),
+        ("api_login = true\n", "line 4: node 'a': api_login applies only with api_user and api_password_file"),
+        (
+            "api_token_file = \"/k\"\napi_login = true\n",
+            "line 5: node 'a': api_login applies only with api_user and api_password_file, not with api_token_file",
+        ),
+        (
+            "api_user = \"a:b\"\napi_password_file = \"/p\"\n",
+            "line 4: node 'a': api_user must be non-empty, without ':' or control characters",
+        ),
+        ("api_login = \"yes\"\n", "line 4: invalid type: string, expected a boolean"),
+    ] {
+        let m = err(&node(keys));
+        assert!(m.contains(message), "{keys:?}: {m}");
+    }
+}
+
+/// Issue 24: a node watched with a Jira user only: no relations, no 2.4
+/// credentials; a 2.4 key there applies to nothing.
+#[test]
+fn a_node_may_have_only_api_credentials() {
+    let c = parse(
+        "[nodes.onprem]\nurl = \"https://jira2.example.com\"\napi_user = \"zabbix-monitor\"\n\
+         api_password_file = \"/etc/zabbix/exalate/onprem.api\"\n",
+    )
+    .unwrap();
+    let n = &c.nodes["onprem"];
+    assert_eq!((n.auth.as_ref(), n.relations.len()), (None, 0));
+    assert!(n.api.is_some());
+    let only_api = "[nodes.a]\nurl = \"http://x\"\napi_token_file = \"/k\"\n";
+    assert!(
+        err(&format!("{only_api}jwt_user = \"u\"\n")).contains(
+            "line 4: node 'a': jwt_user applies only with the node's jwt_secret_file, which is not set (the node has no relations)"
+        )
+    );
+    assert!(err(&format!("{only_api}auth_header = \"Cookie\"\n"))
+        .contains("line 4: node 'a': auth_header is not"));
+    // Relations still need 2.4 credentials, API or not.
+    assert!(err(&format!("{only_api}relations = [\"R\"]\n"))
+        .contains("no credentials: set token_file or jwt_secret_file"));
+    let m = err("[nodes.a]\nurl = \"http://x\"\n");
+    assert!(
+        m.contains("api_user with api_password_file, or api_token_file"),
+        "{m}"
+    );
+}
+
+/// Issue 25: a port that is not a port sends the token elsewhere; it is a
+/// config error with its line, for url, cmonitor_url and proxy alike.
+#[test]
+fn ports_that_are_not_ports_are_config_errors() {
+    for (line, keys) in [
+        (2, "url = \"http://127.0.0.1:99999\"\ntoken_file = \"/t\"\n"),
+        (2, "url = \"http://127.0.0.1:18500x/jira\"\ntoken_file = \"/t\"\n"),
+        (
+            4,
+            "url = \"http://x\"\ntoken_file = \"/t\"\ncmonitor_url = \"https://x:0/c\"\ncmonitor_token_file = \"/k\"\n",
+        ),
+        (4, "url = \"http://x\"\ntoken_file = \"/t\"\nproxy = \"http://p:+80\"\n"),
+    ] {
+        let m = err(&format!("[nodes.a]\n{keys}"));
+        assert!(m.starts_with(&format!("config /etc/x.toml line {line}: node 'a': ")), "{m}");
+        assert!(m.contains("a port") || m.contains("port that is not"), "{m}");
+    }
+}
+
+/// Issue 25: a config error becomes every item's error text: it names the
+/// key and the line and what was expected, never the value (a password
+/// pasted in the wrong place).
+#[test]
+fn config_errors_quote_no_value() {
+    let token = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyIjoiYWRtaW4ifQ.c2lnbmF0dXJlc2lnbmF0dXJl";
+    let secret = "hunter2-Pa55-W0rd";
+    for (keys, expected) in [
+        (
+            format!("token_file = \"/t\"\nauth_header = \"Authorization: Bearer {token}\"\n"),
+            "line 4: node 'a': auth_header is not \"X-Exalate-Jwt\" or \"Authorization\" (the header's name only: the token goes in token_file)",
+        ),
+        (
+            format!("token_file = \"/t\"\ntimeout = \"{secret}\"\n"),
+            "line 4: invalid type: string, expected u64",
+        ),
+        (
+            format!("jwt_secret_file = \"/s\"\njwt_exp_unit = \"{secret}\"\n"),
+            "line 4: node 'a': jwt_exp_unit is not \"ms\" or \"s\"",
+        ),
+        (
+            format!("token_file = \"/t\"\njwt_user = 8675309{}\n", 1),
+            "line 4: invalid type: integer, expected a string",
+        ),
+        (
+            format!("token_file = \"/t\"\nproxy = \"http://{secret}:x\"\n"),
+            "line 4: node 'a': proxy is not http://host",
+        ),
+    ] {
+        let m = err(&format!("[nodes.a]\nurl = \"http://x\"\n{keys}"));
+        assert!(m.contains(expected), "{m}");
+        for value in [token, secret, "86753091", "eyJ"] {
+            assert!(!m.contains(value), "{m}");
+        }
+    }
+    assert_eq!(
+        without_values(r#"invalid value: string "a\"b", expected x; unknown field `tmeout`"#),
+        "invalid value: string, expected x; unknown field `tmeout`"
     );
 }

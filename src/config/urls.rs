@@ -66,9 +66,7 @@ pub(crate) fn validate_proxy(proxy: &str) -> std::result::Result<String, String>
             b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'[' | b']' | b':')
         });
     if !host_ok || port.is_some_and(|p| !valid_port(p)) {
-        return Err(
-            "proxy is not http://host or http://host:port (a port from 1 to 65535)".into(),
-        );
+        return Err("proxy is not http://host or http://host:port (a port from 1 to 65535)".into());
     }
     Ok(format!("http://{authority}"))
 }
@@ -90,7 +88,10 @@ mod tests {
                     || m.contains("without query, fragment or spaces"),
                 "{bad:?}: {m}"
             );
-            assert!(validate_proxy(&format!("http://p:{bad}")).is_err(), "{bad:?}");
+            assert!(
+                validate_proxy(&format!("http://p:{bad}")).is_err(),
+                "{bad:?}"
+            );
         }
         for good in ["1", "80", "8443", "65535"] {
             assert!(valid_port(good));
@@ -100,6 +101,9 @@ mod tests {
             validate_url("cmonitor_url", "http://x:0/cmonitor", "k").unwrap_err(),
             "cmonitor_url has a port that is not a number from 1 to 65535"
         );
-        assert_eq!(validate_url("url", "http://x/a/", "k").unwrap(), "http://x/a");
+        assert_eq!(
+            validate_url("url", "http://x/a/", "k").unwrap(),
+            "http://x/a"
+        );
     }
 }

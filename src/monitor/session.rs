@@ -120,7 +120,12 @@ impl NodeSession {
         let http = client(&cmonitor.http, &cmonitor.client_config);
         self.ask(http, deadline, |call| {
             let max = self.config.max_response_bytes;
-            api::num_errors(&call, &cmonitor.client_config.url, &cmonitor.credentials, max)
+            api::num_errors(
+                &call,
+                &cmonitor.client_config.url,
+                &cmonitor.credentials,
+                max,
+            )
         })
     }
 
