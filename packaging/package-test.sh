@@ -418,7 +418,7 @@ start_agent "$work/exalate_zabbix.toml"
 expect "agent runs as user zabbix" "$(ps -o user= -p "$agent_pid" | tr -d ' ')" zabbix
 expect "exalate.module.version" "$(get exalate.module.version)" "$version"
 expect "exalate.discovery" "$(get exalate.discovery)" \
-  '[{"{#CMONITOR}":"1","{#NODE}":"demo","{#RELATION}":"AllContent"},{"{#CMONITOR}":"1","{#NODE}":"demo","{#RELATION}":"Service Desk"},{"{#CMONITOR}":"1","{#NODE}":"demo","{#RELATION}":"Jira Cloud/EU"}]'
+  '[{"{#API}":"0","{#CMONITOR}":"1","{#NODE}":"demo","{#RELATION}":"AllContent"},{"{#API}":"0","{#CMONITOR}":"1","{#NODE}":"demo","{#RELATION}":"Service Desk"},{"{#API}":"0","{#CMONITOR}":"1","{#NODE}":"demo","{#RELATION}":"Jira Cloud/EU"}]'
 expect "exalate.node.ping[demo]" "$(get 'exalate.node.ping[demo]')" 1
 expect "exalate.node.errors[demo] (the customer monitor, Bearer)" "$(get 'exalate.node.errors[demo]')" 2
 expect "exalate.queue.count[demo,AllContent,syncrequests]" "$(get 'exalate.queue.count[demo,AllContent,syncrequests]')" 3

@@ -67,9 +67,9 @@ fn every_key_answers_through_agent_test() {
     assert_eq!(
         pairs,
         serde_json::json!([
-            {"{#NODE}": "demo", "{#RELATION}": "AllContent", "{#CMONITOR}": "0"},
-            {"{#NODE}": "demo", "{#RELATION}": "Service Desk", "{#CMONITOR}": "0"},
-            {"{#NODE}": "demo", "{#RELATION}": "Jira Cloud/EU", "{#CMONITOR}": "0"},
+            {"{#NODE}": "demo", "{#RELATION}": "AllContent", "{#CMONITOR}": "0", "{#API}": "0"},
+            {"{#NODE}": "demo", "{#RELATION}": "Service Desk", "{#CMONITOR}": "0", "{#API}": "0"},
+            {"{#NODE}": "demo", "{#RELATION}": "Jira Cloud/EU", "{#CMONITOR}": "0", "{#API}": "0"},
         ])
     );
 
@@ -327,7 +327,7 @@ fn discovery_refuses_duplicate_empty_or_control_character_names() {
     assert_eq!(kind, 't');
     assert_eq!(
         rows,
-        r#"[{"{#CMONITOR}":"0","{#NODE}":"demo","{#RELATION}":"A"},{"{#CMONITOR}":"0","{#NODE}":"demo","{#RELATION}":"a"},{"{#CMONITOR}":"0","{#NODE}":"demo","{#RELATION}":"B"}]"#
+        r#"[{"{#API}":"0","{#CMONITOR}":"0","{#NODE}":"demo","{#RELATION}":"A"},{"{#API}":"0","{#CMONITOR}":"0","{#NODE}":"demo","{#RELATION}":"a"},{"{#API}":"0","{#CMONITOR}":"0","{#NODE}":"demo","{#RELATION}":"B"}]"#
     );
 }
 

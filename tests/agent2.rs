@@ -422,6 +422,8 @@ fn registration_run_answers_and_exits_at_once_on_terminate() {
             "exalate.discovery",
             "exalate.node.ping",
             "exalate.node.errors",
+            "exalate.node.queue",
+            "exalate.node.connections",
             "exalate.module.version"
         ]
     );

@@ -915,9 +915,9 @@ fn item_checks(c: &mut Checks, via: &str, d: &impl Ask) {
             "pairs",
             pairs,
             json!([
-                {"{#NODE}": "demo", "{#RELATION}": "AllContent", "{#CMONITOR}": "0"},
-                {"{#NODE}": "demo", "{#RELATION}": "Service Desk", "{#CMONITOR}": "0"},
-                {"{#NODE}": "demo", "{#RELATION}": "Jira Cloud/EU", "{#CMONITOR}": "0"},
+                {"{#NODE}": "demo", "{#RELATION}": "AllContent", "{#CMONITOR}": "0", "{#API}": "0"},
+                {"{#NODE}": "demo", "{#RELATION}": "Service Desk", "{#CMONITOR}": "0", "{#API}": "0"},
+                {"{#NODE}": "demo", "{#RELATION}": "Jira Cloud/EU", "{#CMONITOR}": "0", "{#API}": "0"},
             ]),
         )
     });

@@ -60,6 +60,8 @@ fn check_lines(stdout: &str) {
             "ITEM exalate.discovery flags=2 test_param=(null)",
             "ITEM exalate.node.ping flags=3 test_param=",
             "ITEM exalate.node.errors flags=3 test_param=",
+            "ITEM exalate.node.queue flags=3 test_param=,outgoing",
+            "ITEM exalate.node.connections flags=3 test_param=",
             "ITEM exalate.module.version flags=2 test_param=(null)",
         ]
     );
@@ -76,7 +78,7 @@ fn check_lines(stdout: &str) {
         results[2]
     );
     assert!(
-        results[3].starts_with("OK t [{\"{#CMONITOR}\":\"0\",\"{#NODE}\":\"demo\""),
+        results[3].starts_with("OK t [{\"{#API}\":\"0\",\"{#CMONITOR}\":\"0\",\"{#NODE}\":\"demo\""),
         "{}",
         results[3]
     );

@@ -128,7 +128,7 @@ fn a_changed_config_is_picked_up_by_every_agent_process_without_restart() {
         ..AgentOptions::default()
     });
     let pids = agent.process_ids();
-    let one = r#"[{"{#CMONITOR}":"0","{#NODE}":"demo","{#RELATION}":"AllContent"}]"#;
+    let one = r#"[{"{#API}":"0","{#CMONITOR}":"0","{#NODE}":"demo","{#RELATION}":"AllContent"}]"#;
     for _ in 0..6 {
         assert_eq!(agent.get("exalate.discovery"), Reply::Value(one.into()));
     }
@@ -148,7 +148,7 @@ fn a_changed_config_is_picked_up_by_every_agent_process_without_restart() {
     );
     env.write_config(&added);
     let changed = Instant::now();
-    let three = r#"[{"{#CMONITOR}":"0","{#NODE}":"demo","{#RELATION}":"AllContent"},{"{#CMONITOR}":"0","{#NODE}":"demo","{#RELATION}":"Service Desk"},{"{#CMONITOR}":"0","{#NODE}":"second","{#RELATION}":"Jira Cloud/EU"}]"#;
+    let three = r#"[{"{#API}":"0","{#CMONITOR}":"0","{#NODE}":"demo","{#RELATION}":"AllContent"},{"{#API}":"0","{#CMONITOR}":"0","{#NODE}":"demo","{#RELATION}":"Service Desk"},{"{#API}":"0","{#CMONITOR}":"0","{#NODE}":"second","{#RELATION}":"Jira Cloud/EU"}]"#;
     let (sent, late) = after_change(&agent, "exalate.discovery", changed);
     check_every_process(&sent, &late, 3, |v| v == three);
     assert_eq!(agent.get(second_node), Reply::Value("1".into()));
@@ -206,7 +206,7 @@ fn a_config_swapped_for_a_symlink_every_150_ms_under_load() {
         ..AgentOptions::default()
     });
     let one =
-        |r: &str| format!(r#"[{{"{{#CMONITOR}}":"0","{{#NODE}}":"demo","{{#RELATION}}":"{r}"}}]"#);
+        |r: &str| format!(r#"[{{"{{#API}}":"0","{{#CMONITOR}}":"0","{{#NODE}}":"demo","{{#RELATION}}":"{r}"}}]"#);
     let (from_file, from_link) = (one("AllContent"), one("Service Desk"));
     let stop = std::sync::atomic::AtomicBool::new(false);
     let swaps = std::thread::scope(|s| {
