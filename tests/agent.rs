@@ -186,6 +186,126 @@ fn node_errors_in_every_outcome() {
     assert_eq!(flag("none"), Some("0".into()), "{text}");
 }
 
+/// Exalate's own API (issuehub 4.0) in every outcome (see `common::api`):
+/// each kind of credentials, each failure's exact message, no password,
+/// token, Basic header or login JWT in any output; totals are never asked
+/// without `limit=0`; discovery says which nodes have API credentials and
+/// lists a node without relations.
+#[test]
+fn node_api_in_every_outcome() {
+    let env = TestEnv::new("agent-t-node-api");
+    let nodes = api_config(&env);
+    let mut wrong = Vec::new();
+    for (key, expected) in &nodes.cases {
+        let out = env.agent_test(key);
+        env.assert_no_secrets(&out);
+        for secret in [API_PASSWORD, API_TOKEN] {
+            assert!(!out.contains(secret), "{key}: {out}");
+        }
+        for token in tokens_of(&nodes.node) {
+            assert!(!out.contains(&token), "{key}: {out}");
+        }
+        if &test_outcome(&out) != expected {
+            wrong.push(format!(
+                "{key}: got {:?}, expected {expected:?}",
+                test_outcome(&out)
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let requests = nodes.requests();
+    let totals: Vec<_> = requests
+        .iter()
+        .filter(|r| r.raw_path.contains("/4.0/sync"))
+        .collect();
+    assert!(totals.len() >= 8, "{}", totals.len());
+    for request in totals {
+        assert!(
+            request.raw_path.ends_with("?limit=0"),
+            "{}",
+            request.raw_path
+        );
+    }
+    // Each kind sent what it is: Basic, Bearer, the login's JWT.
+    let sent = |header: &str, prefix: &str| {
+        nodes
+            .node
+            .requests()
+            .iter()
+            .any(|r| r.auth_ok && r.header(header).is_some_and(|v| v.starts_with(prefix)))
+    };
+    assert!(sent("Authorization", "Basic ") && sent("Authorization", "Bearer "));
+    assert!(sent("X-Exalate-Jwt", "eyJ"));
+    assert!(nodes.body_only.login_count() >= 1);
+    let (_, text) = test_value(&env.agent_test("exalate.discovery"));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let row = |node: &str| rows.iter().find(|r| r["{#NODE}"] == node).cloned();
+    assert_eq!(
+        row("basic"),
+        Some(
+            serde_json::json!({"{#NODE}": "basic", "{#RELATION}": "", "{#CMONITOR}": "0", "{#API}": "1"})
+        )
+    );
+    assert_eq!(row("relations").unwrap()["{#API}"], "0");
+}
+
+/// One login serves every item of an agent process until shortly before
+/// the token's `exp`; then one new login. Through the running agent (one
+/// listener, so one process answers every item).
+#[test]
+fn one_login_per_agent_process_renewed_before_expiry() {
+    use fake_exalate_node::FakeNode;
+    let env = TestEnv::new("agent-api-login");
+    add_api_secrets();
+    write_file(&env.dir.join("api.password"), API_PASSWORD, 0o640);
+    let node = FakeNode::start(
+        NodeConfig::default().with_api(test_api().with_login_ttl(Duration::from_secs(4))),
+    )
+    .unwrap();
+    env.write_config(&format!(
+        "[nodes.cloud]\nurl = \"{}\"\n{}",
+        node.url(),
+        api_keys(&env.dir, "login")
+    ));
+    let agent = env.start_agent(AgentOptions::agentd(1));
+    let started = Instant::now();
+    for _ in 0..10 {
+        for key in [
+            "exalate.node.queue[cloud,outgoing]",
+            "exalate.node.queue[cloud,incoming]",
+            "exalate.node.connections[cloud]",
+        ] {
+            assert!(matches!(agent.get(key), Reply::Value(_)), "{key}");
+        }
+    }
+    // 30 items, one login (unless the items took as long as the token lives).
+    if started.elapsed() < Duration::from_secs(2) {
+        assert_eq!(node.login_count(), 1);
+    }
+    // A 4 s token is renewed a quarter of its life before it expires: by
+    // then the next item logs in again, once.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while node.login_count() < 2 && Instant::now() < deadline {
+        assert_eq!(
+            agent.get("exalate.node.queue[cloud,outgoing]"),
+            Reply::Value("1500".into())
+        );
+    }
+    assert_eq!(node.login_count(), 2, "no renewal within 15 s");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "renewed too early"
+    );
+    // A rejected token (the node restarted) gets one new login, not a failure.
+    assert!(node.revoke_logins());
+    assert_eq!(
+        agent.get("exalate.node.queue[cloud,incoming]"),
+        Reply::Value("420".into())
+    );
+    assert_eq!(node.login_count(), 3);
+    env.assert_no_secrets(&agent.log());
+}
+
 #[test]
 fn credentials_and_connection_failures() {
     let env = TestEnv::new("agent-t-auth");

@@ -114,6 +114,25 @@ fn node_errors_in_every_outcome_match_the_module() {
     }
 }
 
+/// Exalate's own API (issuehub 4.0) in every outcome through agent 2: the
+/// same values and messages as the module (see `common::api`), no secret
+/// in any output.
+#[test]
+fn node_api_in_every_outcome_matches_the_module() {
+    let _shared = shared();
+    let env = TestEnv::new("agent2-t-node-api");
+    let nodes = api_config(&env);
+    let keys: Vec<&str> = nodes.cases.iter().map(|(k, _)| k.as_str()).collect();
+    let plugin = each_key(&keys, |k| env.agent2_test(k));
+    for ((key, expected), out) in nodes.cases.iter().zip(&plugin) {
+        env.assert_no_secrets(out);
+        for secret in [API_PASSWORD, API_TOKEN] {
+            assert!(!out.contains(secret), "{key}: {out}");
+        }
+        assert_eq!(&test_outcome(out), expected, "{key}: agent 2 plugin");
+    }
+}
+
 #[test]
 fn daemon_over_tcp_matches_the_module_daemon() {
     let _shared = shared();

@@ -78,7 +78,8 @@ fn check_lines(stdout: &str) {
         results[2]
     );
     assert!(
-        results[3].starts_with("OK t [{\"{#API}\":\"0\",\"{#CMONITOR}\":\"0\",\"{#NODE}\":\"demo\""),
+        results[3]
+            .starts_with("OK t [{\"{#API}\":\"0\",\"{#CMONITOR}\":\"0\",\"{#NODE}\":\"demo\""),
         "{}",
         results[3]
     );

@@ -29,7 +29,10 @@ pub(crate) fn num_errors(
             &mut response,
             (name, "cmonitor_url"),
             &credentials.rejection_hint(),
-            "no customer monitor endpoint at cmonitor_url: check the URL Exalate support gave",
+            (
+                "no customer monitor endpoint at cmonitor_url",
+                "check the URL Exalate support gave",
+            ),
         ));
     }
     let max = MAX_ANSWER_BYTES.min(max_response_bytes);

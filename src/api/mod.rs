@@ -48,13 +48,14 @@ impl Call<'_> {
 
     /// The failure of a status other than 200 of a request that sent
     /// credentials in `header` to a URL from `url_key`: `hint` says what to
-    /// check after a 401 or 403, `not_found` what a 404 means here.
+    /// check after a 401 or 403, `not_found` what a 404 means here and
+    /// what to check.
     fn status_error(
         &self,
         response: &mut HttpResponse,
         (header, url_key): (&str, &str),
         hint: &str,
-        not_found: &str,
+        (not_found, check): (&str, &str),
     ) -> Error {
         match response.status {
             401 => Error::new(
@@ -67,7 +68,7 @@ impl Call<'_> {
             ),
             404 => Error::new(
                 ErrorKind::BadResponse,
-                format!("{not_found} (HTTP 404: {})", self.excerpt(&mut response.body)),
+                format!("{not_found} (HTTP 404: {}): {check}", self.excerpt(&mut response.body)),
             ),
             status @ 500..=599 => Error::new(
                 ErrorKind::NodeError,

@@ -185,7 +185,10 @@ fn get(
                     &mut response,
                     (name, "url"),
                     &credentials.rejection_hint(),
-                    "no issuehub 4.0 API at url (an Exalate older than 4.x, or a wrong url)",
+                    (
+                        "no issuehub 4.0 API at url",
+                        "an Exalate older than 4.x, or a wrong url (its base path)",
+                    ),
                 ))
             }
         }
@@ -240,7 +243,10 @@ fn log_in(
                 &mut response,
                 ("X-Exalate-Jwt", "url"),
                 hint,
-                "no login endpoint at url (/rest/issuehub/4.0/authenticate)",
+                (
+                    "no login endpoint at url (/rest/issuehub/4.0/authenticate)",
+                    "set api_login = false to send Basic, or check url",
+                ),
             )))
         }
     }

@@ -5,6 +5,7 @@
 //! is not linted for what a crate leaves unused).
 
 pub mod agent;
+pub mod api;
 pub mod cmonitor;
 pub mod http;
 pub mod leaks;
@@ -13,6 +14,7 @@ pub mod tls;
 pub mod zbxd;
 
 pub use agent::*;
+pub use api::*;
 pub use cmonitor::*;
 pub use http::*;
 pub use leaks::*;

@@ -205,8 +205,11 @@ fn a_config_swapped_for_a_symlink_every_150_ms_under_load() {
         start_agents: 4,
         ..AgentOptions::default()
     });
-    let one =
-        |r: &str| format!(r#"[{{"{{#API}}":"0","{{#CMONITOR}}":"0","{{#NODE}}":"demo","{{#RELATION}}":"{r}"}}]"#);
+    let one = |r: &str| {
+        format!(
+            r#"[{{"{{#API}}":"0","{{#CMONITOR}}":"0","{{#NODE}}":"demo","{{#RELATION}}":"{r}"}}]"#
+        )
+    };
     let (from_file, from_link) = (one("AllContent"), one("Service Desk"));
     let stop = std::sync::atomic::AtomicBool::new(false);
     let swaps = std::thread::scope(|s| {
