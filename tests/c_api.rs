@@ -36,6 +36,12 @@ fn write_capi_config(env: &TestEnv) -> fake_exalate_node::FakeNode {
     use fake_exalate_node::{Cmonitor, CmonitorAuth, FakeNode, NodeConfig};
     add_secret(CMONITOR_PASSWORD);
     add_secret(CMONITOR_BASIC);
+    add_secret(fake_exalate_node::DEMO_API_PASSWORD);
+    write_file(
+        &env.dir.join("api.password"),
+        fake_exalate_node::DEMO_API_PASSWORD,
+        0o600,
+    );
     let cmonitor = FakeNode::start(NodeConfig::default().with_cmonitor(Cmonitor::new(
         CmonitorAuth::Basic {
             user: "monitor".into(),
@@ -81,6 +87,13 @@ fn write_capi_config(env: &TestEnv) -> fake_exalate_node::FakeNode {
         node("quick", env.node.url(), "timeout = 1"),
         node("monitored", env.node.url(), &monitored("cmonitor.password")),
         node("rejected", env.node.url(), &monitored("wrong.password")),
+        // The test node's own API (the demo's user), through a login.
+        format!(
+            "[nodes.platform]\nurl = \"{}\"\ntimeout = 10\napi_user = \"{}\"\napi_password_file = \"{}\"\napi_login = true\n",
+            env.node.url(),
+            fake_exalate_node::DEMO_API_USER,
+            env.dir.join("api.password").display()
+        ),
     ]
     .join("\n");
     env.write_config(&text);

@@ -30,7 +30,7 @@ fn run_host(env: &TestEnv, wrapper: &[&str], calls: &[&str]) -> (String, String)
     (stdout, stderr)
 }
 
-const CALLS: [&str; 10] = [
+const CALLS: [&str; 12] = [
     "--list",
     // Room for a value under valgrind on a busy machine (3 s by default).
     "--agent-timeout=8",
@@ -42,7 +42,20 @@ const CALLS: [&str; 10] = [
     "exalate.queue.count|demo|Gone|syncrequests",
     "exalate.queue.count|demo|AllContent",
     "exalate.node.errors|demo",
+    "exalate.node.queue|demo|incoming",
+    "exalate.node.connections|demo",
 ];
+
+/// The test env's demo node, its 4.0 API through a login as well.
+fn with_api(env: &TestEnv) {
+    add_api_secrets();
+    add_secret(fake_exalate_node::DEMO_API_PASSWORD);
+    let password = env.dir.join("api.password");
+    write_file(&password, fake_exalate_node::DEMO_API_PASSWORD, 0o600);
+    let user = format!("api_user = \"{}\"", fake_exalate_node::DEMO_API_USER);
+    let file = format!("api_password_file = \"{}\"", password.display());
+    env.write_config(&env.node_section("demo", &[&user, &file, "api_login = true"]));
+}
 
 fn check_lines(stdout: &str) {
     let lines: Vec<&str> = stdout.lines().collect();
@@ -79,7 +92,7 @@ fn check_lines(stdout: &str) {
     );
     assert!(
         results[3]
-            .starts_with("OK t [{\"{#API}\":\"0\",\"{#CMONITOR}\":\"0\",\"{#NODE}\":\"demo\""),
+            .starts_with("OK t [{\"{#API}\":\"1\",\"{#CMONITOR}\":\"0\",\"{#NODE}\":\"demo\""),
         "{}",
         results[3]
     );
@@ -94,12 +107,19 @@ fn check_lines(stdout: &str) {
         "{}",
         results[7]
     );
-    assert_eq!(results.len(), 8);
+    assert_eq!(results[8], "OK u 420");
+    assert!(
+        results[9].starts_with("OK t [{\"name\":\"AllContent\",\"status\":\"ACTIVE\","),
+        "{}",
+        results[9]
+    );
+    assert_eq!(results.len(), 10);
 }
 
 #[test]
 fn c_host_loads_and_calls_the_module() {
     let env = TestEnv::new("module-host");
+    with_api(&env);
     let (stdout, _) = run_host(&env, &[], &CALLS);
     check_lines(&stdout);
 }
@@ -107,6 +127,7 @@ fn c_host_loads_and_calls_the_module() {
 #[test]
 fn c_host_under_valgrind_has_no_errors_or_leaks() {
     let env = TestEnv::new("module-host-valgrind");
+    with_api(&env);
     let (stdout, stderr) = run_host(&env, &VALGRIND, &CALLS);
     check_lines(&stdout);
     assert!(stderr.contains("ERROR SUMMARY: 0 errors"), "{stderr}");

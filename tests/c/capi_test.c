@@ -208,6 +208,30 @@ int main(int argc, char **argv) {
     EXPECT(exalate_node_errors(NULL, "monitored", &errors), EXALATE_INVALID_ARGUMENT, "client is NULL");
     CHECK(errors == 777);
 
+    /* The node as a whole, through Exalate's own API (a login's JWT). */
+    uint64_t total = 777;
+    EXPECT(exalate_node_queue(client, "platform", "outgoing", &total), EXALATE_OK, NULL);
+    CHECK(total == 1500);
+    EXPECT(exalate_node_queue(client, "platform", "incoming", &total), EXALATE_OK, NULL);
+    CHECK(total == 420);
+    total = 777;
+    EXPECT(exalate_node_queue(client, "platform", "sideways", &total), EXALATE_INVALID_ARGUMENT,
+           "node 'platform': unknown direction 'sideways'; valid directions: outgoing, incoming");
+    EXPECT(exalate_node_queue(client, "demo", "outgoing", &total), EXALATE_CONFIG_ERROR,
+           "node 'demo': no issuehub 4.0 API credentials configured");
+    EXPECT(exalate_node_queue(client, "platform", NULL, &total), EXALATE_INVALID_ARGUMENT, "direction is NULL");
+    EXPECT(exalate_node_queue(client, "platform", "outgoing", NULL), EXALATE_INVALID_ARGUMENT, "out is NULL");
+    CHECK(total == 777);
+    json = NULL;
+    EXPECT(exalate_node_connections(client, "platform", &json), EXALATE_OK, NULL);
+    CHECK(json != NULL && strstr(json, "{\"name\":\"Jira Cloud/EU\",\"status\":\"DEACTIVATED\",") != NULL);
+    exalate_string_free(json);
+    json = NULL;
+    EXPECT(exalate_node_connections(client, "demo", &json), EXALATE_CONFIG_ERROR,
+           "node 'demo': no issuehub 4.0 API credentials configured");
+    EXPECT(exalate_node_connections(client, "platform", NULL), EXALATE_INVALID_ARGUMENT, "out_json is NULL");
+    CHECK(json == NULL);
+
     /* The stats hold each queue's oldest event. */
     json = NULL;
     EXPECT(exalate_relation_stats(client, "demo", "AllContent", &json), EXALATE_OK, NULL);
