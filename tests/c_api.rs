@@ -333,3 +333,29 @@ fn a_dns_server_that_never_answers_holds_one_lookup_thread() {
     println!("lookup threads over 12 s: at most {most}");
     assert_eq!(most, 1, "one lookup of a host at a time");
 }
+
+/// Issue 25, finding 6: failing calls from a pthread key destructor (after
+/// the thread's Rust thread-locals are destroyed) return their failure
+/// codes; the process does not abort (it did: `thread caused non-unwinding
+/// panic. aborting.`, exit 134).
+#[test]
+fn failing_calls_while_a_thread_exits_do_not_abort() {
+    let env = TestEnv::new("capi-thread-exit");
+    let exe = compile(
+        &env.dir,
+        "tests/c/thread_exit_test.c",
+        "thread_exit_test",
+        &C_FLAGS,
+    );
+    let out = Command::new(&exe)
+        .arg(&env.config_path)
+        .output()
+        .expect("run thread_exit_test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{:?}\n{}", out.status, describe(&out));
+    assert!(stdout.contains("thread_exit: 0 wrong"), "{stdout}");
+    assert!(
+        stdout.contains("destructor: count EXALATE_UNKNOWN_NODE"),
+        "{stdout}"
+    );
+}
