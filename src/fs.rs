@@ -2,6 +2,9 @@
 //! token files, a CA file) and the errors they give: never blocking on a
 //! FIFO or a device, checks made on the open file, secrets zeroed.
 
+// io_reason lives in error.rs (which imports nothing of the crate); named
+// here too for the callers that read files.
+pub(crate) use crate::error::io_reason;
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
 use std::os::unix::fs::PermissionsExt;
@@ -136,14 +139,6 @@ pub(crate) fn open_file(path: &Path) -> std::io::Result<(std::fs::File, std::fs:
     Ok((file, meta))
 }
 
-/// An io::Error's reason without the "(os error N)" noise.
-pub(crate) fn io_reason(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -3,8 +3,7 @@
 //! and every failure turned into one specific error.
 
 use crate::config::NodeConfig;
-use crate::error::{io_error, Error, ErrorKind, Result};
-use crate::fs::io_reason;
+use crate::error::{io_error, io_reason, Error, ErrorKind, Result};
 use crate::lock::lock;
 use crate::proxy::{AbsoluteForm, Route};
 use std::collections::HashMap;
