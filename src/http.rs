@@ -24,7 +24,42 @@ const DNS_CACHE_TTL: Duration = Duration::from_secs(60);
 const DNS_FAILURE_TTL: Duration = Duration::from_secs(5);
 
 pub(crate) struct HttpClient {
-    agent: ureq::Agent,
+    /// Makes an agent for the node: its config (TLS roots read once), its
+    /// connector and resolver.
+    make: Box<dyn Fn() -> ureq::Agent + Send + Sync>,
+    /// The agent of the process using the client now (see [`ProcessAgent`]).
+    agent: Mutex<ProcessAgent>,
+}
+
+/// An agent and the process it was made in. Its pooled connections are
+/// that process's sockets: after fork() the child holds copies of them,
+/// and a request the child wrote on one would share the connection with
+/// the parent's (each reading the other's answers). A client used in
+/// another process than its agent's makes a fresh agent there. The
+/// inherited one is leaked, never dropped: dropping it would close its
+/// connections (for TLS, sending close_notify on a socket the parent still
+/// uses); leaking costs the child a few file descriptors and buffers once.
+struct ProcessAgent {
+    pid: u32,
+    /// Always Some, but for the leak in `drop`.
+    agent: Option<ureq::Agent>,
+}
+
+impl ProcessAgent {
+    fn new(agent: ureq::Agent) -> ProcessAgent {
+        ProcessAgent {
+            pid: std::process::id(),
+            agent: Some(agent),
+        }
+    }
+}
+
+impl Drop for ProcessAgent {
+    fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            std::mem::forget(self.agent.take());
+        }
+    }
 }
 
 /// A response whose status is known and whose body is not read yet.
@@ -40,30 +75,21 @@ impl HttpClient {
     /// client: a lookup that never returns is not started again by the next
     /// client (a reload, a C API client opened after one freed).
     pub(crate) fn new(node: &NodeConfig) -> Result<HttpClient> {
-        let hosts = {
-            let mut shared = lock(&SYSTEM_HOSTS);
-            match shared.as_ref().and_then(std::sync::Weak::upgrade) {
-                Some(hosts) => hosts,
-                None => {
-                    let hosts = Hosts::default();
-                    *shared = Some(Arc::downgrade(&hosts));
-                    hosts
-                }
-            }
-        };
-        HttpClient::with_resolver(node, Arc::new(SystemLookup), hosts)
+        HttpClient::with_resolver(node, Arc::new(SystemLookup), system_hosts)
     }
 
     /// A client whose host names are looked up by `lookup`.
     #[cfg(test)]
     pub(crate) fn with_lookup(node: &NodeConfig, lookup: Arc<dyn Lookup>) -> Result<HttpClient> {
-        HttpClient::with_resolver(node, lookup, Hosts::default())
+        let hosts = Hosts::default();
+        HttpClient::with_resolver(node, lookup, move || hosts.clone())
     }
 
+    /// `hosts` gives the host table of each agent made (one per process).
     fn with_resolver(
         node: &NodeConfig,
         lookup: Arc<dyn Lookup>,
-        hosts: Hosts,
+        hosts: impl Fn() -> Hosts + Send + Sync + 'static,
     ) -> Result<HttpClient> {
         let route = Route::new(&node.url, node.proxy.as_deref());
         let connect_proxy = match &route {
@@ -87,19 +113,36 @@ impl HttpClient {
                     .build(),
             );
         }
-        let agent = match route {
-            Route::AbsoluteForm { host, port } => ureq::Agent::with_parts(
-                config.build(),
-                AbsoluteForm::default(),
-                CachingResolver::new(lookup, hosts, Some((host, port))),
-            ),
-            Route::Direct | Route::Connect(_) => ureq::Agent::with_parts(
-                config.build(),
-                DefaultConnector::new(),
-                CachingResolver::new(lookup, hosts, None),
-            ),
+        let config = config.build();
+        let via = match route {
+            Route::AbsoluteForm { host, port } => Some((host, port)),
+            Route::Direct | Route::Connect(_) => None,
         };
-        Ok(HttpClient { agent })
+        let make = move || {
+            let resolver = CachingResolver::new(lookup.clone(), hosts(), via.clone());
+            if via.is_some() {
+                ureq::Agent::with_parts(config.clone(), AbsoluteForm::default(), resolver)
+            } else {
+                ureq::Agent::with_parts(config.clone(), DefaultConnector::new(), resolver)
+            }
+        };
+        let agent = Mutex::new(ProcessAgent::new(make()));
+        Ok(HttpClient {
+            make: Box::new(make),
+            agent,
+        })
+    }
+
+    /// The agent of this process: the client's, or a fresh one when the
+    /// client was made (or last used) before a fork() (see [`ProcessAgent`]).
+    /// Every request goes through here.
+    fn agent(&self) -> ureq::Agent {
+        let mut slot = lock(&self.agent);
+        if slot.pid != std::process::id() {
+            // Dropping the old slot leaks its agent (the pid differs).
+            *slot = ProcessAgent::new((self.make)());
+        }
+        slot.agent.clone().expect("an agent until dropped")
     }
 
     /// GETs `url` with one extra header, the whole exchange bounded by `timeout`.
@@ -110,7 +153,7 @@ impl HttpClient {
         timeout: Duration,
     ) -> Result<HttpResponse> {
         let response = self
-            .agent
+            .agent()
             .get(url)
             .header("Accept", "application/json")
             .header(header.0, header.1)
@@ -183,8 +226,28 @@ type HostMap = Mutex<HashMap<String, HostEntry>>;
 
 /// The system resolver's `Hosts`, while a client or a lookup under way
 /// holds them; a weak reference, so that nothing is kept once they are all
-/// gone (see [`forget_shared_hosts`]).
-static SYSTEM_HOSTS: Mutex<Option<std::sync::Weak<HostMap>>> = Mutex::new(None);
+/// gone (see [`forget_shared_hosts`]). With the process they belong to: a
+/// lookup under way in the parent has no thread in a forked child, which
+/// starts its own table.
+static SYSTEM_HOSTS: Mutex<Option<(u32, std::sync::Weak<HostMap>)>> = Mutex::new(None);
+
+/// The system resolver's `Hosts` of this process, shared by its clients.
+fn system_hosts() -> Hosts {
+    let pid = std::process::id();
+    let mut shared = lock(&SYSTEM_HOSTS);
+    let alive = shared
+        .as_ref()
+        .filter(|(owner, _)| *owner == pid)
+        .and_then(|(_, hosts)| hosts.upgrade());
+    match alive {
+        Some(hosts) => hosts,
+        None => {
+            let hosts = Hosts::default();
+            *shared = Some((pid, Arc::downgrade(&hosts)));
+            hosts
+        }
+    }
+}
 
 /// Lets go of the last trace of the shared `Hosts` (the weak reference's
 /// allocation), for a module about to be unloaded.

@@ -359,3 +359,46 @@ fn failing_calls_while_a_thread_exits_do_not_abort() {
         "{stdout}"
     );
 }
+/// Issue 25, finding 7: a client that made a call, used by parent and
+/// child after fork(): each gets its own queue's count, and the child's
+/// requests come on connections of its own (before: the child wrote to the
+/// parent's pooled socket and read the parent's answers).
+#[test]
+fn a_forked_child_never_shares_the_parents_connections() {
+    let env = TestEnv::new("capi-fork");
+    env.write_config(&env.node_section("demo", &["cache_ttl = 0", "timeout = 10"]));
+    let exe = compile(&env.dir, "tests/c/fork_test.c", "fork_test", &C_FLAGS);
+    let rounds = 200;
+    let out = Command::new(&exe)
+        .arg(&env.config_path)
+        .arg(rounds.to_string())
+        .output()
+        .expect("run fork_test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("parent: 0 wrong") && stdout.contains("child: 0 wrong"),
+        "{stdout}\n{}",
+        describe(&out)
+    );
+    assert!(out.status.success(), "{:?}\n{}", out.status, describe(&out));
+    let requests = env.node.requests();
+    let asked = |queue: &str| -> Vec<u64> {
+        requests
+            .iter()
+            .filter(|r| r.queue.as_deref() == Some(queue))
+            .map(|r| r.connection_id)
+            .collect()
+    };
+    let (parent, child) = (asked("syncrequests"), asked("syncresponses"));
+    assert_eq!(parent.len(), rounds + 1, "the first call and the parent's");
+    assert_eq!(child.len(), rounds);
+    let before_fork = parent[0];
+    assert!(
+        !child.contains(&before_fork),
+        "the child used the connection of the call before fork(): {child:?}"
+    );
+    assert!(
+        child.iter().all(|c| !parent.contains(c)),
+        "parent and child shared a connection: parent {parent:?}, child {child:?}"
+    );
+}
