@@ -133,9 +133,17 @@ impl HttpClient {
         })
     }
 
-    /// The agent of this process: the client's, or a fresh one when the
-    /// client was made (or last used) before a fork() (see [`ProcessAgent`]).
+    /// The agent for a request to `url`, once its port is known to be one
+    /// (see [`uri_port`]): the client's, or a fresh one when the client
+    /// was made (or last used) before a fork() (see [`ProcessAgent`]).
     /// Every request goes through here.
+    fn agent_for(&self, url: &str) -> Result<ureq::Agent> {
+        if let Ok(uri) = url.parse::<Uri>() {
+            uri_port(&uri).map_err(classify)?;
+        }
+        Ok(self.agent())
+    }
+
     fn agent(&self) -> ureq::Agent {
         let mut slot = lock(&self.agent);
         if slot.pid != std::process::id() {
@@ -153,7 +161,7 @@ impl HttpClient {
         timeout: Duration,
     ) -> Result<HttpResponse> {
         let response = self
-            .agent()
+            .agent_for(url)?
             .get(url)
             .header("Accept", "application/json")
             .header(header.0, header.1)
@@ -336,15 +344,7 @@ impl Resolver for CachingResolver {
         let _ = config;
         let (host, port) = match &self.via {
             Some((host, port)) => (host.as_str(), *port),
-            None => (
-                uri.host().unwrap_or(""),
-                uri.port_u16()
-                    .unwrap_or(if uri.scheme_str() == Some("https") {
-                        443
-                    } else {
-                        80
-                    }),
-            ),
+            None => (uri.host().unwrap_or(""), uri_port(uri)?),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let found = if let Ok(ip) = host.parse::<IpAddr>() {
@@ -408,6 +408,45 @@ impl Resolver for CachingResolver {
     }
 }
 
+/// The port a request to `uri` goes to: the one written, else the
+/// scheme's. A written port that is not one (`:99999`, `:8080x`, `:0`) is
+/// an error, never the scheme's port: that would send the node's
+/// credentials to whatever listens there.
+fn uri_port(uri: &Uri) -> std::result::Result<u16, ureq::Error> {
+    // As written: `Uri::port()` is None for a port that does not parse,
+    // the same as for none written.
+    let written = uri.authority().and_then(|authority| {
+        let text = authority.as_str();
+        let host_port = text.rsplit_once('@').map_or(text, |(_, after)| after);
+        let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, after)| after);
+        after_host.rsplit_once(':').map(|(_, port)| port)
+    });
+    match written {
+        None if uri.scheme_str() == Some("https") => Ok(443),
+        None => Ok(80),
+        Some(port) => match port.parse::<u16>() {
+            Ok(port) if port != 0 => Ok(port),
+            _ => Err(ureq::Error::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                NotAPort,
+            ))),
+        },
+    }
+}
+
+/// A URL's port that is not one (see [`uri_port`]); `classify` makes it a
+/// config error.
+#[derive(Debug)]
+struct NotAPort;
+
+impl std::fmt::Display for NotAPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the URL's port is not a number from 1 to 65535")
+    }
+}
+
+impl std::error::Error for NotAPort {}
+
 /// Percent-encodes `name` as one path segment: everything but RFC 3986's
 /// unreserved characters is escaped, and so is a dot, so "." and ".." stay
 /// names and never become path steps.
@@ -428,6 +467,9 @@ pub(crate) fn classify(e: ureq::Error) -> Error {
     use ureq::Error as U;
     match e {
         U::Timeout(_) => Error::new(ErrorKind::Timeout, "timed out"),
+        U::Io(io) if io.get_ref().is_some_and(|e| e.is::<NotAPort>()) => {
+            Error::new(ErrorKind::Config, NotAPort.to_string())
+        }
         U::Io(io) => io_error(&io),
         U::HostNotFound => Error::new(
             ErrorKind::ConnectionFailed,
@@ -596,6 +638,48 @@ mod tests {
             Ok(_) => panic!("a dead DNS server resolved"),
             Err(e) => e.kind(),
         }
+    }
+
+    /// Remembers the ports it was asked for; answers 127.0.0.1.
+    #[derive(Default)]
+    struct RecordingDns {
+        ports: Mutex<Vec<u16>>,
+    }
+
+    impl Lookup for RecordingDns {
+        fn lookup(&self, _: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+            lock(&self.ports).push(port);
+            Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
+        }
+    }
+
+    /// Issue 25: a port that is not a port fell back to 80/443 (a request
+    /// with the node's token to another listener); it fails, connecting
+    /// nowhere.
+    #[test]
+    fn a_port_that_is_not_a_port_connects_nowhere() {
+        let text = "[nodes.n]\nurl = \"http://node.test:8080\"\ntoken_file = \"/t\"\n";
+        let config = crate::config::Config::parse(Path::new("t.toml"), text).unwrap();
+        let dns = Arc::new(RecordingDns::default());
+        let client = HttpClient::with_lookup(&config.nodes["n"], dns.clone()).unwrap();
+        for url in [
+            "http://node.test:99999/x",
+            "https://node.test:99999/x",
+            "http://node.test:18500x/x",
+            "http://node.test:0/x",
+            "http://127.0.0.1:99999/x",
+            "http://[::1]:70000/x",
+        ] {
+            match client.get(url, ("X-Test", "1"), Duration::from_secs(2)) {
+                Ok(r) => panic!("{url}: answered {}", r.status),
+                Err(e) => assert!(
+                    e.message().contains("port is not a number from 1 to 65535"),
+                    "{url}: {}",
+                    e.message()
+                ),
+            }
+        }
+        assert_eq!(*lock(&dns.ports), Vec::<u16>::new(), "looked up");
     }
 
     #[test]
