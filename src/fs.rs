@@ -161,7 +161,6 @@ pub(crate) fn open_file(path: &Path) -> std::io::Result<(std::fs::File, std::fs:
     Ok((file, meta))
 }
 
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -194,7 +193,10 @@ pub(crate) mod tests {
     fn secret_files_have_a_size_limit() {
         let most = "k".repeat(MAX_SECRET_BYTES as usize);
         let file = temp_file("most.secret", &most, 0o600);
-        assert_eq!(read_secret_file("jwt_secret_file", &file).unwrap().as_str(), most);
+        assert_eq!(
+            read_secret_file("jwt_secret_file", &file).unwrap().as_str(),
+            most
+        );
         let over = format!("{most}\n");
         let file = temp_file("large.secret", &over, 0o600);
         let e = read_secret_file("jwt_secret_file", &file).unwrap_err();

@@ -418,7 +418,9 @@ fn uri_port(uri: &Uri) -> std::result::Result<u16, ureq::Error> {
     let written = uri.authority().and_then(|authority| {
         let text = authority.as_str();
         let host_port = text.rsplit_once('@').map_or(text, |(_, after)| after);
-        let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, after)| after);
+        let after_host = host_port
+            .rsplit_once(']')
+            .map_or(host_port, |(_, after)| after);
         after_host.rsplit_once(':').map(|(_, port)| port)
     });
     match written {

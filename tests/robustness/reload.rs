@@ -305,14 +305,20 @@ fn a_config_fixed_by_chmod_is_read_within_seconds() {
         denied.error().contains("cannot read: Permission denied"),
         "{denied:?}"
     );
-    let modified = std::fs::metadata(&env.config_path).unwrap().modified().unwrap();
+    let modified = std::fs::metadata(&env.config_path)
+        .unwrap()
+        .modified()
+        .unwrap();
     std::fs::set_permissions(
         &env.config_path,
         std::os::unix::fs::PermissionsExt::from_mode(0o640),
     )
     .unwrap();
     assert_eq!(
-        std::fs::metadata(&env.config_path).unwrap().modified().unwrap(),
+        std::fs::metadata(&env.config_path)
+            .unwrap()
+            .modified()
+            .unwrap(),
         modified,
         "chmod moved mtime: the test would not test ctime"
     );
