@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 
 TEST_DEPS := zabbix-agent:/usr/sbin/zabbix_agentd zabbix-agent2:/usr/sbin/zabbix_agent2 valgrind:valgrind gcc:cc g++:c++ pkg-config:pkg-config
 
-.PHONY: all build release demo test stress fuzz bench deps-demo deps-test deps-bench header install
+.PHONY: all build release demo test stress fuzz bench toolchain deps-demo deps-test deps-bench header install
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 # What `make install` installs; tests point it at their own build.
@@ -21,10 +21,14 @@ build:
 release:
 	$(CARGO) build --release --workspace
 
-deps-demo:
-	scripts/deps.sh zabbix-agent:/usr/sbin/zabbix_agentd zabbix-agent2:/usr/sbin/zabbix_agent2
+# Rust new enough, or stop with what a build needs (before installing anything).
+toolchain:
+	CARGO=$(CARGO) scripts/toolchain.sh
 
-deps-test:
+deps-demo: toolchain
+	scripts/deps.sh zabbix-agent:/usr/sbin/zabbix_agentd zabbix-agent2:/usr/sbin/zabbix_agent2 gcc:cc
+
+deps-test: toolchain
 	scripts/deps.sh $(TEST_DEPS)
 
 demo: deps-demo release

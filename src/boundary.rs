@@ -19,33 +19,52 @@ include!("unwind_required.rs");
 /// cannot mistake for success (as rustls-ffi's `PanicOrDefault`). Each
 /// return type says it once; an export whose type has none does not compile.
 pub(crate) trait PanicOrDefault {
-    /// The failure value; `message` says what panicked (already redacted).
-    fn on_panic(message: &str) -> Self;
+    /// The failure value: a constant, so that nothing can fail in making it.
+    fn on_panic() -> Self;
+    /// Keeps `message` (what panicked, already redacted) where the caller
+    /// can read it, if the type has such a place; by default nowhere.
+    fn record_panic(_message: &str) {}
 }
 
 impl PanicOrDefault for () {
-    fn on_panic(_: &str) {}
+    fn on_panic() {}
 }
 
 /// A static string: the empty one (never NULL, which C callers may print).
 impl PanicOrDefault for *const c_char {
-    fn on_panic(_: &str) -> Self {
+    fn on_panic() -> Self {
         c"".as_ptr()
     }
 }
 
 /// A table or object the caller would own or walk: none.
 impl<T> PanicOrDefault for *mut T {
-    fn on_panic(_: &str) -> Self {
+    fn on_panic() -> Self {
         std::ptr::null_mut()
     }
 }
 
-/// Runs an export's body; a panic becomes `R::on_panic`.
+/// Runs an export's body; a panic becomes `R::on_panic()`.
+///
+/// Everything done after a panic could panic again (a thread-local already
+/// destroyed, when C calls from a pthread key destructor; a payload whose
+/// drop panics): a panic leaving an `extern "C"` function aborts the host.
+/// So the message is made and kept under `catch_unwind` as well, the
+/// payload is dropped under it, and the value returned is a constant.
 pub(crate) fn guard<R: PanicOrDefault>(body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value,
-        Err(panic) => R::on_panic(&panic_message(&*panic, &[])),
+        Err(panic) => {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                R::record_panic(&panic_message(&*panic, &[]))
+            }));
+            if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(panic))) {
+                // A payload whose drop panicked: its own payload is leaked
+                // rather than risk a third panic here.
+                std::mem::forget(again);
+            }
+            R::on_panic()
+        }
     }
 }
 
@@ -94,6 +113,36 @@ pub(crate) use ffi_fn;
 #[allow(unsafe_code)]
 mod tests {
     use super::*;
+
+    /// A type whose message keeping panics, as `set_last_error` did from
+    /// a pthread key destructor (issue 25).
+    struct Fragile(u8);
+
+    impl PanicOrDefault for Fragile {
+        fn on_panic() -> Self {
+            Fragile(1)
+        }
+        fn record_panic(_: &str) {
+            panic!("the place for the message is gone");
+        }
+    }
+
+    /// A payload whose drop panics.
+    struct PanicsOnDrop;
+
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("drop");
+        }
+    }
+
+    #[test]
+    fn nothing_after_a_panic_can_panic_again() {
+        let value = guard(|| -> Fragile { panic!("boom") });
+        assert_eq!(value.0, 1);
+        let value = guard(|| -> Fragile { std::panic::panic_any(PanicsOnDrop) });
+        assert_eq!(value.0, 1);
+    }
 
     #[test]
     fn a_panic_becomes_the_failure_value() {

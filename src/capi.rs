@@ -146,9 +146,17 @@ thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
+/// Keeps `message` as this thread's last error. A thread whose
+/// thread-locals are already destroyed (C calling from a pthread key
+/// destructor) has no place for it: the message is dropped, the call
+/// still returns its result code.
 fn set_last_error(message: &str) {
     let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = text);
+    let _ = LAST_ERROR.try_with(|e| {
+        if let Ok(mut last) = e.try_borrow_mut() {
+            *last = text;
+        }
+    });
 }
 
 fn fail(error: Error) -> exalate_result {
@@ -158,9 +166,11 @@ fn fail(error: Error) -> exalate_result {
 
 /// A panic in an export: EXALATE_INTERNAL_ERROR, with a message.
 impl PanicOrDefault for exalate_result {
-    fn on_panic(message: &str) -> Self {
-        set_last_error(&format!("internal error in libexalate_zabbix ({message})"));
+    fn on_panic() -> Self {
         exalate_result::EXALATE_INTERNAL_ERROR
+    }
+    fn record_panic(message: &str) {
+        set_last_error(&format!("internal error in libexalate_zabbix ({message})"));
     }
 }
 
@@ -488,7 +498,10 @@ ffi_fn! {
     /// This thread's message for its last failed call ("" if none). The string
     /// belongs to the library and stays valid until this thread's next failure.
     pub fn exalate_last_error() -> *const c_char {
-        LAST_ERROR.with(|e| e.borrow().as_ptr())
+        // Gone (a pthread key destructor, after the thread-locals): "".
+        LAST_ERROR
+            .try_with(|e| e.try_borrow().map_or(c"".as_ptr(), |m| m.as_ptr()))
+            .unwrap_or(c"".as_ptr())
     }
 }
 
@@ -505,9 +518,7 @@ ffi_fn! {
         len: usize,
         needed: *mut usize,
     ) -> exalate_result {
-        LAST_ERROR.with(|e| {
-            let message = e.borrow();
-            let bytes = message.as_bytes();
+        let copy = |bytes: &[u8]| {
             if !needed.is_null() {
                 // SAFETY: a writable out-parameter, checked non-NULL.
                 unsafe { *needed = bytes.len() + 1 };
@@ -531,7 +542,14 @@ ffi_fn! {
             } else {
                 exalate_result::EXALATE_INVALID_ARGUMENT
             }
-        })
+        };
+        // Gone (a pthread key destructor, after the thread-locals): "".
+        LAST_ERROR
+            .try_with(|e| match e.try_borrow() {
+                Ok(message) => copy(message.as_bytes()),
+                Err(_) => copy(b""),
+            })
+            .unwrap_or_else(|_| copy(b""))
     }
 }
 

@@ -341,6 +341,15 @@ fn html_text(html: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// An io::Error's reason without the "(os error N)" noise.
+pub(crate) fn io_reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
 /// The error for an I/O failure talking to a node (a connection, a body
 /// read: the HTTP client's and the queue parser's), also one that wraps a
 /// ureq error (body reads).
@@ -365,7 +374,7 @@ pub(crate) fn io_error(e: &io::Error) -> Error {
             "the node closed the connection before the answer was complete".to_string()
         }
         K::TimedOut | K::WouldBlock => return Error::new(ErrorKind::Timeout, "timed out"),
-        _ => format!("connection failed: {}", crate::fs::io_reason(e)),
+        _ => format!("connection failed: {}", io_reason(e)),
     };
     Error::new(ErrorKind::ConnectionFailed, message)
 }

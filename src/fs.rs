@@ -2,6 +2,9 @@
 //! token files, a CA file) and the errors they give: never blocking on a
 //! FIFO or a device, checks made on the open file, secrets zeroed.
 
+// io_reason lives in error.rs (which imports nothing of the crate); named
+// here too for the callers that read files.
+pub(crate) use crate::error::io_reason;
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
 use std::os::unix::fs::PermissionsExt;
@@ -14,6 +17,11 @@ const RUNS_AS_ZABBIX: &str = " (the agent runs as user zabbix: chown root:zabbix
 /// 4 MiB; a larger file is a mistake, and reading it would hold it in
 /// memory (and the config lock) for nothing.
 pub(crate) const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The largest secret, token or password file read: an HS256 secret or a
+/// JWT is well under 8 KiB; a larger file is a mistake (a log, a key store
+/// named by mistake), and reading it would hold it in memory for nothing.
+pub(crate) const MAX_SECRET_BYTES: u64 = 64 * 1024;
 
 /// The config file's text, or why it cannot be read (`path_env` names the
 /// variable that points at another file).
@@ -76,11 +84,28 @@ pub(crate) fn read_secret_file(what: &str, path: &Path) -> Result<Secret> {
             path.display()
         )));
     }
+    let too_large = || {
+        fail(format!(
+            "larger than {} KiB ({MAX_SECRET_BYTES} bytes), the most a secret or token file may be",
+            MAX_SECRET_BYTES / 1024
+        ))
+    };
+    if meta.len() > MAX_SECRET_BYTES {
+        return Err(too_large());
+    }
     let mut content = Vec::new();
-    let read = file.read_to_end(&mut content);
+    // It may grow after the fstat: one byte past the limit at most.
+    let read = (&mut file)
+        .take(MAX_SECRET_BYTES + 1)
+        .read_to_end(&mut content);
     let text = read
         .map_err(cannot_read)
-        .and_then(|_| std::str::from_utf8(&content).map_err(|_| fail("is not UTF-8 text".into())))
+        .and_then(|_| {
+            if content.len() as u64 > MAX_SECRET_BYTES {
+                return Err(too_large());
+            }
+            std::str::from_utf8(&content).map_err(|_| fail("is not UTF-8 text".into()))
+        })
         .map(|text| Secret::new(text.trim().to_string()));
     crate::secret::zero(&mut content);
     let secret = text?;
@@ -136,15 +161,6 @@ pub(crate) fn open_file(path: &Path) -> std::io::Result<(std::fs::File, std::fs:
     Ok((file, meta))
 }
 
-/// An io::Error's reason without the "(os error N)" noise.
-pub(crate) fn io_reason(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -169,6 +185,29 @@ pub(crate) mod tests {
             "{e}"
         );
         assert!(!e.message().contains("abc"));
+    }
+
+    /// Issue 25: a secret file had no size limit (a log or an image named
+    /// by mistake was read whole into memory, and kept).
+    #[test]
+    fn secret_files_have_a_size_limit() {
+        let most = "k".repeat(MAX_SECRET_BYTES as usize);
+        let file = temp_file("most.secret", &most, 0o600);
+        assert_eq!(
+            read_secret_file("jwt_secret_file", &file).unwrap().as_str(),
+            most
+        );
+        let over = format!("{most}\n");
+        let file = temp_file("large.secret", &over, 0o600);
+        let e = read_secret_file("jwt_secret_file", &file).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert_eq!(
+            e.message(),
+            format!(
+                "jwt_secret_file {}: larger than 64 KiB (65536 bytes), the most a secret or token file may be",
+                file.display()
+            )
+        );
     }
 
     #[test]

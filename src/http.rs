@@ -3,8 +3,7 @@
 //! and every failure turned into one specific error.
 
 use crate::config::NodeConfig;
-use crate::error::{io_error, Error, ErrorKind, Result};
-use crate::fs::io_reason;
+use crate::error::{io_error, io_reason, Error, ErrorKind, Result};
 use crate::lock::lock;
 use crate::proxy::{AbsoluteForm, Route};
 use std::collections::HashMap;
@@ -25,7 +24,42 @@ const DNS_CACHE_TTL: Duration = Duration::from_secs(60);
 const DNS_FAILURE_TTL: Duration = Duration::from_secs(5);
 
 pub(crate) struct HttpClient {
-    agent: ureq::Agent,
+    /// Makes an agent for the node: its config (TLS roots read once), its
+    /// connector and resolver.
+    make: Box<dyn Fn() -> ureq::Agent + Send + Sync>,
+    /// The agent of the process using the client now (see [`ProcessAgent`]).
+    agent: Mutex<ProcessAgent>,
+}
+
+/// An agent and the process it was made in. Its pooled connections are
+/// that process's sockets: after fork() the child holds copies of them,
+/// and a request the child wrote on one would share the connection with
+/// the parent's (each reading the other's answers). A client used in
+/// another process than its agent's makes a fresh agent there. The
+/// inherited one is leaked, never dropped: dropping it would close its
+/// connections (for TLS, sending close_notify on a socket the parent still
+/// uses); leaking costs the child a few file descriptors and buffers once.
+struct ProcessAgent {
+    pid: u32,
+    /// Always Some, but for the leak in `drop`.
+    agent: Option<ureq::Agent>,
+}
+
+impl ProcessAgent {
+    fn new(agent: ureq::Agent) -> ProcessAgent {
+        ProcessAgent {
+            pid: std::process::id(),
+            agent: Some(agent),
+        }
+    }
+}
+
+impl Drop for ProcessAgent {
+    fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            std::mem::forget(self.agent.take());
+        }
+    }
 }
 
 /// A response whose status is known and whose body is not read yet.
@@ -42,30 +76,21 @@ impl HttpClient {
     /// client: a lookup that never returns is not started again by the next
     /// client (a reload, a C API client opened after one freed).
     pub(crate) fn new(node: &NodeConfig) -> Result<HttpClient> {
-        let hosts = {
-            let mut shared = lock(&SYSTEM_HOSTS);
-            match shared.as_ref().and_then(std::sync::Weak::upgrade) {
-                Some(hosts) => hosts,
-                None => {
-                    let hosts = Hosts::default();
-                    *shared = Some(Arc::downgrade(&hosts));
-                    hosts
-                }
-            }
-        };
-        HttpClient::with_resolver(node, Arc::new(SystemLookup), hosts)
+        HttpClient::with_resolver(node, Arc::new(SystemLookup), system_hosts)
     }
 
     /// A client whose host names are looked up by `lookup`.
     #[cfg(test)]
     pub(crate) fn with_lookup(node: &NodeConfig, lookup: Arc<dyn Lookup>) -> Result<HttpClient> {
-        HttpClient::with_resolver(node, lookup, Hosts::default())
+        let hosts = Hosts::default();
+        HttpClient::with_resolver(node, lookup, move || hosts.clone())
     }
 
+    /// `hosts` gives the host table of each agent made (one per process).
     fn with_resolver(
         node: &NodeConfig,
         lookup: Arc<dyn Lookup>,
-        hosts: Hosts,
+        hosts: impl Fn() -> Hosts + Send + Sync + 'static,
     ) -> Result<HttpClient> {
         let route = Route::new(&node.url, node.proxy.as_deref());
         let connect_proxy = match &route {
@@ -89,19 +114,44 @@ impl HttpClient {
                     .build(),
             );
         }
-        let agent = match route {
-            Route::AbsoluteForm { host, port } => ureq::Agent::with_parts(
-                config.build(),
-                AbsoluteForm::default(),
-                CachingResolver::new(lookup, hosts, Some((host, port))),
-            ),
-            Route::Direct | Route::Connect(_) => ureq::Agent::with_parts(
-                config.build(),
-                DefaultConnector::new(),
-                CachingResolver::new(lookup, hosts, None),
-            ),
+        let config = config.build();
+        let via = match route {
+            Route::AbsoluteForm { host, port } => Some((host, port)),
+            Route::Direct | Route::Connect(_) => None,
         };
-        Ok(HttpClient { agent })
+        let make = move || {
+            let resolver = CachingResolver::new(lookup.clone(), hosts(), via.clone());
+            if via.is_some() {
+                ureq::Agent::with_parts(config.clone(), AbsoluteForm::default(), resolver)
+            } else {
+                ureq::Agent::with_parts(config.clone(), DefaultConnector::new(), resolver)
+            }
+        };
+        let agent = Mutex::new(ProcessAgent::new(make()));
+        Ok(HttpClient {
+            make: Box::new(make),
+            agent,
+        })
+    }
+
+    /// The agent for a request to `url`, once its port is known to be one
+    /// (see [`uri_port`]): the client's, or a fresh one when the client
+    /// was made (or last used) before a fork() (see [`ProcessAgent`]).
+    /// Every request goes through here.
+    fn agent_for(&self, url: &str) -> Result<ureq::Agent> {
+        if let Ok(uri) = url.parse::<Uri>() {
+            uri_port(&uri).map_err(classify)?;
+        }
+        Ok(self.agent())
+    }
+
+    fn agent(&self) -> ureq::Agent {
+        let mut slot = lock(&self.agent);
+        if slot.pid != std::process::id() {
+            // Dropping the old slot leaks its agent (the pid differs).
+            *slot = ProcessAgent::new((self.make)());
+        }
+        slot.agent.clone().expect("an agent until dropped")
     }
 
     /// GETs `url` with one extra header, the whole exchange bounded by `timeout`.
@@ -112,7 +162,7 @@ impl HttpClient {
         timeout: Duration,
     ) -> Result<HttpResponse> {
         let request = self
-            .agent
+            .agent_for(url)?
             .get(url)
             .header("Accept", "application/json")
             .header(header.0, header.1)
@@ -132,7 +182,7 @@ impl HttpClient {
         timeout: Duration,
     ) -> Result<HttpResponse> {
         let mut request = self
-            .agent
+            .agent_for(url)?
             .post(url)
             .header("Accept", "application/json")
             .header("Content-Type", "application/json");
@@ -220,8 +270,28 @@ type HostMap = Mutex<HashMap<String, HostEntry>>;
 
 /// The system resolver's `Hosts`, while a client or a lookup under way
 /// holds them; a weak reference, so that nothing is kept once they are all
-/// gone (see [`forget_shared_hosts`]).
-static SYSTEM_HOSTS: Mutex<Option<std::sync::Weak<HostMap>>> = Mutex::new(None);
+/// gone (see [`forget_shared_hosts`]). With the process they belong to: a
+/// lookup under way in the parent has no thread in a forked child, which
+/// starts its own table.
+static SYSTEM_HOSTS: Mutex<Option<(u32, std::sync::Weak<HostMap>)>> = Mutex::new(None);
+
+/// The system resolver's `Hosts` of this process, shared by its clients.
+fn system_hosts() -> Hosts {
+    let pid = std::process::id();
+    let mut shared = lock(&SYSTEM_HOSTS);
+    let alive = shared
+        .as_ref()
+        .filter(|(owner, _)| *owner == pid)
+        .and_then(|(_, hosts)| hosts.upgrade());
+    match alive {
+        Some(hosts) => hosts,
+        None => {
+            let hosts = Hosts::default();
+            *shared = Some((pid, Arc::downgrade(&hosts)));
+            hosts
+        }
+    }
+}
 
 /// Lets go of the last trace of the shared `Hosts` (the weak reference's
 /// allocation), for a module about to be unloaded.
@@ -310,15 +380,7 @@ impl Resolver for CachingResolver {
         let _ = config;
         let (host, port) = match &self.via {
             Some((host, port)) => (host.as_str(), *port),
-            None => (
-                uri.host().unwrap_or(""),
-                uri.port_u16()
-                    .unwrap_or(if uri.scheme_str() == Some("https") {
-                        443
-                    } else {
-                        80
-                    }),
-            ),
+            None => (uri.host().unwrap_or(""), uri_port(uri)?),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let found = if let Ok(ip) = host.parse::<IpAddr>() {
@@ -382,6 +444,47 @@ impl Resolver for CachingResolver {
     }
 }
 
+/// The port a request to `uri` goes to: the one written, else the
+/// scheme's. A written port that is not one (`:99999`, `:8080x`, `:0`) is
+/// an error, never the scheme's port: that would send the node's
+/// credentials to whatever listens there.
+fn uri_port(uri: &Uri) -> std::result::Result<u16, ureq::Error> {
+    // As written: `Uri::port()` is None for a port that does not parse,
+    // the same as for none written.
+    let written = uri.authority().and_then(|authority| {
+        let text = authority.as_str();
+        let host_port = text.rsplit_once('@').map_or(text, |(_, after)| after);
+        let after_host = host_port
+            .rsplit_once(']')
+            .map_or(host_port, |(_, after)| after);
+        after_host.rsplit_once(':').map(|(_, port)| port)
+    });
+    match written {
+        None if uri.scheme_str() == Some("https") => Ok(443),
+        None => Ok(80),
+        Some(port) => match port.parse::<u16>() {
+            Ok(port) if port != 0 => Ok(port),
+            _ => Err(ureq::Error::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                NotAPort,
+            ))),
+        },
+    }
+}
+
+/// A URL's port that is not one (see [`uri_port`]); `classify` makes it a
+/// config error.
+#[derive(Debug)]
+struct NotAPort;
+
+impl std::fmt::Display for NotAPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the URL's port is not a number from 1 to 65535")
+    }
+}
+
+impl std::error::Error for NotAPort {}
+
 /// Percent-encodes `name` as one path segment: everything but RFC 3986's
 /// unreserved characters is escaped, and so is a dot, so "." and ".." stay
 /// names and never become path steps.
@@ -402,6 +505,9 @@ pub(crate) fn classify(e: ureq::Error) -> Error {
     use ureq::Error as U;
     match e {
         U::Timeout(_) => Error::new(ErrorKind::Timeout, "timed out"),
+        U::Io(io) if io.get_ref().is_some_and(|e| e.is::<NotAPort>()) => {
+            Error::new(ErrorKind::Config, NotAPort.to_string())
+        }
         U::Io(io) => io_error(&io),
         U::HostNotFound => Error::new(
             ErrorKind::ConnectionFailed,
@@ -570,6 +676,48 @@ mod tests {
             Ok(_) => panic!("a dead DNS server resolved"),
             Err(e) => e.kind(),
         }
+    }
+
+    /// Remembers the ports it was asked for; answers 127.0.0.1.
+    #[derive(Default)]
+    struct RecordingDns {
+        ports: Mutex<Vec<u16>>,
+    }
+
+    impl Lookup for RecordingDns {
+        fn lookup(&self, _: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+            lock(&self.ports).push(port);
+            Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
+        }
+    }
+
+    /// Issue 25: a port that is not a port fell back to 80/443 (a request
+    /// with the node's token to another listener); it fails, connecting
+    /// nowhere.
+    #[test]
+    fn a_port_that_is_not_a_port_connects_nowhere() {
+        let text = "[nodes.n]\nurl = \"http://node.test:8080\"\ntoken_file = \"/t\"\n";
+        let config = crate::config::Config::parse(Path::new("t.toml"), text).unwrap();
+        let dns = Arc::new(RecordingDns::default());
+        let client = HttpClient::with_lookup(&config.nodes["n"], dns.clone()).unwrap();
+        for url in [
+            "http://node.test:99999/x",
+            "https://node.test:99999/x",
+            "http://node.test:18500x/x",
+            "http://node.test:0/x",
+            "http://127.0.0.1:99999/x",
+            "http://[::1]:70000/x",
+        ] {
+            match client.get(url, ("X-Test", "1"), Duration::from_secs(2)) {
+                Ok(r) => panic!("{url}: answered {}", r.status),
+                Err(e) => assert!(
+                    e.message().contains("port is not a number from 1 to 65535"),
+                    "{url}: {}",
+                    e.message()
+                ),
+            }
+        }
+        assert_eq!(*lock(&dns.ports), Vec::<u16>::new(), "looked up");
     }
 
     #[test]

@@ -507,8 +507,15 @@ fn registration_run_for_6_0_leaves_a_short_lived_reap_guard() {
     // The plugin is reaped (wait_exit): the guard ends within a second.
     let started = Instant::now();
     let mut status = 0;
-    // SAFETY: waitpid on our own child.
-    let reaped = unsafe { libc::waitpid(guards[0] as i32, &mut status, 0) };
+    let reaped = loop {
+        // SAFETY: waitpid on our own child.
+        let reaped = unsafe { libc::waitpid(guards[0] as i32, &mut status, 0) };
+        // EINTR (a signal, a stop and continue): wait again.
+        if reaped != -1 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+        {
+            break reaped;
+        }
+    };
     assert_eq!(reaped, guards[0] as i32);
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,

@@ -346,3 +346,72 @@ fn a_dns_server_that_never_answers_holds_one_lookup_thread() {
     println!("lookup threads over 12 s: at most {most}");
     assert_eq!(most, 1, "one lookup of a host at a time");
 }
+
+/// Issue 25, finding 6: failing calls from a pthread key destructor (after
+/// the thread's Rust thread-locals are destroyed) return their failure
+/// codes; the process does not abort (it did: `thread caused non-unwinding
+/// panic. aborting.`, exit 134).
+#[test]
+fn failing_calls_while_a_thread_exits_do_not_abort() {
+    let env = TestEnv::new("capi-thread-exit");
+    let exe = compile(
+        &env.dir,
+        "tests/c/thread_exit_test.c",
+        "thread_exit_test",
+        &C_FLAGS,
+    );
+    let out = Command::new(&exe)
+        .arg(&env.config_path)
+        .output()
+        .expect("run thread_exit_test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{:?}\n{}", out.status, describe(&out));
+    assert!(stdout.contains("thread_exit: 0 wrong"), "{stdout}");
+    assert!(
+        stdout.contains("destructor: count EXALATE_UNKNOWN_NODE"),
+        "{stdout}"
+    );
+}
+/// Issue 25, finding 7: a client that made a call, used by parent and
+/// child after fork(): each gets its own queue's count, and the child's
+/// requests come on connections of its own (before: the child wrote to the
+/// parent's pooled socket and read the parent's answers).
+#[test]
+fn a_forked_child_never_shares_the_parents_connections() {
+    let env = TestEnv::new("capi-fork");
+    env.write_config(&env.node_section("demo", &["cache_ttl = 0", "timeout = 10"]));
+    let exe = compile(&env.dir, "tests/c/fork_test.c", "fork_test", &C_FLAGS);
+    let rounds = 200;
+    let out = Command::new(&exe)
+        .arg(&env.config_path)
+        .arg(rounds.to_string())
+        .output()
+        .expect("run fork_test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("parent: 0 wrong") && stdout.contains("child: 0 wrong"),
+        "{stdout}\n{}",
+        describe(&out)
+    );
+    assert!(out.status.success(), "{:?}\n{}", out.status, describe(&out));
+    let requests = env.node.requests();
+    let asked = |queue: &str| -> Vec<u64> {
+        requests
+            .iter()
+            .filter(|r| r.queue.as_deref() == Some(queue))
+            .map(|r| r.connection_id)
+            .collect()
+    };
+    let (parent, child) = (asked("syncrequests"), asked("syncresponses"));
+    assert_eq!(parent.len(), rounds + 1, "the first call and the parent's");
+    assert_eq!(child.len(), rounds);
+    let before_fork = parent[0];
+    assert!(
+        !child.contains(&before_fork),
+        "the child used the connection of the call before fork(): {child:?}"
+    );
+    assert!(
+        child.iter().all(|c| !parent.contains(c)),
+        "parent and child shared a connection: parent {parent:?}, child {child:?}"
+    );
+}

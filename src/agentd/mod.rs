@@ -54,7 +54,7 @@ pub type ItemFunction = unsafe extern "C" fn(*mut AgentRequest, *mut AgentResult
 pub struct SysinfoRet(pub c_int);
 
 impl PanicOrDefault for SysinfoRet {
-    fn on_panic(_: &str) -> Self {
+    fn on_panic() -> Self {
         SysinfoRet(SYSINFO_RET_FAIL)
     }
 }
@@ -66,7 +66,7 @@ impl PanicOrDefault for SysinfoRet {
 pub struct ModuleRet(pub c_int);
 
 impl PanicOrDefault for ModuleRet {
-    fn on_panic(_: &str) -> Self {
+    fn on_panic() -> Self {
         ModuleRet(ZBX_MODULE_FAIL)
     }
 }
@@ -78,7 +78,7 @@ impl PanicOrDefault for ModuleRet {
 pub struct ApiVersion(pub c_int);
 
 impl PanicOrDefault for ApiVersion {
-    fn on_panic(_: &str) -> Self {
+    fn on_panic() -> Self {
         ApiVersion(ZBX_MODULE_API_VERSION)
     }
 }

@@ -44,7 +44,8 @@ impl ConfigWatch {
     /// The config loaded now, re-reading the config when the file changed.
     pub(crate) fn current(&self) -> Result<Arc<LoadedConfig>> {
         let mut state = lock(&self.state);
-        if state.file.changed(&self.path) || state.current.is_none() {
+        let failed = matches!(state.current, Some(Err(_)));
+        if state.file.read_again(&self.path, failed) || state.current.is_none() {
             let previous = match &state.current {
                 Some(Ok(loaded)) => Some(loaded.clone()),
                 _ => None,

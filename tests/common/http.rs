@@ -73,6 +73,8 @@ impl CannedServer {
             let mut buf = [0u8; 4096];
             while !head.windows(4).any(|w| w == b"\r\n\r\n") {
                 match stream.read(&mut buf) {
+                    // EINTR: stopped and continued (signal(7)); read again.
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Ok(0) | Err(_) => break,
                     Ok(n) => head.extend_from_slice(&buf[..n]),
                 }

@@ -133,6 +133,7 @@ fn forward(
                             upstream.as_mut().unwrap().write_all(&buf[..n])?;
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                         Err(e) => return Err(e),
                     }
                 }
@@ -145,9 +146,7 @@ fn forward(
             match up.read(&mut buf) {
                 Ok(0) => {
                     tls.send_close_notify();
-                    while tls.wants_write() {
-                        tls.write_tls(&mut client)?;
-                    }
+                    flush_tls(&mut tls, &mut client)?;
                     return Ok(());
                 }
                 Ok(n) => {
@@ -157,16 +156,32 @@ fn forward(
                 Err(e) => return Err(e),
             }
         }
-        while tls.wants_write() {
-            tls.write_tls(&mut client)?;
-        }
+        flush_tls(&mut tls, &mut client)?;
     }
     Ok(())
 }
 
+/// Nothing came this time round: the timeout's tick, or a read
+/// interrupted (EINTR: a socket read with a timeout is not restarted when
+/// the process is stopped and continued, signal(7)).
 fn is_tick(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
     )
+}
+
+/// Sends what the TLS side has for the client, retrying interrupted writes.
+fn flush_tls(tls: &mut rustls::ServerConnection, client: &mut TcpStream) -> std::io::Result<()> {
+    while tls.wants_write() {
+        match tls.write_tls(client) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            written => {
+                written?;
+            }
+        }
+    }
+    Ok(())
 }

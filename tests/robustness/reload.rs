@@ -276,3 +276,71 @@ fn a_config_swapped_for_a_symlink_every_150_ms_under_load() {
     }
     agent.assert_serving();
 }
+
+/// Issue 25, finding 8: the agent (user zabbix) cannot read its config;
+/// `chmod` alone (no new content, no new mtime: only ctime moves) fixes
+/// it, and the next items read it within seconds. (It kept failing until
+/// the file was touched.)
+#[test]
+fn a_config_fixed_by_chmod_is_read_within_seconds() {
+    if !is_root() {
+        eprintln!("skipped: needs root (to run the agent as user zabbix)");
+        return;
+    }
+    let env = Env::new("reload-chmod");
+    let gid = zabbix_ids().1;
+    for (path, mode) in [
+        (env.dir.join("demo.secret"), 0o640),
+        (env.config_path.clone(), 0o600),
+    ] {
+        chown(&path, 0, gid);
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .unwrap();
+    }
+    let agent = env.start_agent(AgentOptions {
+        start_agents: 1,
+        as_zabbix: true,
+        ..AgentOptions::default()
+    });
+    let key = "exalate.queue.count[demo,AllContent,syncrequests]";
+    let denied = agent.get(key);
+    assert!(
+        denied.error().contains("cannot read: Permission denied"),
+        "{denied:?}"
+    );
+    let modified = std::fs::metadata(&env.config_path)
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::set_permissions(
+        &env.config_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::metadata(&env.config_path)
+            .unwrap()
+            .modified()
+            .unwrap(),
+        modified,
+        "chmod moved mtime: the test would not test ctime"
+    );
+    let fixed = Instant::now();
+    // The module looks at the file once a second; ten is room for a busy machine.
+    let mut last = denied;
+    while fixed.elapsed() < Duration::from_secs(10) {
+        last = agent.get(key);
+        if last == Reply::Value("3".into()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        last,
+        Reply::Value("3".into()),
+        "still failing 10 s after chmod"
+    );
+    let took = fixed.elapsed();
+    println!("read {took:?} after chmod");
+    assert!(took < CHECK_INTERVAL * 4, "read only {took:?} after chmod");
+}
