@@ -18,12 +18,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Credentials the module mints HS256 tokens from; never printed.
+# Credentials the module mints HS256 tokens from, and the password of the
+# node's platform user (Exalate's own API, logged in with); never printed.
 head -c 32 /dev/urandom | base64 > "$work/demo.secret"
-chmod 0600 "$work/demo.secret"
+head -c 24 /dev/urandom | base64 > "$work/demo.api"
+chmod 0600 "$work/demo.secret" "$work/demo.api"
 
 # The demo node, on a free port; its first line is its URL.
-coproc NODE { exec "$node_bin" --demo --base-path /jira --secret-file "$work/demo.secret" --exit-on-stdin-eof; }
+coproc NODE { exec "$node_bin" --demo --base-path /jira --secret-file "$work/demo.secret" \
+  --api-user zabbix-monitor --api-password-file "$work/demo.api" --exit-on-stdin-eof; }
 pids+=("$NODE_PID")
 read -r -u "${NODE[0]}" line
 url=${line#listening on }
@@ -38,6 +41,9 @@ cache_ttl = 10
 url = "$url"
 relations = ["AllContent", "Service Desk", "Jira Cloud/EU"]
 jwt_secret_file = "$work/demo.secret"
+api_user = "zabbix-monitor"
+api_password_file = "$work/demo.api"
+api_login = true
 TOML
 
 port=$((20000 + RANDOM % 12000))
@@ -63,7 +69,8 @@ done
 echo "zabbix_agentd $(/usr/sbin/zabbix_agentd -V | head -1 | awk '{print $NF}') on 127.0.0.1:$port with LoadModule=$module"
 echo
 
-keys=(exalate.module.version exalate.discovery 'exalate.node.ping[demo]')
+keys=(exalate.module.version exalate.discovery 'exalate.node.ping[demo]'
+  'exalate.node.queue[demo,outgoing]' 'exalate.node.queue[demo,incoming]' 'exalate.node.connections[demo]')
 for relation in AllContent "Service Desk" "Jira Cloud/EU"; do
   for queue in syncrequests blobrequests syncresponses blobresponses errorresponses bloberrorresponses; do
     keys+=("exalate.queue.count[demo,\"$relation\",$queue]")
@@ -72,7 +79,7 @@ for relation in AllContent "Service Desk" "Jira Cloud/EU"; do
 done
 keys+=('exalate.queue.get[demo,AllContent,errorresponses]')
 failing=('exalate.queue.count[demo,Removed,syncrequests]' 'exalate.queue.count[demo,AllContent,errors]'
-  'exalate.queue.count[staging,AllContent,syncrequests]')
+  'exalate.queue.count[staging,AllContent,syncrequests]' 'exalate.node.queue[demo,sideways]')
 declare -A via_agentd
 get() { via_agentd[$1]=$("$top/scripts/zbx_get.sh" "$port" "$1"); printf '%-62s %s\n' "$1" "${via_agentd[$1]}"; }
 for key in "${keys[@]}"; do get "$key"; done

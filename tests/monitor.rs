@@ -594,3 +594,59 @@ fn a_fetch_in_flight_during_a_reload_does_not_bring_back_old_answers() {
         "the old answer was not cached after the reload"
     );
 }
+
+/// Issue 24: items of many threads at once need one login: the others wait
+/// for it rather than logging in themselves; the login's JWT, the password
+/// and the Basic header never reach a value or a message.
+#[test]
+fn concurrent_items_share_one_login() {
+    use fake_exalate_node::{FakeNode, NodeConfig};
+    let env = TestEnv::new("monitor-api-login");
+    add_api_secrets();
+    write_file(&env.dir.join("api.password"), API_PASSWORD, 0o640);
+    let node = FakeNode::start(NodeConfig::default().with_api(test_api())).unwrap();
+    node.set_response_delay(Duration::from_millis(200));
+    env.write_config(&format!(
+        "[nodes.cloud]\nurl = \"{}\"\ntimeout = 10\n{}",
+        node.url(),
+        api_keys(&env.dir, "login")
+    ));
+    let monitor = Monitor::open(env.config_path.clone()).unwrap();
+    let outcomes: Vec<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..16)
+            .map(|i| {
+                let monitor = &monitor;
+                s.spawn(move || match i % 3 {
+                    0 => monitor
+                        .node_queue("cloud", "outgoing")
+                        .map(|n| n.to_string()),
+                    1 => monitor.node_queue("", "incoming").map(|n| n.to_string()),
+                    _ => monitor.node_connections("cloud"),
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap().unwrap())
+            .collect()
+    });
+    assert_eq!(node.login_count(), 1);
+    for outcome in &outcomes {
+        assert!(
+            outcome == "1500" || outcome == "420" || outcome == DEMO_CONNECTIONS,
+            "{outcome}"
+        );
+        env.assert_no_secrets(outcome);
+    }
+    // 16 items, one login, 16 GETs with its token.
+    let requests = node.requests();
+    let with_jwt = requests
+        .iter()
+        .filter(|r| r.auth_ok && r.header("X-Exalate-Jwt").is_some())
+        .count();
+    assert_eq!((requests.len(), with_jwt), (17, 16));
+    // A wrong direction is refused before any request.
+    let e = monitor.node_queue("cloud", "both").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(node.requests().len(), 17);
+}
