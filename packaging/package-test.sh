@@ -285,8 +285,12 @@ chgrp zabbix "$work/demo.secret" && chmod 0640 "$work/demo.secret"
 # The customer monitor endpoint's own token (exalate.node.errors), a secret too.
 printf 'cmonitor-%s\n' "$(head -c 16 /dev/urandom | base64 | tr -d '/+=')" > "$work/cmonitor.token"
 chgrp zabbix "$work/cmonitor.token" && chmod 0640 "$work/cmonitor.token"
+# The password of the node's platform user (Exalate's own API, logged in with).
+printf 'api-%s\n' "$(head -c 16 /dev/urandom | base64 | tr -d '/+=')" > "$work/api.password"
+chgrp zabbix "$work/api.password" && chmod 0640 "$work/api.password"
 coproc NODE { exec "$node_bin" --demo --base-path /jira --secret-file "$work/demo.secret" \
-  --cmonitor-token-file "$work/cmonitor.token" --cmonitor-errors 2 --exit-on-stdin-eof 2>/dev/null; }
+  --cmonitor-token-file "$work/cmonitor.token" --cmonitor-errors 2 \
+  --api-user zabbix-monitor --api-password-file "$work/api.password" --exit-on-stdin-eof 2>/dev/null; }
 node_pid=$NODE_PID
 read -r -t 30 -u "${NODE[0]}" line || fail "the fake node printed no URL"
 url=${line#listening on }
@@ -301,6 +305,9 @@ relations = ["AllContent", "Service Desk", "Jira Cloud/EU"]
 jwt_secret_file = "$work/demo.secret"
 cmonitor_url = "$url/rest/issuehub/4.0/cmonitor"
 cmonitor_token_file = "$work/cmonitor.token"
+api_user = "zabbix-monitor"
+api_password_file = "$work/api.password"
+api_login = true
 TOML
 chgrp zabbix "$work/exalate_zabbix.toml" && chmod 0640 "$work/exalate_zabbix.toml"
 
@@ -418,9 +425,13 @@ start_agent "$work/exalate_zabbix.toml"
 expect "agent runs as user zabbix" "$(ps -o user= -p "$agent_pid" | tr -d ' ')" zabbix
 expect "exalate.module.version" "$(get exalate.module.version)" "$version"
 expect "exalate.discovery" "$(get exalate.discovery)" \
-  '[{"{#API}":"0","{#CMONITOR}":"1","{#NODE}":"demo","{#RELATION}":"AllContent"},{"{#API}":"0","{#CMONITOR}":"1","{#NODE}":"demo","{#RELATION}":"Service Desk"},{"{#API}":"0","{#CMONITOR}":"1","{#NODE}":"demo","{#RELATION}":"Jira Cloud/EU"}]'
+  '[{"{#API}":"1","{#CMONITOR}":"1","{#NODE}":"demo","{#RELATION}":"AllContent"},{"{#API}":"1","{#CMONITOR}":"1","{#NODE}":"demo","{#RELATION}":"Service Desk"},{"{#API}":"1","{#CMONITOR}":"1","{#NODE}":"demo","{#RELATION}":"Jira Cloud/EU"}]'
 expect "exalate.node.ping[demo]" "$(get 'exalate.node.ping[demo]')" 1
 expect "exalate.node.errors[demo] (the customer monitor, Bearer)" "$(get 'exalate.node.errors[demo]')" 2
+expect "exalate.node.queue[demo,outgoing] (Exalate's own API, a login)" "$(get 'exalate.node.queue[demo,outgoing]')" 1500
+expect "exalate.node.queue[demo,incoming]" "$(get 'exalate.node.queue[demo,incoming]')" 420
+expect_match "exalate.node.connections[demo]" "$(get 'exalate.node.connections[demo]')" \
+  '\[{"name":"AllContent","status":"ACTIVE","remote":"https://partner.example.com/jira"},*{"name":"Jira Cloud/EU","status":"DEACTIVATED",*\]'
 expect "exalate.queue.count[demo,AllContent,syncrequests]" "$(get 'exalate.queue.count[demo,AllContent,syncrequests]')" 3
 expect "exalate.relation.stats[demo,AllContent]" "$(get 'exalate.relation.stats[demo,AllContent]')" \
   '{"syncrequests":3,"blobrequests":1,"syncresponses":2,"blobresponses":0,"errorresponses":2,"bloberrorresponses":1,"error_reasons":{"CHECKSUM_MISMATCH":1,"ISSUE_NOT_FOUND":1,"NO_ISSUE_TO_CONNECT_TO":1},"oldest_event_id":{"syncrequests":4,"blobrequests":55,"syncresponses":16,"blobresponses":0,"errorresponses":49,"bloberrorresponses":14}}'
@@ -539,6 +550,8 @@ expect "nothing of the package remains" "$left" ""
 
 if grep -qF "$secret" "$all_output"; then fail "the secret appears in an output or the agent log"; fi
 if grep -qF "$(cat "$work/cmonitor.token")" "$all_output"; then fail "the customer monitor token appears in an output or the agent log"; fi
+if grep -qF "$(cat "$work/api.password")" "$all_output"; then fail "the API password appears in an output or the agent log"; fi
+if grep -qE 'eyJ[A-Za-z0-9_-]{8,}' "$all_output"; then fail "a JWT (the login's?) appears in an output or the agent log"; fi
 ok "the secret appears in no output, value or agent log"
 
 echo "package-test took $(( $(date +%s) - started )) s"
