@@ -451,24 +451,16 @@ impl Resolver for CachingResolver {
 fn uri_port(uri: &Uri) -> std::result::Result<u16, ureq::Error> {
     // As written: `Uri::port()` is None for a port that does not parse,
     // the same as for none written.
-    let written = uri.authority().and_then(|authority| {
-        let text = authority.as_str();
-        let host_port = text.rsplit_once('@').map_or(text, |(_, after)| after);
-        let after_host = host_port
-            .rsplit_once(']')
-            .map_or(host_port, |(_, after)| after);
-        after_host.rsplit_once(':').map(|(_, port)| port)
-    });
-    match written {
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, after)| after);
+    match crate::proxy::split_authority(host_port).1 {
         None if uri.scheme_str() == Some("https") => Ok(443),
         None => Ok(80),
-        Some(port) => match port.parse::<u16>() {
-            Ok(port) if port != 0 => Ok(port),
-            _ => Err(ureq::Error::Io(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                NotAPort,
-            ))),
-        },
+        Some(port) if crate::config::valid_port(port) => Ok(port.parse().expect("a valid port")),
+        Some(_) => Err(ureq::Error::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            NotAPort,
+        ))),
     }
 }
 

@@ -8,6 +8,7 @@ mod relations;
 mod urls;
 
 pub use credentials::{AuthHeader, CmonitorConfig, Credential, ExpUnit, Keys};
+pub(crate) use urls::valid_port;
 
 use crate::error::{quoted, Error, ErrorKind, Result};
 use crate::fs;
