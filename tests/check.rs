@@ -30,7 +30,7 @@ fn zabbix_dir(env: &TestEnv, timeout: u64, load_module: bool) -> PathBuf {
     if load_module {
         write_file(
             &dir.join("zabbix_agentd.d/exalate_zabbix.conf"),
-            &format!("LoadModule={}\n", module_path().display()),
+            &load_module_line(&module_path().display().to_string()),
             0o644,
         );
     }
