@@ -384,10 +384,10 @@ out=$(exalate-zabbix check --config "$work/exalate_zabbix.toml" 2>&1) || check_r
 record "$out" >/dev/null
 expect "exalate-zabbix check: the demo node works (exit 0)" "$check_rc" 0
 expect_match "exalate-zabbix check: each relation's counts" "$out" \
-  "*  ok    relation 'Jira Cloud/EU'   syncrequests 1, blobrequests 0,*"
+  "*  ok    relation 'Jira Cloud/EU'     syncrequests 1, blobrequests 0,*"
 expect_match "exalate-zabbix check: the installed snippet loads the module" "$out" \
-  "*  ok    agentd                     LoadModule=/usr/lib/zabbix/modules/libexalate_zabbix.so in /etc/zabbix/*"
-expect_match "exalate-zabbix check: user zabbix reads the secret" "$out" "*  ok    read jwt_secret_file       $work/demo.secret readable by zabbix*"
+  "*  ok    agentd                       LoadModule=/usr/lib/zabbix/modules/libexalate_zabbix.so in /etc/zabbix/*"
+expect_match "exalate-zabbix check: user zabbix reads the secret" "$out" "*  ok    read jwt_secret_file         $work/demo.secret readable by zabbix*"
 out=$(exalate-zabbix check --config "$work/exalate_zabbix.toml" --json) || true
 record "$out" >/dev/null
 expect "exalate-zabbix check --json: one JSON document, exit_code 0" \

@@ -11,6 +11,7 @@ use fake_exalate_node::{FakeProxy, NodeConfig};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn check_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_exalate-zabbix"))
@@ -30,7 +31,7 @@ fn zabbix_dir(env: &TestEnv, timeout: u64, load_module: bool) -> PathBuf {
     if load_module {
         write_file(
             &dir.join("zabbix_agentd.d/exalate_zabbix.conf"),
-            &format!("LoadModule={}\n", module_path().display()),
+            &load_module_line(&module_path().display().to_string()),
             0o644,
         );
     }
@@ -53,6 +54,73 @@ fn run(env: &TestEnv, zdir: &Path, extra: &[&str]) -> (i32, String, String) {
     env.assert_no_secrets(&stdout);
     env.assert_no_secrets(&stderr);
     (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// The check's command line for `env`'s config and the agent configs in `zdir`.
+fn check_command(env: &TestEnv, zdir: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(check_exe());
+    command
+        .arg("check")
+        .arg("--config")
+        .arg(&env.config_path)
+        .arg("--zabbix-dir")
+        .arg(zdir)
+        .args(extra);
+    command
+}
+
+/// How a watched run of the check ended.
+struct Watched {
+    /// None: still running at the limit (then killed).
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+    /// The most threads the process had at once (sampled from /proc).
+    peak_threads: usize,
+}
+
+/// Runs `command` (its output to files in `env`'s directory), killed
+/// after `limit`, sampling its thread count meanwhile.
+fn watch(env: &TestEnv, mut command: Command, limit: Duration) -> Watched {
+    let (out, err) = (env.dir.join("check.stdout"), env.dir.join("check.stderr"));
+    let started = Instant::now();
+    let mut child = command
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let mut peak_threads = 0;
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status.code().unwrap_or(-1));
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        let threads = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("Threads:"))?.to_string();
+                line.split_whitespace().nth(1)?.parse().ok()
+            });
+        peak_threads = peak_threads.max(threads.unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let took = started.elapsed();
+    let stdout = std::fs::read_to_string(&out).unwrap();
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    env.assert_no_secrets(&stdout);
+    env.assert_no_secrets(&stderr);
+    Watched {
+        code,
+        stdout,
+        stderr,
+        took,
+        peak_threads,
+    }
 }
 
 fn json(env: &TestEnv, zdir: &Path) -> Value {
@@ -123,20 +191,20 @@ fn a_good_setup_passes_with_every_count() {
     for line in [
         "  ok    dns ",
         "  ok    connect ",
-        "  ok    credentials                exalate.node.ping = 1 (the node's credentials, asking relation 'AllContent')",
-        "  ok    relation 'Service Desk'    syncrequests 0, blobrequests 0, syncresponses 1, blobresponses 0, errorresponses 0, bloberrorresponses 0",
+        "  ok    credentials                  exalate.node.ping = 1 (the node's credentials, asking relation 'AllContent')",
+        "  ok    relation 'Service Desk'      syncrequests 0, blobrequests 0, syncresponses 1, blobresponses 0, errorresponses 0, bloberrorresponses 0",
         "RESULT  0 failures, ",
     ] {
         assert!(text.contains(line), "{line:?} in {text}");
     }
     // The effective values: defaults applied, the relation's own file named.
     assert!(
-        text.contains("        cache_ttl                10 s\n"),
+        text.contains("        cache_ttl                    10 s\n"),
         "{text}"
     );
     assert!(
         text.contains(&format!(
-            "auth of 'Jira Cloud/EU'  jwt_secret_file {} (iss 'EXALATE'",
+            "auth of 'Jira Cloud/EU'      jwt_secret_file {} (iss 'EXALATE'",
             env.dir.join("eu.secret").display()
         )),
         "{text}"
@@ -202,6 +270,11 @@ fn each_fault_one_at_a_time() {
             .as_str()
             .unwrap()
             .contains("credentials rejected (HTTP 401)"),
+        "{line}"
+    );
+    // All six queues fail alike: none is named.
+    assert!(
+        !line["detail"].as_str().unwrap().contains("queue "),
         "{line}"
     );
     assert_eq!(
@@ -271,7 +344,7 @@ fn each_fault_one_at_a_time() {
     assert_eq!(code, 2, "{text}");
     assert!(
         text.contains(&format!(
-            "  FAIL  config                     config {} line 7: ",
+            "  FAIL  config                       config {} line 7: ",
             env.config_path.display()
         )),
         "{text}"
@@ -299,7 +372,7 @@ fn a_secret_unreadable_by_zabbix_is_found_as_root() {
     assert_eq!(code, 1, "{text}");
     assert!(
         text.contains(&format!(
-            "  FAIL  read jwt_secret_file       {} not readable by zabbix: Permission denied",
+            "  FAIL  read jwt_secret_file         {} not readable by zabbix: Permission denied",
             sd.display()
         )),
         "{text}"
@@ -439,10 +512,10 @@ fn all_faults_together() {
     let (code, text, _) = run(&env, &zdir, &[]);
     assert_eq!(code, 1, "{text}");
     for line in [
-        "  FAIL  relation 'AllContnet'      node 'demo', relation 'AllContnet': credentials rejected (HTTP 401)",
-        "  FAIL  relation 'Jira Cloud/EU'   node 'demo', relation 'Jira Cloud/EU': credentials rejected (HTTP 401)",
+        "  FAIL  relation 'AllContnet'        node 'demo', relation 'AllContnet': credentials rejected (HTTP 401)",
+        "  FAIL  relation 'Jira Cloud/EU'     node 'demo', relation 'Jira Cloud/EU': credentials rejected (HTTP 401)",
         "  ok    relation 'Service Desk' ",
-        "  FAIL  dns                        cannot resolve exalate.far.invalid",
+        "  FAIL  dns                          cannot resolve exalate.far.invalid",
         "  WARN  agentd ",
         "  WARN  timeout zabbix_agentd ",
     ] {
@@ -561,7 +634,7 @@ fn progress_on_a_terminal_only() {
         .unwrap();
     let terminal = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
-        terminal.contains("exalate-zabbix check: 1 node(s), each checked at once...")
+        terminal.contains("exalate-zabbix check: 1 node(s), up to 5 checks at once...")
             && terminal.contains("  node demo checked ("),
         "{terminal}"
     );
@@ -570,7 +643,7 @@ fn progress_on_a_terminal_only() {
         report.contains("  ok    relation 'AllContent' "),
         "{report}"
     );
-    assert!(!report.contains("checked at once"), "{report}");
+    assert!(!report.contains("checks at once"), "{report}");
     env.assert_no_secrets(&terminal);
 }
 
@@ -603,9 +676,383 @@ fn the_customer_monitor_is_checked_where_configured() {
         env.write_config(&env.node_section("demo", &[&keys]));
         share_with_zabbix(&env);
         let report = json(&env, &zdir);
+        let (_, text, _) = run(&env, &zdir, &[]);
+        assert_aligned(&text, &report);
+        if is_root() {
+            assert!(text.contains("read cmonitor_password_file"), "{text}");
+        }
         let line = node_line(&report, "demo", "customer monitor");
         assert_eq!(line["status"], status, "{line}");
         assert!(line.to_string().contains(detail), "{detail:?} in {line}");
         assert_eq!(report["exit_code"], code, "{report}");
     }
+}
+
+/// The secret file a test names in its own node tables.
+fn secret_file(env: &TestEnv) -> String {
+    env.dir.join("demo.secret").display().to_string()
+}
+
+/// Every line's detail starts in the same column, however long its label.
+fn assert_aligned(text: &str, report: &Value) {
+    let mut checks: Vec<&Value> = vec![&report["config_check"]];
+    for node in report["nodes"].as_array().unwrap() {
+        checks.extend(node["checks"].as_array().unwrap());
+        checks.extend(node["relations"].as_array().unwrap());
+    }
+    checks.extend(report["agent"].as_array().unwrap());
+    let columns: std::collections::BTreeSet<(usize, String)> = checks
+        .iter()
+        .filter_map(|c| c["detail"].as_str().filter(|d| !d.is_empty()))
+        .map(|detail| {
+            let column = text
+                .lines()
+                .find_map(|l| l.strip_suffix(detail).map(str::len))
+                .unwrap_or_else(|| panic!("{detail:?} ends no line: {text}"));
+            (column, detail.to_string())
+        })
+        .collect();
+    let first = columns.iter().next().unwrap().0;
+    assert!(
+        columns.iter().all(|(c, _)| *c == first),
+        "details in columns {columns:?}: {text}"
+    );
+}
+
+/// Issue 25, finding 1: a TLS server and a proxy that send a byte every
+/// half second and never finish a step. Each step ends at its deadline (the
+/// node's timeout, 2 s), not at a read that never times out, and its line
+/// names the timeout.
+#[test]
+fn trickling_tls_and_proxy_end_at_the_step_deadline() {
+    let env = TestEnv::new("check-trickle");
+    let ca = TestCa::new("trickle");
+    let ca_file = env.dir.join("ca.pem");
+    write_file(&ca_file, &ca.pem, 0o644);
+    let zdir = zabbix_dir(&env, 3, true);
+    let tls = Trickle::tls(Duration::from_millis(500));
+    let proxy = Trickle::proxy(Duration::from_millis(500));
+    for (what, url, extra, expected) in [
+        (
+            "tls",
+            format!("https://{}", tls.addr),
+            String::new(),
+            "timeout after 2 s during the TLS handshake",
+        ),
+        (
+            "proxy",
+            format!("https://{}", env.node.addr()),
+            format!("proxy = \"http://{}\"", proxy.addr),
+            "timeout after 2 s during the proxy's answer to CONNECT",
+        ),
+    ] {
+        env.write_config(&format!(
+            "[nodes.slow]\nurl = \"{url}/jira\"\nrelations = [\"AllContent\"]\njwt_secret_file = \"{}\"\ntimeout = 2\nca_file = \"{}\"\n{extra}\n",
+            secret_file(&env),
+            ca_file.display()
+        ));
+        let run = watch(
+            &env,
+            check_command(&env, &zdir, &["--json"]),
+            Duration::from_secs(30),
+        );
+        let code = run
+            .code
+            .unwrap_or_else(|| panic!("{what}: still running after {:?}", run.took));
+        assert_eq!(code, 1, "{what}: {}", run.stdout);
+        let report: Value = serde_json::from_str(&run.stdout).unwrap();
+        let line = node_line(&report, "slow", what);
+        assert_eq!(line["status"], "fail", "{line}");
+        let detail = line["detail"].as_str().unwrap();
+        assert!(detail.contains(expected), "{expected:?} in {line}");
+        assert!(!detail.contains("temporarily unavailable"), "{line}");
+        // The path failed: no request is sent where it would fail too.
+        let credentials = node_line(&report, "slow", "credentials");
+        assert_eq!(credentials["status"], "skip", "{credentials}");
+        // One step's deadline (2 s) and the steps before it; a hang would
+        // be hours. Under 3 x the timeout, with room for a busy machine.
+        eprintln!("{what}: the check took {:?}", run.took);
+        assert!(
+            run.took < Duration::from_secs(6),
+            "{what}: {:?}: {}",
+            run.took,
+            run.stdout
+        );
+    }
+}
+
+/// Issue 25, finding 2: a FIFO or a directory as token_file is not usable
+/// (the module reads only regular files), checked through the forked
+/// child (`--user zabbix`) and in this process (`--user root`), and the
+/// check never blocks opening a FIFO.
+#[test]
+fn a_fifo_or_a_directory_as_token_file_is_not_usable() {
+    if !is_root() {
+        eprintln!("skipped: needs root (to test as the zabbix user)");
+        return;
+    }
+    let env = TestEnv::new("check-fifo");
+    let (_, gid) = zabbix_ids();
+    let fifo = env.dir.join("token.fifo");
+    let made = Command::new("mkfifo")
+        .args(["-m", "0640"])
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let dir = env.dir.join("token.d");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
+    let zdir = zabbix_dir(&env, 3, true);
+    for (file, kind) in [(&fifo, "a FIFO"), (&dir, "a directory")] {
+        chown(file, 0, gid);
+        env.write_config(&format!(
+            "[nodes.demo]\nurl = \"{}\"\nrelations = [\"AllContent\"]\ntoken_file = \"{}\"\n",
+            env.node.url(),
+            file.display()
+        ));
+        share_with_zabbix(&env);
+        for user in ["zabbix", "root"] {
+            let run = watch(
+                &env,
+                check_command(&env, &zdir, &["--json", "--user", user]),
+                Duration::from_secs(20),
+            );
+            let code = run.code.unwrap_or_else(|| {
+                panic!("--user {user}, {kind}: still running after {:?}", run.took)
+            });
+            let report: Value = serde_json::from_str(&run.stdout).unwrap();
+            let line = agent_line(&report, "read token_file");
+            assert_eq!(line["status"], "fail", "--user {user}, {kind}: {line}");
+            let detail = line["detail"].as_str().unwrap();
+            assert!(
+                detail.contains(&format!("is not a regular file ({kind})")),
+                "--user {user}: {line}"
+            );
+            assert!(!detail.contains("readable by"), "--user {user}: {line}");
+            assert_eq!(code, 1, "{}", run.stdout);
+            assert!(run.took < Duration::from_secs(10), "{:?}", run.took);
+        }
+    }
+}
+
+/// Issue 25, finding 4: many nodes with many relations on a node that
+/// never answers: the check's threads stay bounded (before: a thread per
+/// node, per relation and per queue, some 200 here), and it still ends.
+#[test]
+fn many_nodes_and_relations_keep_the_threads_bounded() {
+    let env = TestEnv::new("check-threads");
+    let silent = fake_exalate_node::FakeNode::start(
+        NodeConfig::demo()
+            .with_response_delay(Duration::from_secs(30))
+            .with_auth(
+                fake_exalate_node::Auth::None,
+                fake_exalate_node::AuthHeader::XExalateJwt,
+            ),
+    )
+    .unwrap();
+    let relations: Vec<String> = (1..=8).map(|i| format!("\"r{i}\"")).collect();
+    let mut config = String::from("[defaults]\ntimeout = 1\n");
+    for n in 0..4 {
+        config.push_str(&format!(
+            "[nodes.n{n}]\nurl = \"{}\"\nrelations = [{}]\njwt_secret_file = \"{}\"\n",
+            silent.url(),
+            relations.join(", "),
+            secret_file(&env)
+        ));
+    }
+    env.write_config(&config);
+    let zdir = zabbix_dir(&env, 3, true);
+    let run = watch(
+        &env,
+        check_command(&env, &zdir, &["--json"]),
+        Duration::from_secs(90),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    for n in 0..4 {
+        for r in 1..=8 {
+            let line = node_line(&report, &format!("n{n}"), &format!("relation 'r{r}'"));
+            assert!(
+                line["detail"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("timeout after 1 s"),
+                "{line}"
+            );
+        }
+    }
+    eprintln!(
+        "{} threads at most, {:?} in all",
+        run.peak_threads, run.took
+    );
+    assert!(
+        run.peak_threads <= 40,
+        "{} threads at once (in {:?})",
+        run.peak_threads,
+        run.took
+    );
+}
+
+/// Issue 25, finding 4: where no thread is to be had (RLIMIT_NPROC for an
+/// unprivileged user: root ignores it), the check works in turn and prints
+/// its report; it never panics (exit 101).
+#[test]
+fn no_thread_to_be_had_still_gives_the_report() {
+    if !is_root() {
+        eprintln!("skipped: needs root (to run the check as nobody)");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let env = TestEnv::new("check-nproc");
+    let relations: Vec<String> = (1..=7)
+        .map(|i| format!("\"r{i}\""))
+        .chain(["\"AllContent\"".to_string()])
+        .collect();
+    let mut config = String::new();
+    for n in 0..2 {
+        config.push_str(&format!(
+            "[nodes.n{n}]\nurl = \"{}\"\nrelations = [{}]\njwt_secret_file = \"{}\"\n",
+            env.node.url(),
+            relations.join(", "),
+            secret_file(&env)
+        ));
+    }
+    env.write_config(&config);
+    for file in [&env.config_path, &env.dir.join("demo.secret")] {
+        chown(file, NOBODY, NOBODY);
+    }
+    let zdir = zabbix_dir(&env, 3, true);
+    let mut command = Command::new("prlimit");
+    command.arg("--nproc=3").arg("--").arg(check_exe());
+    command.args(check_command(&env, &zdir, &[]).get_args());
+    std::os::unix::process::CommandExt::uid(&mut command, NOBODY);
+    std::os::unix::process::CommandExt::gid(&mut command, NOBODY);
+    let run = watch(&env, command, Duration::from_secs(60));
+    eprintln!(
+        "{} threads at most, {:?} in all",
+        run.peak_threads, run.took
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("\nRESULT  "), "{}", run.stdout);
+    assert_eq!(
+        run.stdout.matches("  FAIL  relation 'r7' ").count(),
+        2,
+        "{}",
+        run.stdout
+    );
+}
+
+/// Issue 25, finding 3: a url whose port is not a port is never taken for
+/// port 80 or 443: the check says so (or the config refuses it) and sends
+/// nothing anywhere.
+#[test]
+fn a_port_that_is_not_a_port_is_never_80_or_443() {
+    let env = TestEnv::new("check-port");
+    let zdir = zabbix_dir(&env, 3, true);
+    for url in [
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1:18500x/jira",
+        "https://127.0.0.1:0",
+    ] {
+        env.write_config(&format!(
+            "[nodes.demo]\nurl = \"{url}\"\nrelations = [\"AllContent\"]\njwt_secret_file = \"{}\"\n",
+            secret_file(&env)
+        ));
+        let (code, text, _) = run(&env, &zdir, &[]);
+        assert_ne!(code, 0, "{text}");
+        for default in ["127.0.0.1:80", "127.0.0.1:443"] {
+            assert!(!text.contains(default), "{url}: {text}");
+        }
+        // The config refuses such ports too (exit 2); else the check does.
+        if code != 2 {
+            assert!(
+                text.contains("  FAIL  url ")
+                    && text.contains("the port of url is not a number from 1 to 65535"),
+                "{url}: {text}"
+            );
+            assert!(text.contains("  --    credentials "), "{url}: {text}");
+        }
+    }
+    // cmonitor_url alike: its credentials go nowhere else.
+    env.write_config(&env.node_section(
+        "demo",
+        &[&format!(
+            "cmonitor_url = \"http://127.0.0.1:99999/cmonitor\"\ncmonitor_token_file = \"{}\"",
+            secret_file(&env)
+        )],
+    ));
+    let (code, text, _) = run(&env, &zdir, &[]);
+    assert_ne!(code, 0, "{text}");
+    assert!(!text.contains("127.0.0.1:80"), "{text}");
+    if code != 2 {
+        assert!(
+            text.contains("  FAIL  customer monitor ")
+                && text.contains("the port of cmonitor_url is not a number from 1 to 65535"),
+            "{text}"
+        );
+    }
+}
+
+/// Issue 25, "check misleads on the first run": the shipped example config
+/// (no node yet) with both agents' configs present.
+#[test]
+fn the_first_run_on_the_shipped_config_says_what_is_true() {
+    let env = TestEnv::new("check-first-run");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/exalate_zabbix.toml");
+    let zdir = zabbix_dir(&env, 3, true);
+    write_file(
+        &zdir.join("zabbix_agent2.conf"),
+        "# stock\nTimeout=3\n",
+        0o644,
+    );
+    let out = Command::new(check_exe())
+        .arg("check")
+        .arg("--config")
+        .arg(&shipped)
+        .arg("--zabbix-dir")
+        .arg(&zdir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("the config has no node yet: add a [nodes.NAME] table"),
+        "{text}"
+    );
+    assert!(!text.contains("cannot be read"), "{text}");
+    assert!(!text.contains("line named"), "{text}");
+    // Where the packages put docs/configuration.md.
+    assert!(
+        text.contains("/usr/share/doc/exalate-zabbix/docs/configuration.md"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("/usr/share/doc/exalate-zabbix/configuration.md"),
+        "{text}"
+    );
+    // The agent's side is checked all the same.
+    let agent = text.split("\nAGENT\n").nth(1).unwrap_or("");
+    for line in [
+        "  ok    agentd ",
+        "  WARN  agent2 ",
+        "timeout zabbix_agentd",
+    ] {
+        assert!(agent.contains(line), "{line:?} in {text}");
+    }
+    // A config error with a line: the fix points at it.
+    env.write_config(&format!(
+        "{}jwt_ttl = \"sixty\"\n",
+        env.node_section("demo", &[])
+    ));
+    let (code, text, _) = run(&env, &zdir, &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains(" line 6: "), "{text}");
+    assert!(
+        text.contains("fix: correct the file at the line named"),
+        "{text}"
+    );
+    assert!(!text.contains("cannot be read"), "{text}");
+    assert!(text.contains("\nAGENT\n  "), "{text}");
 }

@@ -68,23 +68,72 @@ fn unsafe_zeroed() -> libc::passwd {
     unsafe { std::mem::zeroed() }
 }
 
-/// Whether `user` can open each of `paths` for reading: Ok(()) or the reason.
-/// As root, a forked child with the user's ids tries; as the user itself,
-/// this process tries; else nothing can be told (None).
-pub(crate) fn readable(user: &User, paths: &[PathBuf]) -> Option<Vec<Result<(), String>>> {
+/// Why a file is of no use to the module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unusable {
+    /// It cannot be opened: the reason.
+    Unreadable(String),
+    /// It opens, but is not a regular file: what it is ("a FIFO").
+    NotRegular(&'static str),
+}
+
+/// What a file that is not a regular one is, by its mode; index + 250 is
+/// its code from the forked child.
+const NOT_REGULAR: [&str; 6] = [
+    "a directory",
+    "a FIFO",
+    "a character device",
+    "a block device",
+    "a socket",
+    "not a file",
+];
+const NOT_REGULAR_CODE: u8 = 250;
+
+/// None for a regular file (what the module reads, `crate::fs`), else
+/// the index in [`NOT_REGULAR`]. Async-signal-safe: the child calls it.
+fn not_regular(mode: libc::mode_t) -> Option<usize> {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => None,
+        libc::S_IFDIR => Some(0),
+        libc::S_IFIFO => Some(1),
+        libc::S_IFCHR => Some(2),
+        libc::S_IFBLK => Some(3),
+        libc::S_IFSOCK => Some(4),
+        _ => Some(5),
+    }
+}
+
+/// The flags every file here is opened with: never blocking (a FIFO's open
+/// waits for a writer), never taking a terminal as the controlling one.
+const OPEN_FLAGS: libc::c_int =
+    libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
+
+/// Opens `path` as the module does, and tells whether it is a regular file.
+fn open_as_the_module(path: &Path) -> Result<(), Unusable> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let unreadable = |e: std::io::Error| Unusable::Unreadable(crate::fs::io_reason(&e));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(OPEN_FLAGS)
+        .open(path)
+        .map_err(unreadable)?;
+    // fstat: the file opened, not whatever the path names now.
+    let mode = file.metadata().map_err(unreadable)?.mode();
+    match not_regular(mode as libc::mode_t) {
+        None => Ok(()),
+        Some(i) => Err(Unusable::NotRegular(NOT_REGULAR[i])),
+    }
+}
+
+/// Whether `user` can read each of `paths` as the module does (opened
+/// without blocking, a regular file): Ok(()) or why not. As root, a forked
+/// child with the user's ids tries; as the user itself, this process
+/// tries; else nothing can be told (None).
+pub(crate) fn readable(user: &User, paths: &[PathBuf]) -> Option<Vec<Result<(), Unusable>>> {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     if euid == user.uid {
-        return Some(
-            paths
-                .iter()
-                .map(|p| {
-                    std::fs::File::open(p)
-                        .map(drop)
-                        .map_err(|e| crate::fs::io_reason(&e))
-                })
-                .collect(),
-        );
+        return Some(paths.iter().map(|p| open_as_the_module(p)).collect());
     }
     if euid != 0 {
         return None;
@@ -100,8 +149,8 @@ pub(crate) fn readable(user: &User, paths: &[PathBuf]) -> Option<Vec<Result<(), 
     }
     let (read_end, write_end) = (fds[0], fds[1]);
     // SAFETY: the child calls only async-signal-safe functions (setgroups,
-    // setresgid, setresuid, open, close, write, _exit) on memory prepared
-    // before the fork, and never returns.
+    // setresgid, setresuid, open, fstat, close, write, _exit) on memory
+    // prepared before the fork (or on its stack), and never returns.
     unsafe {
         let pid = libc::fork();
         if pid < 0 {
@@ -118,17 +167,19 @@ pub(crate) fn readable(user: &User, paths: &[PathBuf]) -> Option<Vec<Result<(), 
                 libc::_exit(3);
             }
             for path in &c_paths {
-                let fd = libc::open(
-                    path.as_ptr(),
-                    libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
-                );
-                let errno = if fd < 0 {
-                    *libc::__errno_location()
+                let fd = libc::open(path.as_ptr(), OPEN_FLAGS);
+                let code = if fd < 0 {
+                    (*libc::__errno_location()).clamp(1, i32::from(NOT_REGULAR_CODE) - 1) as u8
                 } else {
+                    let mut stat: libc::stat = std::mem::zeroed();
+                    let code = if libc::fstat(fd, &mut stat) != 0 {
+                        (*libc::__errno_location()).clamp(1, i32::from(NOT_REGULAR_CODE) - 1) as u8
+                    } else {
+                        not_regular(stat.st_mode).map_or(0, |i| NOT_REGULAR_CODE + i as u8)
+                    };
                     libc::close(fd);
-                    0
+                    code
                 };
-                let code = errno.clamp(0, 255) as u8;
                 libc::write(write_end, (&code as *const u8).cast(), 1);
             }
             libc::_exit(0);
@@ -152,8 +203,11 @@ pub(crate) fn readable(user: &User, paths: &[PathBuf]) -> Option<Vec<Result<(), 
                 .into_iter()
                 .map(|c| match c {
                     0 => Ok(()),
-                    c => Err(crate::fs::io_reason(&std::io::Error::from_raw_os_error(
-                        i32::from(c),
+                    c if c >= NOT_REGULAR_CODE => Err(Unusable::NotRegular(
+                        NOT_REGULAR[usize::from(c - NOT_REGULAR_CODE).min(NOT_REGULAR.len() - 1)],
+                    )),
+                    c => Err(Unusable::Unreadable(crate::fs::io_reason(
+                        &std::io::Error::from_raw_os_error(i32::from(c)),
                     ))),
                 })
                 .collect(),
@@ -283,15 +337,24 @@ fn conf_lines(file: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The agent-side checks for `config` as `user_name`, with the agents'
-/// configs under `dir`; `timeouts`: each node's config timeout in seconds.
-pub(crate) fn checks(config: &Config, user_name: &str, dir: &Path) -> Vec<Check> {
+/// The agent-side checks as `user_name`, with the agents' configs under
+/// `dir`, for `config` (None: it is not valid, or has no node yet; then
+/// only the file at `config_path` is read).
+pub(crate) fn checks(
+    config: Option<&Config>,
+    config_path: &Path,
+    user_name: &str,
+    dir: &Path,
+) -> Vec<Check> {
     let mut checks = Vec::new();
     let agents = agent_configs(dir);
     let agent_here = !agents.load_module.is_empty() || !agents.plugin_path.is_empty();
     // Unreadable files fail only where the agent runs here as that user.
     let severity = |user_exists: bool| user_exists && agent_here;
-    let files = files_of(config);
+    let files = match config {
+        Some(config) => files_of(config),
+        None => vec![("config".to_string(), config_path.to_path_buf())],
+    };
     match User::lookup(user_name) {
         None => checks.push(Check::warn(
             "user",
@@ -317,18 +380,29 @@ pub(crate) fn checks(config: &Config, user_name: &str, dir: &Path) -> Vec<Check>
                                 &label,
                                 format!("{} readable by {}", path.display(), user.name),
                             )),
-                            Err(reason) => {
-                                let fix = format!(
-                                    "let the agent's user read it, not others: chgrp {} {} && chmod 0640 {} (and its directories g+x)",
-                                    user.name,
-                                    path.display(),
-                                    path.display()
-                                );
-                                let detail = format!(
-                                    "{} not readable by {}: {reason}",
-                                    path.display(),
-                                    user.name
-                                );
+                            Err(unusable) => {
+                                let (detail, fix) = match unusable {
+                                    Unusable::Unreadable(reason) => (
+                                        format!(
+                                            "{} not readable by {}: {reason}",
+                                            path.display(),
+                                            user.name
+                                        ),
+                                        format!(
+                                            "let the agent's user read it, not others: chgrp {} {} && chmod 0640 {} (and its directories g+x)",
+                                            user.name,
+                                            path.display(),
+                                            path.display()
+                                        ),
+                                    ),
+                                    Unusable::NotRegular(kind) => (
+                                        format!(
+                                            "{} is not a regular file ({kind}): the module reads only regular files",
+                                            path.display()
+                                        ),
+                                        format!("point {what} at a regular file"),
+                                    ),
+                                };
                                 checks.push(if severity(true) {
                                     Check::fail(&label, detail, &fix)
                                 } else {
@@ -399,13 +473,13 @@ pub(crate) fn checks(config: &Config, user_name: &str, dir: &Path) -> Vec<Check>
         )),
     }
     if let Some((file, path)) = &agents.plugin_config {
-        if Path::new(path) != config.path {
+        if Path::new(path) != config_path {
             checks.push(Check::warn(
                 "agent2",
                 format!(
                     "Plugins.Exalate.Config={path} in {}: agent 2 reads that file, not {}",
                     file.display(),
-                    config.path.display()
+                    config_path.display()
                 ),
                 &format!("exalate-zabbix check --config {path}"),
             ));
@@ -432,8 +506,8 @@ pub(crate) fn checks(config: &Config, user_name: &str, dir: &Path) -> Vec<Check>
             None => (3, "Timeout not set (3 s)".to_string()),
         };
         let longer: Vec<String> = config
-            .nodes
-            .values()
+            .iter()
+            .flat_map(|c| c.nodes.values())
             .filter_map(|n| n.timeout.map(|t| (n, t.as_secs())))
             .filter(|(_, t)| *t > agent_timeout)
             .map(|(n, t)| format!("{} ({t} s)", n.name))
@@ -455,4 +529,52 @@ pub(crate) fn checks(config: &Config, user_name: &str, dir: &Path) -> Vec<Check>
         }
     }
     checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fifo(path: &Path, mode: libc::mode_t) {
+        let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), mode) }, 0);
+    }
+
+    /// Issue 25: a FIFO (never blocking) and a directory are not usable;
+    /// a regular file is. As this process's user, and as root through
+    /// the forked child with another user's ids.
+    #[test]
+    fn only_a_regular_file_is_usable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("exalate-check-agent-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a.d")).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.join("a.secret"), "x").unwrap();
+        std::fs::set_permissions(dir.join("a.secret"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        fifo(&dir.join("a.fifo"), 0o644);
+        let paths = ["a.secret", "a.fifo", "a.d", "missing"].map(|f| dir.join(f));
+        let expected = [
+            Ok(()),
+            Err(Unusable::NotRegular("a FIFO")),
+            Err(Unusable::NotRegular("a directory")),
+            Err(Unusable::Unreadable("No such file or directory".into())),
+        ];
+        // SAFETY: geteuid and getegid have no preconditions.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let me = User {
+            name: "me".into(),
+            uid,
+            gid,
+            groups: vec![gid],
+        };
+        assert_eq!(readable(&me, &paths).unwrap(), expected);
+        if uid == 0 {
+            let nobody = User::lookup("nobody").expect("a user nobody");
+            assert_eq!(readable(&nobody, &paths).unwrap(), expected);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -13,19 +13,20 @@ mod der;
 mod net;
 mod report;
 
-pub use report::{Check, NodeReport, Report, Status};
+pub use report::{Check, ConfigState, NodeReport, Report, Status};
 
 use crate::config::{self, AuthHeader, Config, Credential, ExpUnit, NodeConfig};
 use crate::error::{quoted, ErrorKind};
+use crate::items::Item;
 use crate::monitor::Monitor;
 use crate::queue::Queue;
 use crate::timeout;
 use std::io::{IsTerminal, Write};
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// Relations of one node asked at once, at most.
-const RELATIONS_AT_ONCE: usize = 8;
 
 /// What the command line asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +62,7 @@ plugin, its Timeout against the config's timeout).
 
 Exit status: 0 every node, relation and file works (agent-side findings are
 warnings), 1 something fails (each FAIL line says how to fix it), 2 the config
-cannot be read or the command line is wrong.
+cannot be read, is not valid or has no node yet, or the command line is wrong.
 ";
 
 /// Parses the arguments after the program name: the options, or what to
@@ -148,6 +149,7 @@ pub fn run(options: &Options, progress: bool) -> Report {
     let mut report = Report {
         version: crate::VERSION.to_string(),
         config: options.config.display().to_string(),
+        config_state: ConfigState::Valid,
         config_check: Check::ok("config", String::new()),
         nodes: Vec::new(),
         agent: Vec::new(),
@@ -155,14 +157,14 @@ pub fn run(options: &Options, progress: bool) -> Report {
         warnings: 0,
         exit_code: 0,
     };
-    let config = match Config::load(&options.config) {
+    let config = match load_config(&options.config) {
         Ok(config) => config,
-        Err(e) => {
-            report.config_check = Check::fail(
-                "config",
-                e.message().to_string(),
-                "correct the file at the line named (docs: exalate-zabbix(1), /usr/share/doc/exalate-zabbix/configuration.md)",
-            );
+        Err((state, check)) => {
+            report.config_state = state;
+            report.config_check = check;
+            // The agent's side all the same: its configs, and whether its
+            // user can read the config file.
+            report.agent = agent::checks(None, &options.config, &options.user, &options.zabbix_dir);
             report.finish();
             return report;
         }
@@ -179,15 +181,20 @@ pub fn run(options: &Options, progress: bool) -> Report {
         ),
     );
     // Before any thread: the user's access is tested in a forked child.
-    report.agent = agent::checks(&config, &options.user, &options.zabbix_dir);
+    report.agent = agent::checks(
+        Some(&config),
+        &options.config,
+        &options.user,
+        &options.zabbix_dir,
+    );
     let agent_timeout = agent::agent_configs(&options.zabbix_dir)
         .agentd_timeout
         .map_or(timeout::DEFAULT_AGENT_TIMEOUT_SECS, |(_, t)| t);
     let monitor = match Monitor::open(options.config.clone()) {
         Ok(monitor) => monitor,
         Err(e) => {
-            report.config_check =
-                Check::fail("config", e.message().to_string(), "correct the file");
+            report.config_state = ConfigState::Invalid;
+            report.config_check = Check::fail("config", e.message().to_string(), &config_fix(&e));
             report.finish();
             return report;
         }
@@ -196,68 +203,308 @@ pub fn run(options: &Options, progress: bool) -> Report {
     let agent_timeout = Duration::from_secs(timeout::clamp_agent_timeout(agent_timeout));
     if progress {
         eprintln!(
-            "exalate-zabbix check: {} node(s), each checked at once...",
+            "exalate-zabbix check: {} node(s), up to {CHECKS_AT_ONCE} checks at once...",
             config.nodes.len()
         );
     }
-    report.nodes = std::thread::scope(|scope| {
-        let handles: Vec<_> = config
-            .nodes
-            .values()
-            .map(|node| {
-                let monitor = &monitor;
-                scope.spawn(move || {
-                    let report = check_node(monitor, node, agent_timeout);
-                    if progress {
-                        eprintln!("  node {} checked ({} ms)", node.name, report.elapsed_ms);
-                    }
-                    report
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
+    let nodes: Vec<&NodeConfig> = config.nodes.values().collect();
+    report.nodes = check_nodes(&monitor, &nodes, agent_timeout, progress);
     report.finish();
     report
 }
 
-/// Everything about one node.
-fn check_node(monitor: &Monitor, node: &NodeConfig, agent_timeout: Duration) -> NodeReport {
-    let started = Instant::now();
-    let timeout = node.timeout.unwrap_or(agent_timeout);
-    let mut checks = net::probe(node, timeout);
-    checks.push(credentials(monitor, node));
-    if let Some(check) = customer_monitor(monitor, node) {
-        checks.push(check);
+/// Where the packages put docs/configuration.md: gzip-compressed in the
+/// .deb, as is in the .rpm.
+fn configuration_docs() -> &'static str {
+    const DOCS: &str = "/usr/share/doc/exalate-zabbix/docs/configuration.md";
+    const DOCS_GZ: &str = "/usr/share/doc/exalate-zabbix/docs/configuration.md.gz";
+    if std::path::Path::new(DOCS_GZ).exists() {
+        DOCS_GZ
+    } else {
+        DOCS
     }
-    let mut relations = Vec::with_capacity(node.relations.len());
-    for chunk in node.relations.chunks(RELATIONS_AT_ONCE) {
-        let done: Vec<Check> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chunk
-                .iter()
-                .map(|r| scope.spawn(move || relation(monitor, node, r)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
+}
+
+/// How to fix a config error: at its line, when it names one.
+fn config_fix(e: &crate::Error) -> String {
+    let docs = format!("docs: exalate-zabbix(1), {}", configuration_docs());
+    if names_a_line(e.message()) {
+        format!("correct the file at the line named ({docs})")
+    } else {
+        format!("correct the file ({docs})")
+    }
+}
+
+/// Whether a config error names its line (`config PATH line N: ...`).
+fn names_a_line(message: &str) -> bool {
+    message.split_once(": ").is_some_and(|(place, _)| {
+        place
+            .rsplit_once(" line ")
+            .is_some_and(|(_, n)| n.parse::<u64>().is_ok())
+    })
+}
+
+/// The config at `path`, or what is wrong with it and its line.
+fn load_config(path: &std::path::Path) -> Result<Config, (ConfigState, Check)> {
+    let e = match Config::load(path) {
+        Ok(config) => return Ok(config),
+        Err(e) => e,
+    };
+    let text = crate::fs::read_file_within(path, crate::fs::MAX_CONFIG_BYTES)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    let Some(text) = text else {
+        let fix = format!(
+            "see the reason (docs: exalate-zabbix(1), {})",
+            configuration_docs()
+        );
+        return Err((
+            ConfigState::Unreadable,
+            Check::fail("config", e.message().to_string(), &fix),
+        ));
+    };
+    // Valid TOML without a node, and an error that names no line: the
+    // file as installed, before any node is written in it.
+    let no_node = !names_a_line(e.message())
+        && toml::from_str::<toml::Table>(&text).is_ok_and(|table| match table.get("nodes") {
+            None => true,
+            Some(nodes) => nodes.as_table().is_some_and(toml::Table::is_empty),
         });
-        relations.extend(done);
+    if no_node {
+        return Err((
+            ConfigState::NoNode,
+            Check::fail(
+                "config",
+                format!(
+                    "{}: the config has no node yet: add a [nodes.NAME] table",
+                    path.display()
+                ),
+                &format!(
+                    "add [nodes.NAME] with url, relations and token_file or jwt_secret_file (the file's comments show one; docs: exalate-zabbix(1), {})",
+                    configuration_docs()
+                ),
+            ),
+        ));
     }
-    NodeReport {
-        name: node.name.clone(),
-        settings: settings(node, agent_timeout),
-        checks,
-        relations,
-        elapsed_ms: started.elapsed().as_millis() as u64,
+    Err((
+        ConfigState::Invalid,
+        Check::fail("config", e.message().to_string(), &config_fix(&e)),
+    ))
+}
+
+/// Checks at once, at most. A relation's check asks its six queues at
+/// once (the monitor's threads), so the check stays near 30 threads
+/// however many nodes and relations the config has.
+const CHECKS_AT_ONCE: usize = 5;
+
+/// Runs `job` for each of `0..count` on at most [`CHECKS_AT_ONCE`]
+/// threads, this one among them (where no thread is to be had, this one
+/// runs every job, in turn); None for a job that panicked.
+fn in_pool<T: Send>(count: usize, job: impl Fn(usize) -> T + Sync) -> Vec<Option<T>> {
+    let results: Vec<Mutex<Option<T>>> = (0..count).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::SeqCst);
+        if i >= count {
+            break;
+        }
+        let done = std::panic::catch_unwind(AssertUnwindSafe(|| job(i))).ok();
+        *lock(&results[i]) = done;
+    };
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..CHECKS_AT_ONCE.min(count))
+            .map_while(|_| {
+                std::thread::Builder::new()
+                    .name("exalate-check".into())
+                    .spawn_scoped(scope, work)
+                    .ok()
+            })
+            .collect();
+        work();
+        for helper in helpers {
+            let _ = helper.join();
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.into_inner().unwrap_or_else(|p| p.into_inner()))
+        .collect()
+}
+
+/// The line for a check that panicked (a bug): the report goes on.
+fn failed_unexpectedly(what: &str) -> Check {
+    Check::fail(
+        what,
+        "this check failed unexpectedly (a bug)".into(),
+        "report it, with the output of exalate-zabbix check",
+    )
+}
+
+/// When a node's checks started and ended, and how many are left.
+#[derive(Default)]
+struct NodeClock {
+    started: Mutex<Option<Instant>>,
+    ended: Mutex<Option<Instant>>,
+    left: AtomicUsize,
+}
+
+impl NodeClock {
+    fn start(&self) {
+        lock(&self.started).get_or_insert_with(Instant::now);
     }
+
+    fn end(&self) {
+        *lock(&self.ended) = Some(Instant::now());
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        match (*lock(&self.started), *lock(&self.ended)) {
+            (Some(started), Some(ended)) => ended.duration_since(started).as_millis() as u64,
+            _ => 0,
+        }
+    }
+}
+
+/// A piece of a reachable node's check.
+enum Task<'a> {
+    /// Its credentials and customer monitor.
+    Credentials,
+    /// One relation.
+    Relation(&'a str),
+}
+
+/// Every node: first the path to each (DNS, connect, proxy, TLS), then,
+/// where it works, its credentials and relations, all in [`in_pool`].
+fn check_nodes(
+    monitor: &Monitor,
+    nodes: &[&NodeConfig],
+    agent_timeout: Duration,
+    progress: bool,
+) -> Vec<NodeReport> {
+    let timeout = |node: &NodeConfig| node.timeout.unwrap_or(agent_timeout);
+    let clocks: Vec<NodeClock> = nodes.iter().map(|_| NodeClock::default()).collect();
+    let checked = |i: usize| {
+        let clock = &clocks[i];
+        clock.end();
+        if progress {
+            eprintln!(
+                "  node {} checked ({} ms)",
+                nodes[i].name,
+                clock.elapsed_ms()
+            );
+        }
+    };
+    // A node whose url (or proxy) has no usable port is asked nothing.
+    let targets: Vec<Result<net::Target, Check>> =
+        nodes.iter().map(|node| net::Target::of(node)).collect();
+    let with_target: Vec<usize> = (0..nodes.len()).filter(|&i| targets[i].is_ok()).collect();
+    let paths = in_pool(with_target.len(), |k| {
+        let i = with_target[k];
+        clocks[i].start();
+        match &targets[i] {
+            Ok(target) => net::probe(nodes[i], target, timeout(nodes[i])),
+            Err(_) => Vec::new(),
+        }
+    });
+    let mut checks: Vec<Vec<Check>> = targets
+        .iter()
+        .map(|t| t.as_ref().err().cloned().into_iter().collect())
+        .collect();
+    for (&i, path) in with_target.iter().zip(paths) {
+        checks[i] = path.unwrap_or_else(|| vec![failed_unexpectedly("path")]);
+    }
+    // Where the path fails, a request would fail as well (or be held by a
+    // proxy or a TLS server that trickles): none is sent.
+    let reachable: Vec<bool> = checks
+        .iter()
+        .zip(&targets)
+        .map(|(c, t)| t.is_ok() && c.iter().all(|c| c.status != Status::Fail))
+        .collect();
+    let mut tasks: Vec<(usize, Task<'_>)> = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        if !reachable[i] {
+            if targets[i].is_ok() {
+                checked(i);
+            }
+            continue;
+        }
+        tasks.push((i, Task::Credentials));
+        tasks.extend(
+            node.relations
+                .iter()
+                .map(|r| (i, Task::Relation(r.as_str()))),
+        );
+        clocks[i]
+            .left
+            .store(1 + node.relations.len(), Ordering::SeqCst);
+    }
+    let done = in_pool(tasks.len(), |k| {
+        let (i, task) = &tasks[k];
+        let node = nodes[*i];
+        let done = match task {
+            Task::Credentials => {
+                let mut checks = vec![credentials(monitor, node)];
+                checks.extend(customer_monitor(monitor, node));
+                checks
+            }
+            Task::Relation(r) => vec![relation(monitor, node, r)],
+        };
+        if clocks[*i].left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            checked(*i);
+        }
+        done
+    });
+    let mut relations: Vec<Vec<Check>> = nodes.iter().map(|_| Vec::new()).collect();
+    for ((i, task), done) in tasks.iter().zip(done) {
+        match (task, done) {
+            (Task::Credentials, Some(done)) => checks[*i].extend(done),
+            (Task::Credentials, None) => checks[*i].push(failed_unexpectedly("credentials")),
+            (Task::Relation(_), Some(done)) => relations[*i].extend(done),
+            (Task::Relation(r), None) => {
+                relations[*i].push(failed_unexpectedly(&format!("relation {}", quoted(r))))
+            }
+        }
+    }
+    nodes
+        .iter()
+        .enumerate()
+        .zip(checks.into_iter().zip(relations))
+        .map(|((i, node), (mut checks, mut relations))| {
+            if !reachable[i] {
+                let why = match &targets[i] {
+                    Err(why) => why.detail.clone(),
+                    Ok(_) => "the path to the node fails".into(),
+                };
+                let skipped =
+                    |what: &str| Check::skip(what, format!("not checked: {why} (see above)"));
+                checks.push(skipped("credentials"));
+                if node.cmonitor.is_some() {
+                    checks.push(skipped("customer monitor"));
+                }
+                relations.extend(
+                    node.relations
+                        .iter()
+                        .map(|r| skipped(&format!("relation {}", quoted(r)))),
+                );
+            }
+            NodeReport {
+                name: node.name.clone(),
+                settings: settings(node, agent_timeout),
+                checks,
+                relations,
+                elapsed_ms: clocks[i].elapsed_ms(),
+            }
+        })
+        .collect()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `exalate.node.ping`, and why it is 0.
 fn credentials(monitor: &Monitor, node: &NodeConfig) -> Check {
+    let ping = Item::NodePing.key();
     let relation = node.ping_relation();
     let with = format!(
         "{} credentials, asking relation {}",
@@ -269,10 +516,12 @@ fn credentials(monitor: &Monitor, node: &NodeConfig) -> Check {
         quoted(relation)
     );
     match monitor.node_ping(&node.name) {
-        Ok(true) => Check::ok("credentials", format!("exalate.node.ping = 1 ({with})")),
+        Ok(true) => Check::ok("credentials", format!("{ping} = 1 ({with})")),
         Ok(false) => {
+            // The relation's six queues: where all fail alike, the reason
+            // names none of them (the ping asks one; it is not to blame).
             let reason = monitor
-                .queue_count(&node.name, relation, Queue::BlobErrorResponses.name())
+                .relation_stats(&node.name, relation)
                 .err()
                 .map_or_else(
                     || "no reason given".to_string(),
@@ -280,7 +529,7 @@ fn credentials(monitor: &Monitor, node: &NodeConfig) -> Check {
                 );
             Check::fail(
                 "credentials",
-                format!("exalate.node.ping = 0 ({with}): {reason}"),
+                format!("{ping} = 0 ({with}): {reason}"),
                 "see the reason; the lines above show whether the node is reachable",
             )
         }
@@ -291,7 +540,14 @@ fn credentials(monitor: &Monitor, node: &NodeConfig) -> Check {
 /// The customer monitor, where the node has one: one line with its
 /// `numErrors` or its failure.
 fn customer_monitor(monitor: &Monitor, node: &NodeConfig) -> Option<Check> {
-    node.cmonitor.as_ref()?;
+    let cmonitor = node.cmonitor.as_ref()?;
+    // Its credentials go nowhere but to the port named.
+    if let Some(check) = net::port_error("cmonitor_url", &cmonitor.url) {
+        return Some(Check {
+            what: "customer monitor".into(),
+            ..check
+        });
+    }
     Some(match monitor.node_errors(&node.name) {
         Ok(n) => Check::ok("customer monitor", format!("numErrors {n}")),
         Err(e) => Check::fail(
@@ -460,6 +716,37 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_config_error_names_a_line_or_not() {
+        assert!(names_a_line("config /x.toml line 7: node 'a': bad"));
+        assert!(!names_a_line("config /x.toml: no [nodes.NAME] table"));
+        assert!(!names_a_line("config /a line b.toml: cannot read: denied"));
+    }
+
+    /// Issue 25: every job runs, at most CHECKS_AT_ONCE at once, and a
+    /// job that panics is a None, not a panic of the check.
+    #[test]
+    fn the_pool_is_bounded_and_survives_a_panic() {
+        let (now, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let done = in_pool(40, |i| {
+            let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(n, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(5));
+            now.fetch_sub(1, Ordering::SeqCst);
+            if i == 7 {
+                panic!("job 7");
+            }
+            i * 2
+        });
+        assert_eq!(done.len(), 40);
+        for (i, d) in done.iter().enumerate() {
+            assert_eq!(*d, if i == 7 { None } else { Some(i * 2) });
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=CHECKS_AT_ONCE).contains(&most), "{most} at once");
+        assert!(in_pool(0, |i| i).is_empty());
     }
 
     #[test]

@@ -11,22 +11,65 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Certificates expiring sooner than this are a warning.
 const EXPIRY_WARNING_DAYS: i64 = 14;
 
-/// The checks of the path to `node`, each bounded by `timeout`.
-pub(crate) fn probe(node: &NodeConfig, timeout: Duration) -> Vec<Check> {
+/// Where a node is: the host and port of its url and, through a proxy,
+/// the proxy's. The check asks nothing of a node whose url (or proxy) has
+/// a port that is not one: a guessed port would send its credentials to
+/// whatever listens there.
+pub(crate) struct Target {
+    host: String,
+    port: u16,
+    https: bool,
+    proxy: Option<(String, u16)>,
+}
+
+impl Target {
+    /// The node's target, or the line that says why it has none.
+    pub(crate) fn of(node: &NodeConfig) -> Result<Target, Check> {
+        let https = node.url.starts_with("https://");
+        let (host, port) =
+            host_port(&node.url, if https { 443 } else { 80 }).ok_or_else(|| bad_port("url"))?;
+        let proxy = match &node.proxy {
+            Some(proxy) => Some(host_port(proxy, 80).ok_or_else(|| bad_port("proxy"))?),
+            None => None,
+        };
+        Ok(Target {
+            host,
+            port,
+            https,
+            proxy,
+        })
+    }
+}
+
+/// The line for a URL (of `key`) whose port is not a port.
+fn bad_port(key: &str) -> Check {
+    Check::fail(
+        key,
+        format!("the port of {key} is not a number from 1 to 65535"),
+        &format!("write {key} as scheme://host:port with a port from 1 to 65535, or without a port (80 for http, 443 for https)"),
+    )
+}
+
+/// None where `url` (of `key`: cmonitor_url) has a port that is one, or
+/// none; else the line that says it has not.
+pub(crate) fn port_error(key: &str, url: &str) -> Option<Check> {
+    host_port(url, 80).is_none().then(|| bad_port(key))
+}
+
+/// The checks of the path to `node` at `target`, each step bounded as a
+/// whole by `timeout`.
+pub(crate) fn probe(node: &NodeConfig, target: &Target, timeout: Duration) -> Vec<Check> {
     let mut checks = Vec::new();
-    let https = node.url.starts_with("https://");
-    let (host, port) = host_port(&node.url, if https { 443 } else { 80 });
-    let (target_host, target_port, via_proxy) = match &node.proxy {
-        Some(proxy) => {
-            let (h, p) = host_port(proxy, 80);
-            (h, p, true)
-        }
+    let (host, port, https) = (&target.host, target.port, target.https);
+    let (target_host, target_port, via_proxy) = match &target.proxy {
+        Some((h, p)) => (h.clone(), *p, true),
         None => (host.clone(), port, false),
     };
     let what = if via_proxy { "proxy dns" } else { "dns" };
@@ -78,8 +121,6 @@ pub(crate) fn probe(node: &NodeConfig, timeout: Duration) -> Vec<Check> {
             return checks;
         }
     };
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
     match (&node.proxy, https) {
         (None, _) => {
             let env: Vec<&str> = ["https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"]
@@ -98,7 +139,7 @@ pub(crate) fn probe(node: &NodeConfig, timeout: Duration) -> Vec<Check> {
             "proxy",
             format!("{proxy}: requests to {host}:{port} go through it (absolute form)"),
         )),
-        (Some(proxy), true) => match tunnel(&mut stream, &host, port) {
+        (Some(proxy), true) => match tunnel(&mut stream, host, port, timeout) {
             Ok(()) => checks.push(Check::ok(
                 "proxy",
                 format!("{proxy}: CONNECT {host}:{port} accepted"),
@@ -114,50 +155,74 @@ pub(crate) fn probe(node: &NodeConfig, timeout: Duration) -> Vec<Check> {
         },
     }
     if https {
-        checks.push(tls(node, &host, stream));
+        checks.push(tls(node, host, stream, timeout));
     } else {
         checks.push(Check::skip("tls", "none: url is http://".to_string()));
     }
     checks
 }
 
-/// Host (brackets of an IPv6 literal removed) and port of a URL.
-fn host_port(url: &str, default_port: u16) -> (String, u16) {
+/// Host (brackets of an IPv6 literal removed) and port of a URL; None
+/// when its port is not a number from 1 to 65535 (no port, or an empty
+/// one, is `default_port`, as RFC 3986 says).
+fn host_port(url: &str, default_port: u16) -> Option<(String, u16)> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
     let (host, port) = split_authority(authority);
-    let port = port.and_then(|p| p.parse().ok()).unwrap_or(default_port);
-    (
+    let port = match port {
+        None | Some("") => default_port,
+        Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => match p.parse::<u16>() {
+            Ok(0) | Err(_) => return None,
+            Ok(p) => p,
+        },
+        Some(_) => return None,
+    };
+    Some((
         host.trim_start_matches('[')
             .trim_end_matches(']')
             .to_string(),
         port,
-    )
+    ))
 }
+
+/// Lookups on threads of their own at once, at most: those a DNS server
+/// that never answers leaves behind count until they end.
+const LOOKUPS_AT_ONCE: usize = 8;
+static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
 
 /// Resolves on a thread of its own, waited for at most `timeout` (a DNS
 /// server that never answers leaves the thread behind; the check ends soon).
 fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, String> {
+    fn lookup(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        (host, port).to_socket_addrs().map(Iterator::collect)
+    }
     let (tx, rx) = mpsc::channel();
     let name = host.to_string();
-    std::thread::spawn(move || {
-        let _ = tx.send(
-            (name.as_str(), port)
-                .to_socket_addrs()
-                .map(Iterator::collect),
-        );
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(Ok(addrs)) => {
-            let addrs: Vec<SocketAddr> = addrs;
-            if addrs.is_empty() {
-                Err("no address".into())
-            } else {
-                Ok(addrs)
-            }
-        }
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+    let spawned = if LOOKUPS.fetch_add(1, Ordering::SeqCst) < LOOKUPS_AT_ONCE {
+        std::thread::Builder::new()
+            .name("exalate-check-dns".into())
+            .spawn(move || {
+                let _ = tx.send(lookup(&name, port));
+                LOOKUPS.fetch_sub(1, Ordering::SeqCst);
+            })
+            .is_ok()
+    } else {
+        false
+    };
+    let answer = if spawned {
+        rx.recv_timeout(timeout)
+            .map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
+    } else {
+        // Too many lookups hang, or no thread is to be had (limits): here,
+        // bounded by the resolver's own timeouts.
+        LOOKUPS.fetch_sub(1, Ordering::SeqCst);
+        lookup(host, port)
+    };
+    match answer {
+        Ok(addrs) if addrs.is_empty() => Err("no address".into()),
+        Ok(addrs) => Ok(addrs),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -183,25 +248,90 @@ fn connect(
     Err(last)
 }
 
-/// CONNECT through the proxy; Ok once it answers 2xx.
-fn tunnel(stream: &mut TcpStream, host: &str, port: u16) -> Result<(), String> {
+/// A step of the path bounded as a whole: each read and write waits only
+/// for what is left of the step's time, so a peer that sends a byte now and
+/// then cannot stretch it (a timeout per read would never trip).
+struct Bounded<'a> {
+    stream: &'a mut TcpStream,
+    deadline: Instant,
+}
+
+impl Bounded<'_> {
+    fn left(&self) -> std::io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        Ok(left)
+    }
+}
+
+/// A read or write that waited out its time: a timeout, whatever the
+/// platform calls it.
+fn timed_out(e: std::io::Error) -> std::io::Error {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock => std::io::ErrorKind::TimedOut.into(),
+        _ => e,
+    }
+}
+
+impl Read for Bounded<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.left()?;
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf).map_err(timed_out)
+    }
+}
+
+impl Write for Bounded<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let left = self.left()?;
+        self.stream.set_write_timeout(Some(left))?;
+        self.stream.write(buf).map_err(timed_out)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+/// An I/O error of a step, a timeout named as one.
+fn step_error(e: &std::io::Error, timeout: Duration, step: &str) -> String {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        format!("timeout after {} s during {step}", timeout.as_secs())
+    } else {
+        crate::fs::io_reason(e)
+    }
+}
+
+/// CONNECT through the proxy, within `timeout` in all; Ok once it answers 2xx.
+fn tunnel(stream: &mut TcpStream, host: &str, port: u16, timeout: Duration) -> Result<(), String> {
+    const STEP: &str = "the proxy's answer to CONNECT";
     let authority = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
     };
+    let mut stream = Bounded {
+        stream,
+        deadline: Instant::now() + timeout,
+    };
     let request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
     stream
         .write_all(request.as_bytes())
-        .map_err(|e| crate::fs::io_reason(&e))?;
+        .map_err(|e| step_error(&e, timeout, "the CONNECT request"))?;
     // Byte by byte up to the blank line: nothing of the tunnel is read.
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() >= 8192 {
+            return Err("the proxy's answer has no end of its head in 8 KiB".into());
+        }
         match stream.read(&mut byte) {
             Ok(0) => return Err("the proxy closed the connection".into()),
             Ok(_) => head.push(byte[0]),
-            Err(e) => return Err(crate::fs::io_reason(&e)),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(step_error(&e, timeout, STEP)),
         }
     }
     let line = String::from_utf8_lossy(&head);
@@ -272,7 +402,8 @@ impl ServerCertVerifier for Recording {
     }
 }
 
-fn tls(node: &NodeConfig, host: &str, stream: TcpStream) -> Check {
+/// The TLS handshake, within `timeout` in all, and the certificate.
+fn tls(node: &NodeConfig, host: &str, mut stream: TcpStream, timeout: Duration) -> Check {
     let cas = match ca_set(node.ca_file.as_deref()) {
         Ok(cas) => cas,
         Err(e) => {
@@ -331,10 +462,13 @@ fn tls(node: &NodeConfig, host: &str, stream: TcpStream) -> Check {
         Ok(c) => c,
         Err(e) => return Check::fail("tls", e.to_string(), "check the host in url"),
     };
-    let mut stream = stream;
+    let deadline = Instant::now() + timeout;
     let handshake = {
-        let mut tls = rustls::Stream::new(&mut connection, &mut stream);
-        tls.flush()
+        let mut bounded = Bounded {
+            stream: &mut stream,
+            deadline,
+        };
+        rustls::Stream::new(&mut connection, &mut bounded).flush()
     };
     let seen = recording
         .seen
@@ -342,14 +476,23 @@ fn tls(node: &NodeConfig, host: &str, stream: TcpStream) -> Check {
         .unwrap_or_else(|p| p.into_inner())
         .take();
     let Some((chain, verdict)) = seen else {
-        let reason = handshake
-            .err()
-            .map_or("no certificate".to_string(), |e| crate::fs::io_reason(&e));
-        return Check::fail(
-            "tls",
-            format!("handshake failed: {reason}"),
-            "check that url's port speaks TLS (https); a plain-http node needs http://",
-        );
+        return match handshake {
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Check::fail(
+                "tls",
+                step_error(&e, timeout, "the TLS handshake"),
+                "the node did not finish the handshake in time: check that url's port speaks TLS (https) and any proxy or load balancer before it, or raise timeout",
+            ),
+            handshake => Check::fail(
+                "tls",
+                format!(
+                    "handshake failed: {}",
+                    handshake
+                        .err()
+                        .map_or("no certificate".to_string(), |e| crate::fs::io_reason(&e))
+                ),
+                "check that url's port speaks TLS (https); a plain-http node needs http://",
+            ),
+        };
     };
     let leaf = chain.first().and_then(|c| der::cert_info(c));
     let top = chain.last().and_then(|c| der::cert_info(c));
@@ -431,5 +574,76 @@ fn ca_used(cas: &CaSet, node: &NodeConfig, top: Option<&CertInfo>) -> String {
             Some(file) => format!("system roots ({bundle}) + ca_file {}", file.display()),
             None => format!("system roots ({bundle})"),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_port_is_a_number_from_1_to_65535_or_none() {
+        let hp = |url: &str, default: u16| host_port(url, default);
+        assert_eq!(hp("http://h:8080/x", 80), Some(("h".into(), 8080)));
+        assert_eq!(hp("https://h/x?y", 443), Some(("h".into(), 443)));
+        // An empty port is the scheme's (RFC 3986).
+        assert_eq!(hp("https://h:/x", 443), Some(("h".into(), 443)));
+        assert_eq!(hp("http://[::1]:99/", 80), Some(("::1".into(), 99)));
+        assert_eq!(hp("http://[::1]", 80), Some(("::1".into(), 80)));
+        assert_eq!(hp("http://u@h:81", 80), Some(("h".into(), 81)));
+        assert_eq!(hp("http://h:65535", 80), Some(("h".into(), 65535)));
+        // Issue 25: never the default in place of a port that is not one.
+        for bad in [
+            "http://h:99999",
+            "http://h:18500x",
+            "http://h:0",
+            "http://h:+80",
+            "http://h:-1",
+            "http://h:65536/x",
+            "http://[::1]x",
+            "http://[::1]:8o",
+        ] {
+            assert_eq!(hp(bad, 80), None, "{bad}");
+        }
+    }
+
+    /// A peer that sends a byte every 20 ms never trips a timeout per
+    /// read; the step's deadline ends it, as a timeout.
+    #[test]
+    fn a_step_ends_at_its_deadline_whatever_the_reads() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(5) && s.write_all(b"a").is_ok() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let started = Instant::now();
+        let mut bounded = Bounded {
+            stream: &mut stream,
+            deadline: started + Duration::from_millis(300),
+        };
+        let mut buf = [0u8; 1];
+        let mut bytes = 0;
+        let e = loop {
+            match bounded.read(&mut buf) {
+                Ok(n) => bytes += n,
+                Err(e) => break e,
+            }
+        };
+        let took = started.elapsed();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+        assert!(bytes > 0, "the peer trickled");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        assert_eq!(
+            step_error(&e, Duration::from_secs(2), "the TLS handshake"),
+            "timeout after 2 s during the TLS handshake"
+        );
+        drop(stream);
+        peer.join().unwrap();
     }
 }

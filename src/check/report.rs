@@ -20,6 +20,20 @@ pub enum Status {
     Skip,
 }
 
+/// What became of the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigState {
+    /// Read and valid: the nodes are checked.
+    Valid,
+    /// Not read (missing, not permitted, too large, not UTF-8).
+    Unreadable,
+    /// Read, and not valid: its line says where.
+    Invalid,
+    /// Read, valid, and without a node yet (the file as installed).
+    NoNode,
+}
+
 /// One line of the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -85,6 +99,8 @@ pub struct Report {
     pub version: String,
     /// The config file checked.
     pub config: String,
+    /// What became of it.
+    pub config_state: ConfigState,
     /// Reading the config: one line (its error, with file and line).
     pub config_check: Check,
     /// Each node, in name order.
@@ -95,7 +111,8 @@ pub struct Report {
     pub failures: usize,
     /// Warnings, over everything.
     pub warnings: usize,
-    /// The exit status: 0 works, 1 something fails, 2 the config cannot be read.
+    /// The exit status: 0 works, 1 something fails, 2 the config cannot be
+    /// read, is not valid or has no node yet.
     pub exit_code: i32,
 }
 
@@ -137,7 +154,7 @@ impl Report {
         for node in &self.nodes {
             let _ = writeln!(out, "\nNODE {} ({} ms)", node.name, node.elapsed_ms);
             for (key, value) in &node.settings {
-                let _ = writeln!(out, "        {key:<24} {value}");
+                labelled(&mut out, "", key, value);
             }
             for check in node.checks.iter().chain(&node.relations) {
                 line(&mut out, check);
@@ -147,11 +164,13 @@ impl Report {
         for check in &self.agent {
             line(&mut out, check);
         }
-        let verdict = match self.exit_code {
-            0 if self.warnings == 0 => "everything works".to_string(),
-            0 => "the nodes work; see the warnings for the agent's side".to_string(),
-            2 => "the config cannot be read".to_string(),
-            _ => "fix the FAIL lines".to_string(),
+        let verdict = match (self.exit_code, self.config_state) {
+            (2, ConfigState::NoNode) => "the config has no node yet",
+            (2, ConfigState::Invalid) => "the config is not valid",
+            (2, _) => "the config cannot be read",
+            (0, _) if self.warnings == 0 => "everything works",
+            (0, _) => "the nodes work; see the warnings for the agent's side",
+            _ => "fix the FAIL lines",
         };
         let _ = writeln!(
             out,
@@ -191,8 +210,65 @@ fn line(out: &mut String, check: &Check) {
         Status::Fail => "FAIL",
         Status::Skip => "--",
     };
-    let _ = writeln!(out, "  {status:<5} {:<26} {}", check.what, check.detail);
+    labelled(out, status, &check.what, &check.detail);
     if let Some(fix) = &check.fix {
-        let _ = writeln!(out, "  {:<5} {:<26} fix: {fix}", "", "");
+        labelled(out, "", "", &format!("fix: {fix}"));
+    }
+}
+
+/// Width of the labels' column: the longest fixed label
+/// ("read cmonitor_password_file") and a space.
+const LABEL_WIDTH: usize = 28;
+
+/// `value` in the column after `label`, after `status`; a longer label
+/// (a long relation name) has a line of its own, so the values stay in one column.
+fn labelled(out: &mut String, status: &str, label: &str, value: &str) {
+    if label.chars().count() > LABEL_WIDTH {
+        let _ = writeln!(out, "  {status:<5} {label}");
+        let _ = writeln!(out, "  {:<5} {:<LABEL_WIDTH$} {value}", "", "");
+    } else {
+        let _ = writeln!(out, "  {status:<5} {label:<LABEL_WIDTH$} {value}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 25: a label longer than the column gets a line of its own;
+    /// every value starts in the same column.
+    #[test]
+    fn values_stay_in_one_column() {
+        let mut out = String::new();
+        line(
+            &mut out,
+            &Check::ok(
+                "read cmonitor_password_file",
+                "/p readable by zabbix".into(),
+            ),
+        );
+        line(
+            &mut out,
+            &Check::fail(
+                "relation 'a very long relation name, longer'",
+                "x".into(),
+                "y",
+            ),
+        );
+        labelled(&mut out, "", "cache_ttl", "10 s");
+        let columns: Vec<usize> = out
+            .lines()
+            .filter_map(|l| {
+                ["/p readable by zabbix", "x", "fix: y", "10 s"]
+                    .iter()
+                    .find_map(|v| l.strip_suffix(v).filter(|p| p.ends_with(' ')))
+                    .map(str::len)
+            })
+            .collect();
+        assert_eq!(columns, vec![LABEL_WIDTH + 9; 4], "{out}");
+        assert!(
+            out.contains("\n  FAIL  relation 'a very long relation name, longer'\n"),
+            "{out}"
+        );
     }
 }

@@ -95,14 +95,14 @@ impl AgentOptions {
     pub fn conf_text(&self, port: u16, files: &AgentFiles) -> String {
         let kind_lines = match self.kind {
             AgentKind::Agentd => format!(
-                "StartAgents={}\n{}LoadModule={}\n",
+                "StartAgents={}\n{}{}",
                 self.start_agents,
                 if self.as_zabbix {
                     "User=zabbix\n"
                 } else {
                     "AllowRoot=1\n"
                 },
-                files.module
+                load_module_line(&files.module)
             ),
             AgentKind::Agent2 => format!(
                 "Hostname=exalate-test\nControlSocket={}\nPluginSocket={}\n\
@@ -117,6 +117,12 @@ impl AgentOptions {
             files.log, files.pid, self.timeout, self.debug_level, self.extra
         )
     }
+}
+
+/// zabbix_agentd's line that loads the module at `module`: the one writer
+/// of it, for whole configs and the packages' snippet alike.
+pub fn load_module_line(module: &str) -> String {
+    format!("LoadModule={module}\n")
 }
 
 /// An agent config file in a directory: its own port, log, pid file and (for

@@ -120,3 +120,50 @@ pub fn http_response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec
     bytes.extend_from_slice(body);
     bytes
 }
+
+/// A peer that never finishes anything: to every connection it sends
+/// `head` at once, then `fill`, one byte every `interval`, until the client
+/// goes or it is dropped. Each read of the client gets a byte within
+/// `interval`, so only a whole-step deadline ends a step against it.
+pub struct Trickle {
+    pub addr: SocketAddr,
+    _acceptor: Acceptor,
+}
+
+impl Trickle {
+    pub fn start(head: &[u8], fill: u8, interval: Duration) -> Trickle {
+        let head = head.to_vec();
+        let acceptor = Acceptor::start(move |mut stream, stop| {
+            let (head, stop) = (head.clone(), stop.clone());
+            Some(std::thread::spawn(move || {
+                if stream.write_all(&head).is_err() {
+                    return;
+                }
+                while !stop.load(Ordering::SeqCst) && stream.write_all(&[fill]).is_ok() {
+                    std::thread::sleep(interval);
+                }
+            }))
+        });
+        let addr = acceptor.addr;
+        Trickle {
+            addr,
+            _acceptor: acceptor,
+        }
+    }
+
+    /// A TLS server that never ends its handshake: a record header
+    /// announcing 16 KiB, then its bytes trickling.
+    pub fn tls(interval: Duration) -> Trickle {
+        Trickle::start(&[0x16, 0x03, 0x03, 0x40, 0x00], 0, interval)
+    }
+
+    /// A proxy that answers CONNECT with a status line, then a header that
+    /// never ends.
+    pub fn proxy(interval: Duration) -> Trickle {
+        Trickle::start(
+            b"HTTP/1.1 200 Connection established\r\nX-Trickle: ",
+            b'a',
+            interval,
+        )
+    }
+}
