@@ -452,7 +452,9 @@ fn uri_port(uri: &Uri) -> std::result::Result<u16, ureq::Error> {
     // As written: `Uri::port()` is None for a port that does not parse,
     // the same as for none written.
     let authority = uri.authority().map_or("", |a| a.as_str());
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, after)| after);
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, after)| after);
     match crate::proxy::split_authority(host_port).1 {
         None if uri.scheme_str() == Some("https") => Ok(443),
         None => Ok(80),

@@ -194,7 +194,8 @@ fn unknown_table() {
 #[test]
 fn wrong_type() {
     let c = Case::new("wrong-type");
-    let e = c.both_prefix(2, "invalid type: string \"3\", expected u64");
+    // The value is not quoted: it could be a password (issue 25).
+    let e = c.both_prefix(2, "invalid type: string, expected u64");
     let text = format!(
         "[defaults]\ntimeout = \"3\"\n{}",
         c.node("jwt_secret_file = \"SECRET\"")
@@ -205,10 +206,7 @@ fn wrong_type() {
 #[test]
 fn relations_not_a_list() {
     let c = Case::new("relations-not-a-list");
-    let e = c.both_prefix(
-        4,
-        "invalid type: string \"AllContent\", expected a sequence",
-    );
+    let e = c.both_prefix(4, "invalid type: string, expected a sequence");
     let text = c.node("jwt_secret_file = \"SECRET\"\nrelations = \"AllContent\"");
     c.run(Some(text), e);
 }
@@ -255,7 +253,7 @@ fn url_with_credentials() {
     add_secret(password);
     let e = c.both(
         Some(2),
-        "node 'demo': url must not contain credentials (user:password@); use token_file or jwt_secret_file",
+        "node 'demo': url must not contain credentials (user:password@); use token_file, jwt_secret_file or the api_* keys",
     );
     let text = format!(
         "[nodes.demo]\nurl = \"https://zabbix:{password}@jira.example.com\"\njwt_secret_file = \"{}\"\n",
