@@ -111,14 +111,20 @@ fn read_within(response: &mut HttpResponse, max: u64, what: &str) -> Result<Vec<
 
 /// The body as JSON, or what it is instead.
 fn parse_json(body: &[u8]) -> Result<serde_json::Value> {
-    serde_json::from_slice(body).map_err(|e| {
-        let what = if std::str::from_utf8(body).is_err() {
-            "the response is not valid UTF-8".to_string()
-        } else {
-            e.to_string()
-        };
-        Error::new(ErrorKind::BadResponse, format!("malformed JSON: {what}"))
-    })
+    serde_json::from_slice(body).map_err(|e| json_error(body, &e))
+}
+
+/// Why `body` could not be read as the JSON wanted: not JSON at all
+/// (malformed), or JSON of another shape (unexpected).
+fn json_error(body: &[u8], e: &serde_json::Error) -> Error {
+    let message = if e.is_data() {
+        format!("unexpected JSON: {e}")
+    } else if std::str::from_utf8(body).is_err() {
+        "malformed JSON: the response is not valid UTF-8".to_string()
+    } else {
+        format!("malformed JSON: {e}")
+    };
+    Error::new(ErrorKind::BadResponse, message)
 }
 
 /// "a string", "an array", ... of a JSON value, for messages.

@@ -4,7 +4,7 @@
 //! `limit=0`: without it the node lists every outstanding event) and its
 //! connections with their status.
 
-use super::{count_field, kind_of, parse_json, read_within, Call};
+use super::{count_field, json_error, parse_json, read_within, Call};
 use crate::auth::{Credentials, LoginRequest};
 use crate::error::{quoted, Error, ErrorKind, Result};
 use crate::secret::Secret;
@@ -104,53 +104,185 @@ pub(crate) fn connections(
         max_response_bytes,
         "an answer (max_response_bytes)",
     )?;
-    parse_connections(&parse_json(&body)?)
+    parse_connections(&body)
 }
 
-/// `{"results": [{"name", "status", "communication": {"remoteUrl"}}]}`
-/// (a bare array is taken too); a connection without a name or status is
-/// an unexpected answer, not one to skip.
-fn parse_connections(value: &serde_json::Value) -> Result<Vec<Connection>> {
-    const EXPECTED: &str = "{\"results\": [{\"name\": ..., \"status\": ...}]}";
+/// The shape of the connections' answer, for messages.
+const CONNECTIONS: &str = "{\"results\": [{\"name\": ..., \"status\": ...}]}";
+
+/// `{"results": [{"name", "status", "communication": {"remoteUrl"}}]}`,
+/// read into what the item gives and no more: other fields, and values of
+/// another kind, are skipped, never built, so memory follows the answer's
+/// bytes, not its shape. A connection without a name or status is an
+/// unexpected answer, not one to skip.
+fn parse_connections(body: &[u8]) -> Result<Vec<Connection>> {
     let unexpected = |what: String| {
         Error::new(
             ErrorKind::BadResponse,
-            format!("unexpected JSON: {what}, expected {EXPECTED}"),
+            format!("unexpected JSON: {what}, expected {CONNECTIONS}"),
         )
     };
-    let results = match value {
-        serde_json::Value::Array(results) => results,
-        serde_json::Value::Object(o) => match o.get("results") {
-            Some(serde_json::Value::Array(results)) => results,
-            Some(other) => return Err(unexpected(format!("results is {}", kind_of(other)))),
-            None => return Err(unexpected("no results".into())),
-        },
-        other => return Err(unexpected(kind_of(other).into())),
+    // serde would take an array for a struct's fields in order: say what it is.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let not_an_object = match first {
+        Some(b'[') => Some("an array"),
+        Some(b'"') => Some("a string"),
+        Some(b't' | b'f') => Some("a boolean"),
+        Some(b'n') => Some("null"),
+        Some(b'-' | b'0'..=b'9') => Some("a number"),
+        _ => None,
+    };
+    if let (Some(kind), Ok(_)) = (
+        not_an_object,
+        serde_json::from_slice::<serde::de::IgnoredAny>(body),
+    ) {
+        return Err(unexpected(kind.into()));
+    }
+    let answer: Answer = serde_json::from_slice(body).map_err(|e| json_error(body, &e))?;
+    let results = match answer.results {
+        Some(Shaped::Is(results)) => results,
+        Some(Shaped::Other(kind)) => return Err(unexpected(format!("results is {kind}"))),
+        None => return Err(unexpected("no results".into())),
     };
     results
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(i, c)| {
-            let text = |key: &str| match c.get(key) {
-                Some(serde_json::Value::String(s)) => Ok(s.clone()),
-                Some(other) => Err(unexpected(format!(
-                    "connection {} has {key} {}, not a string",
-                    i + 1,
-                    kind_of(other)
+            let text = |key: &str, field: Option<Shaped<String>>| match field {
+                Some(Shaped::Is(s)) => Ok(s),
+                Some(Shaped::Other(kind)) => Err(unexpected(format!(
+                    "connection {} has {key} {kind}, not a string",
+                    i + 1
                 ))),
                 None => Err(unexpected(format!("connection {} has no {key}", i + 1))),
             };
-            let remote = c
-                .pointer("/communication/remoteUrl")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default();
+            let remote = match c.communication.and_then(|c| c.remote_url) {
+                Some(Shaped::Is(url)) => url,
+                _ => String::new(),
+            };
             Ok(Connection {
-                name: text("name")?,
-                status: text("status")?,
-                remote: remote.to_string(),
+                name: text("name", c.name)?,
+                status: text("status", c.status)?,
+                remote,
             })
         })
         .collect()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(expecting = "an object {\"results\": [...]}")]
+struct Answer {
+    results: Option<Shaped<Vec<RawConnection>>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(expecting = "a connection object")]
+struct RawConnection {
+    name: Option<Shaped<String>>,
+    status: Option<Shaped<String>>,
+    communication: Option<Communication>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(expecting = "an object")]
+struct Communication {
+    #[serde(rename = "remoteUrl")]
+    remote_url: Option<Shaped<String>>,
+}
+
+/// A JSON value of the expected kind (a string, or an array of `T`), or
+/// the kind of value found instead ("a number", "an object", ...),
+/// skipped without being built.
+enum Shaped<T> {
+    Is(T),
+    Other(&'static str),
+}
+
+/// Reads a string, or an array of `T`, or skips what else is there.
+struct ShapedVisitor<T>(std::marker::PhantomData<T>);
+
+/// What `ShapedVisitor` builds from a string or an array.
+trait ShapedValue<'de>: Sized {
+    /// From a string, where that is the expected kind.
+    fn from_str(_: &str) -> Option<Self> {
+        None
+    }
+    /// From an array, where that is the expected kind (else skipped).
+    fn from_seq<A: serde::de::SeqAccess<'de>>(
+        seq: A,
+    ) -> std::result::Result<Option<Self>, A::Error>;
+}
+
+impl<'de> ShapedValue<'de> for String {
+    fn from_str(s: &str) -> Option<Self> {
+        Some(s.to_string())
+    }
+    fn from_seq<A: serde::de::SeqAccess<'de>>(
+        mut seq: A,
+    ) -> std::result::Result<Option<Self>, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> ShapedValue<'de> for Vec<T> {
+    fn from_seq<A: serde::de::SeqAccess<'de>>(
+        mut seq: A,
+    ) -> std::result::Result<Option<Self>, A::Error> {
+        let mut all = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            all.push(item);
+        }
+        Ok(Some(all))
+    }
+}
+
+impl<'de, T: ShapedValue<'de>> serde::de::Visitor<'de> for ShapedVisitor<T> {
+    type Value = Shaped<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E>(self, s: &str) -> std::result::Result<Self::Value, E> {
+        Ok(T::from_str(s).map_or(Shaped::Other("a string"), Shaped::Is))
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self::Value, E> {
+        Ok(Shaped::Other("a boolean"))
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Self::Value, E> {
+        Ok(Shaped::Other("a number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Self::Value, E> {
+        Ok(Shaped::Other("a number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Self::Value, E> {
+        Ok(Shaped::Other("a number"))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(Shaped::Other("null"))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        Ok(T::from_seq(seq)?.map_or(Shaped::Other("an array"), Shaped::Is))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Shaped::Other("an object"))
+    }
+}
+
+impl<'de, T: ShapedValue<'de>> serde::Deserialize<'de> for Shaped<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(ShapedVisitor(std::marker::PhantomData))
+    }
 }
 
 /// GETs `path` below the API's root, within `max` bytes: with the
@@ -328,7 +460,7 @@ mod tests {
 
     #[test]
     fn connections_or_what_the_answer_is_instead() {
-        let parse = |text: &str| parse_connections(&serde_json::from_str(text).unwrap());
+        let parse = |text: &str| parse_connections(text.as_bytes());
         let ok = parse(
             r#"{"total":2,"results":[{"id":1,"name":"A/B ü","status":"ACTIVE","communication":{"remoteUrl":"https://r"}},
                 {"name":"C","status":"DEACTIVATED"}]}"#,
@@ -339,10 +471,13 @@ mod tests {
             r#"[{"name":"A/B ü","status":"ACTIVE","remote":"https://r"},{"name":"C","status":"DEACTIVATED","remote":""}]"#
         );
         assert_eq!(
-            parse(r#"[{"name":"x","status":"PENDING"}]"#).unwrap().len(),
+            parse(r#"{"results":[{"name":"x","status":"PENDING","communication":null,"id":{"a":[1]}}]}"#)
+                .unwrap()
+                .len(),
             1
         );
         let e = |text: &str| parse(text).unwrap_err().message().to_string();
+        assert!(e(r#"[{"name":"x","status":"PENDING"}]"#).starts_with("unexpected JSON: an array"));
         assert!(e(r#"{"total":0}"#).starts_with("unexpected JSON: no results"));
         assert!(e(r#"{"results":{}}"#).starts_with("unexpected JSON: results is an object"));
         assert!(e(r#"{"results":[{"status":"ACTIVE"}]}"#)
@@ -351,7 +486,11 @@ mod tests {
             e(r#"{"results":[{"name":"a","status":"ACTIVE"},{"name":"b","status":3}]}"#)
                 .starts_with("unexpected JSON: connection 2 has status a number, not a string")
         );
-        assert!(e("7").starts_with("unexpected JSON: a number"));
+        assert!(e("7").starts_with("unexpected JSON: a number, expected"));
+        assert!(e(r#"{"results":[3]}"#).starts_with(
+            "unexpected JSON: invalid type: integer `3`, expected a connection object"
+        ));
+        assert!(e(r#"{"results":[{"name":"a"#).starts_with("malformed JSON: EOF"));
     }
 
     #[test]
