@@ -5,7 +5,7 @@
 use crate::config::NodeConfig;
 use crate::error::{io_error, io_reason, Error, ErrorKind, Result};
 use crate::lock::lock;
-use crate::proxy::{AbsoluteForm, Route};
+use crate::proxy::{AbsoluteForm, Route, Tunnel};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use ureq::http::Uri;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{
+    Connector, DefaultConnector, NextTimeout, RustlsConnector, TcpConnector,
+};
 
 /// How long a resolved host name is reused.
 const DNS_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -93,15 +95,10 @@ impl HttpClient {
         hosts: impl Fn() -> Hosts + Send + Sync + 'static,
     ) -> Result<HttpClient> {
         let route = Route::new(&node.url, node.proxy.as_deref());
-        let connect_proxy = match &route {
-            Route::Connect(proxy) => Some(ureq::Proxy::new(proxy).map_err(|_| {
-                Error::new(ErrorKind::Config, "proxy: not a usable http:// proxy URL")
-            })?),
-            // Set even when None: ureq's default reads HTTP_PROXY & co.
-            _ => None,
-        };
         let mut config = ureq::Agent::config_builder()
-            .proxy(connect_proxy)
+            // Never ureq's proxy: its default reads HTTP_PROXY & co., and
+            // the `proxy` key's routes are the connectors' (see proxy.rs).
+            .proxy(None)
             .http_status_as_error(false)
             // A redirect could carry the token to another host: never follow.
             .max_redirects(0)
@@ -115,16 +112,22 @@ impl HttpClient {
             );
         }
         let config = config.build();
-        let via = match route {
-            Route::AbsoluteForm { host, port } => Some((host, port)),
-            Route::Direct | Route::Connect(_) => None,
-        };
+        let via = route.proxy();
         let make = move || {
             let resolver = CachingResolver::new(lookup.clone(), hosts(), via.clone());
-            if via.is_some() {
-                ureq::Agent::with_parts(config.clone(), AbsoluteForm::default(), resolver)
-            } else {
-                ureq::Agent::with_parts(config.clone(), DefaultConnector::new(), resolver)
+            let config = config.clone();
+            match route {
+                Route::Direct => ureq::Agent::with_parts(config, DefaultConnector::new(), resolver),
+                Route::Connect { .. } => {
+                    let tunnel =
+                        ().chain(TcpConnector::default())
+                            .chain(Tunnel)
+                            .chain(RustlsConnector::default());
+                    ureq::Agent::with_parts(config, tunnel, resolver)
+                }
+                Route::AbsoluteForm { .. } => {
+                    ureq::Agent::with_parts(config, AbsoluteForm::default(), resolver)
+                }
             }
         };
         let agent = Mutex::new(ProcessAgent::new(make()));
@@ -253,8 +256,8 @@ impl Lookup for SystemLookup {
 struct CachingResolver {
     lookup: Arc<dyn Lookup>,
     hosts: Hosts,
-    /// Resolve this (host, port) whatever the URI says: the proxy that
-    /// takes absolute-form requests for the node.
+    /// Resolve this (host, port) whatever the URI says: the node's proxy
+    /// (see [`Route`]).
     via: Option<(String, u16)>,
 }
 
@@ -508,6 +511,10 @@ pub(crate) fn classify(e: ureq::Error) -> Error {
             "cannot resolve the node's host name",
         ),
         U::ConnectionFailed => Error::new(ErrorKind::ConnectionFailed, "connection failed"),
+        U::ConnectProxyFailed(reason) => Error::new(
+            ErrorKind::ConnectionFailed,
+            format!("CONNECT through the proxy failed: {reason}"),
+        ),
         U::Tls(reason) => Error::new(ErrorKind::Tls, format!("TLS failure: {reason}")),
         U::Rustls(e) => Error::new(ErrorKind::Tls, format!("TLS failure: {e}")),
         U::Pem(e) => Error::new(ErrorKind::Tls, format!("TLS failure: bad PEM: {e}")),

@@ -2,24 +2,31 @@
 //! (`HTTP_PROXY`, `https_proxy`, `ALL_PROXY`, ...) is never read: ureq's
 //! defaults would, and the agent's environment is not the admin's intent.
 //!
-//! - https nodes: `CONNECT host:port` (ureq's own), TLS end to end.
+//! Either way the connection goes to the proxy (the resolver gives its
+//! address for the node's host):
+//!
+//! - https nodes: `CONNECT host:port` ([`Tunnel`]), then TLS end to end.
 //! - http nodes: absolute-form requests (`GET http://host:port/path`), what
 //!   HTTP proxies expect for plain http (many refuse CONNECT to a port other
-//!   than 443). The connection goes to the proxy (the resolver gives its
-//!   address for the node's host) and [`AbsoluteForm`] rewrites each
-//!   request line on its way out.
+//!   than 443); [`AbsoluteForm`] rewrites each request line on its way out.
 
 use std::fmt;
+use std::io::{self, Read, Write};
+use ureq::unversioned::transport::time::{Duration as UreqDuration, Instant as UreqInstant};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport,
+    TransportAdapter,
 };
 
 /// How one node's requests travel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
     Direct,
-    /// ureq's CONNECT proxy (https nodes).
-    Connect(String),
+    /// `CONNECT` through the proxy at (host, port) (https nodes).
+    Connect {
+        host: String,
+        port: u16,
+    },
     /// Absolute-form through the proxy at (host, port) (http nodes).
     AbsoluteForm {
         host: String,
@@ -33,17 +40,26 @@ impl Route {
         let Some(proxy) = proxy else {
             return Route::Direct;
         };
-        if url.starts_with("https://") {
-            return Route::Connect(proxy.to_string());
-        }
         let (host, port) = split_authority(proxy.trim_start_matches("http://"));
         let port = port.and_then(|p| p.parse().ok()).unwrap_or(80);
-        Route::AbsoluteForm {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port,
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        if url.starts_with("https://") {
+            Route::Connect { host, port }
+        } else {
+            Route::AbsoluteForm { host, port }
+        }
+    }
+
+    /// The proxy's (host, port), where the connections go.
+    pub(crate) fn proxy(&self) -> Option<(String, u16)> {
+        match self {
+            Route::Direct => None,
+            Route::Connect { host, port } | Route::AbsoluteForm { host, port } => {
+                Some((host.clone(), *port))
+            }
         }
     }
 }
@@ -61,6 +77,115 @@ pub(crate) fn split_authority(authority: &str) -> (&str, Option<&str>) {
     match authority.rsplit_once(':') {
         Some((host, port)) => (host, Some(port)),
         None => (authority, None),
+    }
+}
+
+/// Opens the tunnel of a CONNECT route on the TCP connection to the proxy
+/// (ureq's TLS comes after it), its exchange bounded as a whole by what is
+/// left of the connection's time. ureq's own CONNECT (3.5) gives every read
+/// of the proxy's answer the whole remaining budget again: a proxy sending
+/// a byte now and then never trips it, and the item hangs for good. Here
+/// every read and write waits only for what is left (ureq's
+/// `TransportAdapter`, as its TLS handshake does).
+#[derive(Debug, Default)]
+pub(crate) struct Tunnel;
+
+impl<In: Transport> Connector<In> for Tunnel {
+    type Out = In;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let Some(transport) = chained else {
+            return Ok(None);
+        };
+        // The budget was set when the connection began (`details.now`);
+        // the TCP connect has spent some.
+        let spent = match ((details.current_time)(), details.now) {
+            (UreqInstant::Exact(now), UreqInstant::Exact(then)) => {
+                now.saturating_duration_since(then)
+            }
+            _ => std::time::Duration::ZERO,
+        };
+        let after = match details.timeout.after {
+            UreqDuration::Exact(after) => UreqDuration::Exact(after.saturating_sub(spent)),
+            UreqDuration::NotHappening => UreqDuration::NotHappening,
+        };
+        let mut io = TransportAdapter::new(transport, details.current_time.clone());
+        io.set_timeout(NextTimeout {
+            after,
+            ..details.timeout
+        });
+        let host = details.uri.host().unwrap_or("");
+        let port = details.uri.port_u16().unwrap_or(443);
+        match open_tunnel(&mut io, &format!("{host}:{port}")) {
+            Ok(()) => Ok(Some(io.into_inner())),
+            // A timeout comes back as ureq's own (unwrapped by `from`).
+            Err(TunnelError::Send(e) | TunnelError::Receive(e)) => Err(ureq::Error::from(e)),
+            Err(TunnelError::Refused(reason)) => Err(ureq::Error::ConnectProxyFailed(reason)),
+        }
+    }
+}
+
+/// Why a CONNECT failed.
+#[derive(Debug)]
+pub(crate) enum TunnelError {
+    /// Sending the request failed (or timed out).
+    Send(io::Error),
+    /// Reading the answer failed (or timed out).
+    Receive(io::Error),
+    /// The proxy's answer says no, or is no answer; what it was, briefly.
+    Refused(String),
+}
+
+/// `CONNECT authority` on `io` (a connection to the proxy whose reads and
+/// writes are bounded by the step's deadline); Ok once the proxy answers
+/// 2xx. The answer's head is read byte by byte up to its blank line:
+/// nothing of the tunnel is read. The items' tunnel and the check's.
+pub(crate) fn open_tunnel(
+    io: &mut (impl Read + Write),
+    authority: &str,
+) -> Result<(), TunnelError> {
+    let request = format!(
+        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: exalate-zabbix/{}\r\n\r\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    io.write_all(request.as_bytes())
+        .and_then(|()| io.flush())
+        .map_err(TunnelError::Send)?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() >= 8192 {
+            return Err(TunnelError::Refused(
+                "the proxy's answer has no end of its head in 8 KiB".into(),
+            ));
+        }
+        match io.read(&mut byte) {
+            Ok(0) => {
+                return Err(TunnelError::Refused(
+                    "the proxy closed the connection".into(),
+                ))
+            }
+            Ok(_) => head.push(byte[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(TunnelError::Receive(e)),
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let status = head.lines().next().unwrap_or("").trim();
+    let mut words = status.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some(v), Some(code)) if v.starts_with("HTTP/") && code.starts_with('2') => Ok(()),
+        (Some(v), Some(_)) if v.starts_with("HTTP/") => Err(TunnelError::Refused(format!(
+            "the proxy answered {:?}",
+            status.chars().take(80).collect::<String>()
+        ))),
+        _ => Err(TunnelError::Refused(
+            "the proxy's answer is not HTTP".into(),
+        )),
     }
 }
 
@@ -143,12 +268,94 @@ impl Transport for RequestLineRewrite {
 mod tests {
     use super::*;
 
+    /// A proxy's side of a connection: what it answers, what it was sent.
+    struct Peer {
+        answer: io::Cursor<Vec<u8>>,
+        sent: Vec<u8>,
+    }
+
+    impl Read for Peer {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.answer.read(buf)
+        }
+    }
+
+    impl Write for Peer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.sent.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn tunnel_to(answer: &[u8]) -> (Result<(), TunnelError>, Peer) {
+        let mut peer = Peer {
+            answer: io::Cursor::new(answer.to_vec()),
+            sent: Vec::new(),
+        };
+        (open_tunnel(&mut peer, "[::1]:8443"), peer)
+    }
+
+    fn refusal(answer: &[u8]) -> String {
+        match tunnel_to(answer).0 {
+            Err(TunnelError::Refused(reason)) => reason,
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(answer)),
+        }
+    }
+
+    #[test]
+    fn a_tunnel_opens_on_2xx_and_reads_nothing_of_it() {
+        let (outcome, peer) =
+            tunnel_to(b"HTTP/1.1 200 Connection established\r\nVia: p\r\n\r\n\x16\x03");
+        assert!(outcome.is_ok(), "{outcome:?}");
+        let sent = String::from_utf8(peer.sent).unwrap();
+        assert!(
+            sent.starts_with("CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\n")
+                && sent.ends_with("\r\n\r\n"),
+            "{sent:?}"
+        );
+        // The tunnel's first bytes are left for TLS.
+        assert_eq!(
+            peer.answer.position(),
+            peer.answer.get_ref().len() as u64 - 2
+        );
+    }
+
+    #[test]
+    fn a_tunnel_refused_says_why_briefly() {
+        assert_eq!(
+            refusal(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n"),
+            "the proxy answered \"HTTP/1.1 407 Proxy Authentication Required\""
+        );
+        assert_eq!(
+            refusal(b"\x00\xffnot http at all\r\n\r\n"),
+            "the proxy's answer is not HTTP"
+        );
+        assert_eq!(
+            refusal(b"HTTP/1.1 200 OK\r\n"),
+            "the proxy closed the connection"
+        );
+        let endless = [b"HTTP/1.1 200 OK\r\nX: ".as_slice(), &[b'a'; 9000]].concat();
+        assert_eq!(
+            refusal(&endless),
+            "the proxy's answer has no end of its head in 8 KiB"
+        );
+        let long = format!("HTTP/1.1 502 {}\r\n\r\n", "x".repeat(200));
+        assert_eq!(refusal(long.as_bytes()).chars().count(), 80 + 21);
+    }
+
     #[test]
     fn routes() {
         assert_eq!(Route::new("http://n:8080", None), Route::Direct);
         assert_eq!(
             Route::new("https://n", Some("http://p:3128")),
-            Route::Connect("http://p:3128".into())
+            Route::Connect {
+                host: "p".into(),
+                port: 3128
+            }
         );
         assert_eq!(
             Route::new("http://n:8080/jira", Some("http://p:3128")),

@@ -6,7 +6,7 @@ use super::der::{self, CertInfo};
 use super::report::Check;
 use crate::config::NodeConfig;
 use crate::http::{ca_set, CaSet};
-use crate::proxy::split_authority;
+use crate::proxy::{open_tunnel, split_authority, TunnelError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use std::io::{Read, Write};
@@ -304,9 +304,9 @@ fn step_error(e: &std::io::Error, timeout: Duration, step: &str) -> String {
     }
 }
 
-/// CONNECT through the proxy, within `timeout` in all; Ok once it answers 2xx.
+/// CONNECT through the proxy, within `timeout` in all; Ok once it answers
+/// 2xx. The exchange is the items' own ([`open_tunnel`]).
 fn tunnel(stream: &mut TcpStream, host: &str, port: u16, timeout: Duration) -> Result<(), String> {
-    const STEP: &str = "the proxy's answer to CONNECT";
     let authority = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -316,35 +316,11 @@ fn tunnel(stream: &mut TcpStream, host: &str, port: u16, timeout: Duration) -> R
         stream,
         deadline: Instant::now() + timeout,
     };
-    let request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| step_error(&e, timeout, "the CONNECT request"))?;
-    // Byte by byte up to the blank line: nothing of the tunnel is read.
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if head.len() >= 8192 {
-            return Err("the proxy's answer has no end of its head in 8 KiB".into());
-        }
-        match stream.read(&mut byte) {
-            Ok(0) => return Err("the proxy closed the connection".into()),
-            Ok(_) => head.push(byte[0]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(step_error(&e, timeout, STEP)),
-        }
-    }
-    let line = String::from_utf8_lossy(&head);
-    let status = line.lines().next().unwrap_or("").trim();
-    match status.split_whitespace().nth(1) {
-        Some(code) if code.starts_with('2') => Ok(()),
-        Some(_) => Err(format!("the proxy answered {:?}", truncate(status, 80))),
-        None => Err("the proxy's answer is not HTTP".into()),
-    }
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
+    open_tunnel(&mut stream, &authority).map_err(|e| match e {
+        TunnelError::Send(e) => step_error(&e, timeout, "the CONNECT request"),
+        TunnelError::Receive(e) => step_error(&e, timeout, "the proxy's answer to CONNECT"),
+        TunnelError::Refused(reason) => reason,
+    })
 }
 
 /// The chain a server sent (DER, leaf first) and the verdict on it.

@@ -198,3 +198,65 @@ fn garbage_407_silent_and_echoing_proxies_fail_clearly() {
     assert!(echo.heads().iter().any(|h| jwt_shaped(h).is_some()));
     agent.assert_serving();
 }
+
+/// Issue 25's whole-step deadlines, for the items: peers that send a byte
+/// every half second and never finish. A proxy trickling its answer to
+/// CONNECT (https node) or to an absolute-form request (http node), and,
+/// without a proxy, a node trickling its head, its body or its TLS
+/// handshake. Each item fails at its timeout (2 s) and says so; a timeout
+/// per read would never trip (the CONNECT answer hung for good).
+#[test]
+fn trickling_proxies_and_nodes_end_at_the_item_timeout() {
+    use std::time::Duration;
+    let env = Env::new("proxy-trickle");
+    let every = Duration::from_millis(500);
+    let proxy = Trickle::proxy(every);
+    let head = Trickle::start(b"HTTP/1.1 200 OK\r\nX-Trickle: ", b'a', every);
+    let body = Trickle::start(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n[\"",
+        b'a',
+        every,
+    );
+    let tls = Trickle::tls(every);
+    let secret = env.dir.join("demo.secret");
+    let proxied = format!("proxy = \"http://{}\"", proxy.addr);
+    let nodes = [
+        (
+            "absolute",
+            "http://127.0.0.1:9".to_string(),
+            proxied.as_str(),
+        ),
+        ("head", format!("http://{}", head.addr), ""),
+        ("body", format!("http://{}", body.addr), ""),
+        ("tls", format!("https://{}", tls.addr), ""),
+        (
+            "connect",
+            "https://127.0.0.1:9".to_string(),
+            proxied.as_str(),
+        ),
+    ];
+    let mut config = "[defaults]\ncache_ttl = 0\ntimeout = 2\n".to_string();
+    for (name, url, extra) in &nodes {
+        config.push_str(&format!(
+            "[nodes.{name}]\nurl = \"{url}\"\njwt_secret_file = \"{}\"\n{extra}\n",
+            secret.display()
+        ));
+    }
+    env.write_config(&config);
+    // A listener each: one that hung would not hold up the others.
+    let agent = env.start_agent(AgentOptions {
+        start_agents: nodes.len() as u32,
+        ..AgentOptions::default()
+    });
+    for (name, _, _) in &nodes {
+        let key = format!("exalate.queue.count[{name},AllContent,syncrequests]");
+        let (reply, took) = agent.timed_get(&key);
+        println!("{name}: {reply:?} ({took:?})");
+        let message = reply.error();
+        assert!(message.contains("timeout after 2 s"), "{name}: {message}");
+        // The item's 2 s and the agent's round trip; under 3 x the
+        // timeout, with room for a busy machine.
+        assert!(took < Duration::from_secs(6), "{name}: {took:?}");
+    }
+    agent.assert_serving();
+}
