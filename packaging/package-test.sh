@@ -385,6 +385,17 @@ record "$out" >/dev/null
 expect "exalate-zabbix check: the demo node works (exit 0)" "$check_rc" 0
 expect_match "exalate-zabbix check: each relation's counts" "$out" \
   "*  ok    relation 'Jira Cloud/EU'     syncrequests 1, blobrequests 0,*"
+expect_match "exalate-zabbix check: the node's API, logged in (the file named, not the password)" "$out" \
+  "*  ok    api credentials              a login (api_login), api_user 'zabbix-monitor', api_password_file $work/api.password, then X-Exalate-Jwt: logged in
+*"
+expect_match "exalate-zabbix check: the node's totals" "$out" "*  ok    node queues                  outgoing 1500, incoming 420
+*"
+expect_match "exalate-zabbix check: a deactivated connection is a warning" "$out" \
+  "*  WARN  connection 'Jira Cloud/EU'   DEACTIVATED, remote https://eu-tenant.atlassian.net; in relations
+*"
+expect_match "exalate-zabbix check: a connection not in relations is not monitored" "$out" \
+  "*  WARN  connection 'Legacy Sync'     ERROR, remote https://legacy.example.org; not monitored: add it to relations to watch its queues
+*"
 expect_match "exalate-zabbix check: the installed snippet loads the module" "$out" \
   "*  ok    agentd                       LoadModule=/usr/lib/zabbix/modules/libexalate_zabbix.so in /etc/zabbix/*"
 expect_match "exalate-zabbix check: user zabbix reads the secret" "$out" "*  ok    read jwt_secret_file         $work/demo.secret readable by zabbix*"

@@ -143,6 +143,7 @@ fn node_line<'a>(report: &'a Value, node: &str, what: &str) -> &'a Value {
         .unwrap()
         .iter()
         .chain(node["relations"].as_array().unwrap())
+        .chain(node["connections"].as_array().unwrap())
         .find(|c| c["what"] == what)
         .unwrap_or_else(|| panic!("no line {what}: {node}"))
 }
@@ -168,6 +169,9 @@ fn share_with_zabbix(env: &TestEnv) {
         "sd.secret",
         "eu.secret",
         "cmonitor.password",
+        "api.password",
+        "api.token",
+        "wrong.password",
         "exalate_zabbix.toml",
     ] {
         let path = env.dir.join(f);
@@ -193,10 +197,13 @@ fn a_good_setup_passes_with_every_count() {
         "  ok    connect ",
         "  ok    credentials                  exalate.node.ping = 1 (the node's credentials, asking relation 'AllContent')",
         "  ok    relation 'Service Desk'      syncrequests 0, blobrequests 0, syncresponses 1, blobresponses 0, errorresponses 0, bloberrorresponses 0",
+        // No API credentials: what the node items need, not a failure.
+        "  --    api credentials              none: the node items (exalate.node.queue, exalate.node.connections) need them: set api_user with api_password_file (add api_login = true where the node wants a login), or api_token_file\n",
         "RESULT  0 failures, ",
     ] {
         assert!(text.contains(line), "{line:?} in {text}");
     }
+    assert!(!text.contains("connection '"), "{text}");
     // The effective values: defaults applied, the relation's own file named.
     assert!(
         text.contains("        cache_ttl                    10 s\n"),
@@ -212,6 +219,11 @@ fn a_good_setup_passes_with_every_count() {
     let report = json(&env, &zdir);
     assert_eq!(report["exit_code"], 0);
     assert_eq!(report["failures"], 0);
+    assert_eq!(
+        node_line(&report, "demo", "api credentials")["status"],
+        "skip"
+    );
+    assert_eq!(report["nodes"][0]["connections"], serde_json::json!([]));
     let demo = NodeConfig::demo();
     for relation in ["AllContent", "Service Desk", "Jira Cloud/EU"] {
         let line = node_line(&report, "demo", &format!("relation '{relation}'"));
@@ -699,6 +711,7 @@ fn assert_aligned(text: &str, report: &Value) {
     for node in report["nodes"].as_array().unwrap() {
         checks.extend(node["checks"].as_array().unwrap());
         checks.extend(node["relations"].as_array().unwrap());
+        checks.extend(node["connections"].as_array().unwrap());
     }
     checks.extend(report["agent"].as_array().unwrap());
     let columns: std::collections::BTreeSet<(usize, String)> = checks
@@ -707,7 +720,7 @@ fn assert_aligned(text: &str, report: &Value) {
         .map(|detail| {
             let column = text
                 .lines()
-                .find_map(|l| l.strip_suffix(detail).map(str::len))
+                .find_map(|l| l.strip_suffix(detail).map(|p| p.chars().count()))
                 .unwrap_or_else(|| panic!("{detail:?} ends no line: {text}"));
             (column, detail.to_string())
         })
@@ -1055,4 +1068,467 @@ fn the_first_run_on_the_shipped_config_says_what_is_true() {
     );
     assert!(!text.contains("cannot be read"), "{text}");
     assert!(text.contains("\nAGENT\n  "), "{text}");
+}
+
+/// One line of the table as the check prints it (a label that fits the column).
+fn row(status: &str, what: &str, detail: &str) -> String {
+    format!("  {status:<5} {what:<28} {detail}\n")
+}
+
+/// The text of node `name` in the table, up to the next section.
+fn node_text<'a>(text: &'a str, name: &str) -> &'a str {
+    let start = text
+        .find(&format!("\nNODE {name} ("))
+        .unwrap_or_else(|| panic!("no node {name}: {text}"));
+    let rest = &text[start + 1..];
+    let end = rest[1..].find("\n\n").map_or(rest.len(), |e| e + 1);
+    &rest[..end]
+}
+
+/// Writes the demo API's password (or `password`) to `file` in `env`'s
+/// directory; gives its path.
+fn api_password(env: &TestEnv, file: &str, password: &str) -> PathBuf {
+    let path = env.dir.join(file);
+    write_file(&path, password, 0o600);
+    path
+}
+
+/// The node lines of the demo API's user with the password in `file`, and `extra`.
+fn api_lines(file: &Path, extra: &str) -> String {
+    format!(
+        "api_user = \"{}\"\napi_password_file = \"{}\"\n{extra}",
+        fake_exalate_node::DEMO_API_USER,
+        file.display()
+    )
+}
+
+/// The logins the node was asked for, refused ones too.
+fn login_requests(node: &fake_exalate_node::FakeNode) -> usize {
+    node.requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.raw_path.ends_with("/rest/issuehub/4.0/authenticate"))
+        .count()
+}
+
+/// Issue 24: the demo node's own API through a login: "logged in", both
+/// totals, every connection with its status (not ACTIVE: a warning), the
+/// relations that are connections ok, and the connections the config does
+/// not list shown as not monitored. One login for the whole check; no
+/// password or JWT in the output.
+#[test]
+fn the_node_api_through_a_login_with_connections_not_monitored() {
+    let env = TestEnv::new("check-api-login");
+    let password = api_password(&env, "api.password", fake_exalate_node::DEMO_API_PASSWORD);
+    env.write_config(&env.node_section("demo", &[&api_lines(&password, "api_login = true")]));
+    share_with_zabbix(&env);
+    let zdir = zabbix_dir(&env, 3, true);
+    let logins = env.node.login_count();
+    let (code, text, _) = run(&env, &zdir, &[]);
+    assert_eq!(env.node.login_count(), logins + 1, "one login per check");
+    assert_eq!(login_requests(&env.node), 1, "one login asked");
+    assert_eq!(code, 0, "{text}");
+    let not_monitored = "not monitored: add it to relations to watch its queues";
+    for line in [
+        row(
+            "ok",
+            "api credentials",
+            &format!(
+                "a login (api_login), api_user 'zabbix-monitor', api_password_file {}, then X-Exalate-Jwt: logged in",
+                password.display()
+            ),
+        ),
+        row("ok", "node queues", "outgoing 1500, incoming 420"),
+        row(
+            "ok",
+            "connection 'AllContent'",
+            "ACTIVE, remote https://partner.example.com/jira; in relations",
+        ),
+        row(
+            "ok",
+            "connection 'Service Desk'",
+            "ACTIVE, remote https://support.example.net; in relations",
+        ),
+        row(
+            "WARN",
+            "connection 'Jira Cloud/EU'",
+            "DEACTIVATED, remote https://eu-tenant.atlassian.net; in relations",
+        ),
+        row(
+            "WARN",
+            "connection 'Zürich Ops'",
+            &format!("PENDING, remote https://zuerich.example.ch/jira; {not_monitored}"),
+        ),
+        row(
+            "--",
+            "connection 'Old Partner'",
+            &format!("ACTIVE, no remote URL; {not_monitored}"),
+        ),
+        row(
+            "WARN",
+            "connection 'Legacy Sync'",
+            &format!("ERROR, remote https://legacy.example.org; {not_monitored}"),
+        ),
+    ] {
+        assert!(text.contains(&line), "{line:?} in {text}");
+    }
+    assert!(
+        text.contains("fix: a deactivated connection pauses synchronisation and queues changes without an error: activate it"),
+        "{text}"
+    );
+    // The node's lines in order: the API's credentials and totals, the
+    // relations, then the connections.
+    let at = |what: &str| {
+        text.find(what)
+            .unwrap_or_else(|| panic!("{what} in {text}"))
+    };
+    assert!(at(" api credentials ") < at(" node queues "));
+    assert!(at(" node queues ") < at(" relation 'AllContent' "));
+    assert!(at(" relation 'Jira Cloud/EU' ") < at(" connection 'AllContent' "));
+    assert!(
+        text.contains("\nRESULT  0 failures, 3 warnings: it works; see the WARN lines (exit 0)\n"),
+        "{text}"
+    );
+
+    let report = json(&env, &zdir);
+    assert_eq!(
+        (report["exit_code"].as_i64(), report["failures"].as_i64()),
+        (Some(0), Some(0))
+    );
+    let credentials = node_line(&report, "demo", "api credentials");
+    assert_eq!(credentials["status"], "ok", "{credentials}");
+    assert!(
+        credentials["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with(", then X-Exalate-Jwt: logged in"),
+        "{credentials}"
+    );
+    let queues = node_line(&report, "demo", "node queues");
+    assert_eq!(
+        queues["counts"],
+        serde_json::json!({"outgoing": 1500, "incoming": 420})
+    );
+    let connections: Vec<(String, String, bool, String)> = report["nodes"][0]["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["connection"]["name"].as_str().unwrap().to_string(),
+                c["connection"]["status"].as_str().unwrap().to_string(),
+                c["connection"]["monitored"].as_bool().unwrap(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("AllContent", "ACTIVE", true, "ok"),
+        ("Service Desk", "ACTIVE", true, "ok"),
+        ("Jira Cloud/EU", "DEACTIVATED", true, "warn"),
+        ("Zürich Ops", "PENDING", false, "warn"),
+        ("Old Partner", "ACTIVE", false, "skip"),
+        ("Legacy Sync", "ERROR", false, "warn"),
+    ]
+    .map(|(n, s, m, l)| (n.to_string(), s.to_string(), m, l.to_string()));
+    assert_eq!(connections, expected);
+    let old = node_line(&report, "demo", "connection 'Old Partner'");
+    assert_eq!(old["connection"]["remote"], "", "{old}");
+    assert_eq!(
+        node_line(&report, "demo", "connection 'AllContent'")["connection"]["remote"],
+        "https://partner.example.com/jira"
+    );
+}
+
+/// Issue 24: a rejected login is tried once, fails its own line naming
+/// the password file (never the password), and the totals and connections
+/// say why they are not known; the relations (issuehub 2.4) still work.
+#[test]
+fn a_rejected_login_fails_once_naming_the_file() {
+    let env = TestEnv::new("check-api-rejected");
+    let wrong = api_password(&env, "wrong.password", "not-the-password-5678");
+    env.write_config(&env.node_section("demo", &[&api_lines(&wrong, "api_login = true")]));
+    share_with_zabbix(&env);
+    let zdir = zabbix_dir(&env, 3, true);
+    let report = json(&env, &zdir);
+    assert_eq!(login_requests(&env.node), 1, "one login tried");
+    assert_eq!(env.node.login_count(), 0);
+    assert_eq!(report["exit_code"], 1, "{report}");
+    assert_eq!(report["failures"], 1, "only the credentials: {report}");
+    let detail = format!(
+        "node 'demo', API: login rejected (HTTP 401): check api_user and the password in api_password_file {}",
+        wrong.display()
+    );
+    let credentials = node_line(&report, "demo", "api credentials");
+    assert_eq!(credentials["status"], "fail", "{credentials}");
+    assert_eq!(credentials["detail"], detail.as_str());
+    assert!(
+        credentials["fix"]
+            .as_str()
+            .unwrap()
+            .contains("can log in to the node's Exalate"),
+        "{credentials}"
+    );
+    for what in ["node queues", "connections"] {
+        let line = node_line(&report, "demo", what);
+        assert_eq!(line["status"], "skip", "{line}");
+        assert_eq!(
+            line["detail"],
+            "not known: the API credentials fail (see above)"
+        );
+    }
+    assert_eq!(
+        node_line(&report, "demo", "relation 'AllContent'")["status"],
+        "ok"
+    );
+    let (code, text, _) = run(&env, &zdir, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&row("FAIL", "api credentials", &detail)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&row(
+            "--",
+            "connections",
+            "not known: the API credentials fail (see above)"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("connection '"), "{text}");
+    assert!(text.contains("\nRESULT  1 failure, "), "{text}");
+}
+
+/// Issue 24: nodes with only API credentials (no relations, no 2.4
+/// credentials), over Basic and Bearer: the check works, the ping goes
+/// through the 4.0 API, each connection shows its status; rejected
+/// credentials fail the ping and the credentials' line.
+#[test]
+fn a_node_with_only_api_credentials() {
+    let env = TestEnv::new("check-api-only");
+    let password = api_password(&env, "api.password", fake_exalate_node::DEMO_API_PASSWORD);
+    let token = env.dir.join("api.token");
+    write_file(&token, fake_exalate_node::DEMO_API_TOKEN, 0o600);
+    let wrong = api_password(&env, "wrong.password", "not-the-password-5678");
+    let url = env.node.url();
+    env.write_config(&format!(
+        "[nodes.basic]\nurl = \"{url}\"\n{}\n[nodes.bearer]\nurl = \"{url}\"\napi_token_file = \"{}\"\n\n[nodes.rejected]\nurl = \"{url}\"\n{}",
+        api_lines(&password, ""),
+        token.display(),
+        api_lines(&wrong, ""),
+    ));
+    share_with_zabbix(&env);
+    let zdir = zabbix_dir(&env, 3, true);
+    let (code, text, _) = run(&env, &zdir, &[]);
+    assert_eq!(code, 1, "{text}");
+    let ping =
+        "exalate.node.ping = 1 (through the 4.0 API: the node has no issuehub 2.4 credentials)";
+    for (node, credentials) in [
+        (
+            "basic",
+            format!(
+                "HTTP Basic, api_user 'zabbix-monitor', api_password_file {}: accepted",
+                password.display()
+            ),
+        ),
+        (
+            "bearer",
+            format!(
+                "Authorization: Bearer, api_token_file {}: accepted",
+                token.display()
+            ),
+        ),
+    ] {
+        let section = node_text(&text, node);
+        for line in [
+            row("ok", "credentials", ping),
+            row("ok", "api credentials", &credentials),
+            row("ok", "node queues", "outgoing 1500, incoming 420"),
+            row(
+                "ok",
+                "connection 'AllContent'",
+                "ACTIVE, remote https://partner.example.com/jira; its status only (the node has no issuehub 2.4 credentials for its queues)",
+            ),
+            row(
+                "ok",
+                "connection 'Old Partner'",
+                "ACTIVE, no remote URL; its status only (the node has no issuehub 2.4 credentials for its queues)",
+            ),
+            "        relations                    none (the node is watched as a whole, through its 4.0 API)\n".to_string(),
+        ] {
+            assert!(section.contains(&line), "{line:?} in {section}");
+        }
+        assert!(
+            section.contains("  WARN  connection 'Legacy Sync' "),
+            "{section}"
+        );
+        assert!(!section.contains(" relation '"), "{section}");
+        assert!(!section.contains("FAIL"), "{section}");
+    }
+    let rejected = format!(
+        "node 'rejected', API: credentials rejected (HTTP 401): check api_user and the password in api_password_file {}",
+        wrong.display()
+    );
+    let section = node_text(&text, "rejected");
+    for line in [
+        row(
+            "FAIL",
+            "credentials",
+            &format!("exalate.node.ping = 0 (through the 4.0 API: the node has no issuehub 2.4 credentials): {rejected}"),
+        ),
+        row("FAIL", "api credentials", &rejected),
+    ] {
+        assert!(section.contains(&line), "{line:?} in {section}");
+    }
+
+    let report = json(&env, &zdir);
+    assert_eq!(
+        report["failures"], 2,
+        "the rejected node's two lines: {report}"
+    );
+    for node in report["nodes"].as_array().unwrap() {
+        assert_eq!(node["relations"], serde_json::json!([]), "{node}");
+    }
+    for node in ["basic", "bearer"] {
+        assert_eq!(node_line(&report, node, "credentials")["detail"], ping);
+        assert_eq!(
+            node_line(&report, node, "node queues")["counts"],
+            serde_json::json!({"outgoing": 1500, "incoming": 420})
+        );
+        let legacy = node_line(&report, node, "connection 'Legacy Sync'");
+        assert_eq!(legacy["status"], "warn", "{legacy}");
+        assert_eq!(legacy["connection"]["monitored"], false, "{legacy}");
+    }
+    // Neither the 2.4 API nor a login was asked by any of them.
+    let requests = env.node.requests();
+    assert!(
+        requests.iter().all(|r| r.relation.is_none()),
+        "a 2.4 request"
+    );
+    assert_eq!(login_requests(&env.node), 0);
+}
+
+/// Issue 24: a configured relation that is not a connection on the node
+/// fails by name, listing the node's connections and the nearest name,
+/// with what issuehub 2.4 said of it (not found; or found, when only the
+/// 4.0 API does not list it: its counts kept).
+#[test]
+fn a_relation_not_on_the_node_fails_by_name() {
+    let env = TestEnv::with_node(
+        "check-api-relation",
+        NodeConfig::demo().with_relation("Hidden", [4, 0, 0, 0, 0, 0]),
+    );
+    let password = api_password(&env, "api.password", fake_exalate_node::DEMO_API_PASSWORD);
+    env.write_config(
+        &env.node_section("demo", &[&api_lines(&password, "api_login = true")])
+            .replace("\"AllContent\"", "\"AllContnet\"")
+            .replace("\"Jira Cloud/EU\"", "\"Hidden\""),
+    );
+    share_with_zabbix(&env);
+    let zdir = zabbix_dir(&env, 3, true);
+    let report = json(&env, &zdir);
+    assert_eq!(report["exit_code"], 1, "{report}");
+    assert_eq!(report["failures"], 2, "the two relations: {report}");
+    let listing = "not a connection on the node (its connections: 'AllContent', 'Service Desk', 'Jira Cloud/EU', 'Zürich Ops', 'Old Partner', 'Legacy Sync')";
+    let typo = node_line(&report, "demo", "relation 'AllContnet'");
+    assert_eq!(typo["status"], "fail", "{typo}");
+    let detail = typo["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!("{listing}; issuehub 2.4: node 'demo', relation 'AllContnet': relation not found on the node (HTTP 400")),
+        "{typo}"
+    );
+    assert!(
+        typo["fix"].as_str().unwrap().starts_with("did you mean 'AllContent'? write it in relations exactly as the node names the connection"),
+        "{typo}"
+    );
+    let hidden = node_line(&report, "demo", "relation 'Hidden'");
+    assert_eq!(hidden["status"], "fail", "{hidden}");
+    assert!(
+        hidden["detail"].as_str().unwrap().starts_with(&format!(
+            "{listing}; issuehub 2.4 answers for it: syncrequests 4, blobrequests 0,"
+        )),
+        "{hidden}"
+    );
+    assert_eq!(hidden["counts"]["syncrequests"], 4, "{hidden}");
+    assert!(
+        hidden["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("write it in relations"),
+        "no name near 'Hidden': {hidden}"
+    );
+    assert_eq!(
+        node_line(&report, "demo", "relation 'Service Desk'")["status"],
+        "ok"
+    );
+    // The connection the typo meant: not monitored.
+    let meant = node_line(&report, "demo", "connection 'AllContent'");
+    assert_eq!(
+        (
+            meant["status"].as_str(),
+            meant["connection"]["monitored"].as_bool()
+        ),
+        (Some("skip"), Some(false)),
+        "{meant}"
+    );
+    let (code, text, _) = run(&env, &zdir, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "  FAIL  relation 'AllContnet'        {listing}; issuehub 2.4: "
+        )),
+        "{text}"
+    );
+    assert!(text.contains("fix: did you mean 'AllContent'? "), "{text}");
+}
+
+/// Issue 24 in the check's design: the API step has one deadline (the
+/// node's timeout) for its three calls, and the first that times out ends
+/// it: a node whose API hangs costs one timeout, not three.
+#[test]
+fn a_hung_api_costs_one_timeout() {
+    use fake_exalate_node::{Api, ApiFault};
+    let env = TestEnv::with_node(
+        "check-api-hang",
+        NodeConfig::demo().with_api(Api::demo().with_fault(ApiFault::from_name("hang").unwrap())),
+    );
+    let password = api_password(&env, "api.password", fake_exalate_node::DEMO_API_PASSWORD);
+    env.write_config(&format!(
+        "[nodes.hang]\nurl = \"{}\"\ntimeout = 2\n{}",
+        env.node.url(),
+        api_lines(&password, "")
+    ));
+    let zdir = zabbix_dir(&env, 3, true);
+    let run = watch(
+        &env,
+        check_command(&env, &zdir, &["--json"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let timeout = "node 'hang', API: timeout after 2 s";
+    let expected = [
+        ("credentials", "fail", format!("exalate.node.ping = 0 (through the 4.0 API: the node has no issuehub 2.4 credentials): {timeout}")),
+        ("api credentials", "skip", format!(
+            "HTTP Basic, api_user 'zabbix-monitor', api_password_file {}: not known, the API did not answer (see below)",
+            password.display()
+        )),
+        ("node queues", "fail", format!("outgoing: {timeout}; incoming not asked")),
+        ("connections", "skip", "not asked after the failure above".to_string()),
+    ];
+    for (what, status, detail) in expected {
+        let line = node_line(&report, "hang", what);
+        assert_eq!(
+            (line["status"].as_str(), line["detail"].as_str()),
+            (Some(status), Some(detail.as_str())),
+            "{line}"
+        );
+    }
+    // One timeout (2 s) and the path's steps; three calls in turn would be three.
+    eprintln!("the check took {:?}", run.took);
+    assert!(
+        run.took < Duration::from_secs(4),
+        "{:?}: {}",
+        run.took,
+        run.stdout
+    );
 }

@@ -6,9 +6,11 @@
 //! - `net`: the path to a node (DNS, connect, proxy, TLS with its certificate);
 //! - `der`: enough DER to name a certificate's issuer and expiry;
 //! - `agent`: the agent's side (its user's access, its configs, `Timeout=`);
+//! - `api`: the node's own API (issuehub 4.0): credentials, totals, connections;
 //! - `report`: the table and the JSON document.
 
 mod agent;
+mod api;
 mod der;
 mod net;
 mod report;
@@ -48,10 +50,12 @@ usage: exalate-zabbix check [--config PATH] [--json] [--user NAME] [--zabbix-dir
 
 Checks the whole exalate-zabbix configuration in one run: the config file
 (errors with file and line, the effective values per node), each node
-(DNS, connect, proxy, TLS, credentials, customer monitor) and each of its
-relations (found or not, the six queue counts), and the agent's side (can
-its user read every file, does an agent config load the module or the
-plugin, its Timeout against the config's timeout).
+(DNS, connect, proxy, TLS, credentials, customer monitor; its own API:
+credentials or login, both totals, its connections with their status),
+each of its relations (found or not, a connection on the node or not, the
+six queue counts), and the agent's side (can its user read every file,
+does an agent config load the module or the plugin, its Timeout against
+the config's timeout).
 
   --config PATH      the config file (default: $EXALATE_ZABBIX_CONFIG, else
                      /etc/zabbix/exalate_zabbix.toml)
@@ -159,7 +163,8 @@ pub fn run(options: &Options, progress: bool) -> Report {
     };
     let config = match load_config(&options.config) {
         Ok(config) => config,
-        Err((state, check)) => {
+        Err(failed) => {
+            let (state, check) = *failed;
             report.config_state = state;
             report.config_check = check;
             // The agent's side all the same: its configs, and whether its
@@ -245,7 +250,7 @@ fn names_a_line(message: &str) -> bool {
 }
 
 /// The config at `path`, or what is wrong with it and its line.
-fn load_config(path: &std::path::Path) -> Result<Config, (ConfigState, Check)> {
+fn load_config(path: &std::path::Path) -> Result<Config, Box<(ConfigState, Check)>> {
     let e = match Config::load(path) {
         Ok(config) => return Ok(config),
         Err(e) => e,
@@ -258,10 +263,10 @@ fn load_config(path: &std::path::Path) -> Result<Config, (ConfigState, Check)> {
             "see the reason (docs: exalate-zabbix(1), {})",
             configuration_docs()
         );
-        return Err((
+        return Err(Box::new((
             ConfigState::Unreadable,
             Check::fail("config", e.message().to_string(), &fix),
-        ));
+        )));
     };
     // Valid TOML without a node, and an error that names no line: the
     // file as installed, before any node is written in it.
@@ -271,7 +276,7 @@ fn load_config(path: &std::path::Path) -> Result<Config, (ConfigState, Check)> {
             Some(nodes) => nodes.as_table().is_some_and(toml::Table::is_empty),
         });
     if no_node {
-        return Err((
+        return Err(Box::new((
             ConfigState::NoNode,
             Check::fail(
                 "config",
@@ -284,12 +289,12 @@ fn load_config(path: &std::path::Path) -> Result<Config, (ConfigState, Check)> {
                     configuration_docs()
                 ),
             ),
-        ));
+        )));
     }
-    Err((
+    Err(Box::new((
         ConfigState::Invalid,
         Check::fail("config", e.message().to_string(), &config_fix(&e)),
-    ))
+    )))
 }
 
 /// Checks at once, at most. A relation's check asks its six queues at
@@ -367,14 +372,22 @@ impl NodeClock {
 
 /// A piece of a reachable node's check.
 enum Task<'a> {
-    /// Its credentials and customer monitor.
+    /// Its 2.4 credentials (`exalate.node.ping`) and customer monitor.
     Credentials,
     /// One relation.
     Relation(&'a str),
+    /// Its 4.0 API, where it has credentials for it.
+    Api(&'a Credential),
+}
+
+/// What a task found.
+enum Done {
+    Checks(Vec<Check>),
+    Api(Box<api::Findings>),
 }
 
 /// Every node: first the path to each (DNS, connect, proxy, TLS), then,
-/// where it works, its credentials and relations, all in [`in_pool`].
+/// where it works, its credentials, relations and 4.0 API, all in [`in_pool`].
 fn check_nodes(
     monitor: &Monitor,
     nodes: &[&NodeConfig],
@@ -428,26 +441,32 @@ fn check_nodes(
             }
             continue;
         }
+        let before = tasks.len();
         tasks.push((i, Task::Credentials));
         tasks.extend(
             node.relations
                 .iter()
                 .map(|r| (i, Task::Relation(r.as_str()))),
         );
-        clocks[i]
-            .left
-            .store(1 + node.relations.len(), Ordering::SeqCst);
+        tasks.extend(node.api.as_ref().map(|c| (i, Task::Api(c))));
+        clocks[i].left.store(tasks.len() - before, Ordering::SeqCst);
     }
     let done = in_pool(tasks.len(), |k| {
         let (i, task) = &tasks[k];
         let node = nodes[*i];
         let done = match task {
             Task::Credentials => {
-                let mut checks = vec![credentials(monitor, node)];
-                checks.extend(customer_monitor(monitor, node));
-                checks
+                // A node without 2.4 credentials: its ping is the API
+                // step's first call (one login, not two).
+                let ping = node.auth.is_some().then(|| credentials(monitor, node));
+                Done::Checks(
+                    ping.into_iter()
+                        .chain(customer_monitor(monitor, node))
+                        .collect(),
+                )
             }
-            Task::Relation(r) => vec![relation(monitor, node, r)],
+            Task::Relation(r) => Done::Checks(vec![relation(monitor, node, r)]),
+            Task::Api(credential) => Done::Api(Box::new(api::check(monitor, node, credential))),
         };
         if clocks[*i].left.fetch_sub(1, Ordering::SeqCst) == 1 {
             checked(*i);
@@ -455,46 +474,77 @@ fn check_nodes(
         done
     });
     let mut relations: Vec<Vec<Check>> = nodes.iter().map(|_| Vec::new()).collect();
+    let mut found: Vec<Option<api::Findings>> = nodes.iter().map(|_| None).collect();
+    let mut api_checks: Vec<Vec<Check>> = nodes.iter().map(|_| Vec::new()).collect();
     for ((i, task), done) in tasks.iter().zip(done) {
         match (task, done) {
-            (Task::Credentials, Some(done)) => checks[*i].extend(done),
-            (Task::Credentials, None) => checks[*i].push(failed_unexpectedly("credentials")),
-            (Task::Relation(_), Some(done)) => relations[*i].extend(done),
-            (Task::Relation(r), None) => {
+            (Task::Credentials, Some(Done::Checks(done))) => checks[*i].extend(done),
+            (Task::Relation(_), Some(Done::Checks(done))) => relations[*i].extend(done),
+            (Task::Api(_), Some(Done::Api(findings))) => found[*i] = Some(*findings),
+            (Task::Credentials, _) => checks[*i].push(failed_unexpectedly("credentials")),
+            (Task::Relation(r), _) => {
                 relations[*i].push(failed_unexpectedly(&format!("relation {}", quoted(r))))
             }
+            (Task::Api(_), _) => api_checks[*i].push(failed_unexpectedly(api::CREDENTIALS)),
         }
     }
     nodes
         .iter()
         .enumerate()
         .zip(checks.into_iter().zip(relations))
-        .map(|((i, node), (mut checks, mut relations))| {
-            if !reachable[i] {
-                let why = match &targets[i] {
-                    Err(why) => why.detail.clone(),
-                    Ok(_) => "the path to the node fails".into(),
-                };
-                let skipped =
-                    |what: &str| Check::skip(what, format!("not checked: {why} (see above)"));
-                checks.push(skipped("credentials"));
-                if node.cmonitor.is_some() {
-                    checks.push(skipped("customer monitor"));
+        .zip(found.into_iter().zip(api_checks))
+        .map(
+            |(((i, node), (mut checks, mut relations)), (found, mut api_checks))| {
+                let mut connections = Vec::new();
+                if !reachable[i] {
+                    let why = match &targets[i] {
+                        Err(why) => why.detail.clone(),
+                        Ok(_) => "the path to the node fails".into(),
+                    };
+                    let skipped =
+                        |what: &str| Check::skip(what, format!("not checked: {why} (see above)"));
+                    checks.push(skipped("credentials"));
+                    if node.cmonitor.is_some() {
+                        checks.push(skipped("customer monitor"));
+                    }
+                    relations.extend(
+                        node.relations
+                            .iter()
+                            .map(|r| skipped(&format!("relation {}", quoted(r)))),
+                    );
+                    if node.api.is_some() {
+                        api_checks.push(skipped(api::CREDENTIALS));
+                    }
                 }
-                relations.extend(
-                    node.relations
-                        .iter()
-                        .map(|r| skipped(&format!("relation {}", quoted(r)))),
-                );
-            }
-            NodeReport {
-                name: node.name.clone(),
-                settings: settings(node, agent_timeout),
-                checks,
-                relations,
-                elapsed_ms: clocks[i].elapsed_ms(),
-            }
-        })
+                if let Some(found) = found {
+                    if let Some(ping) = found.ping {
+                        checks.insert(checks.len() - usize::from(node.cmonitor.is_some()), ping);
+                    }
+                    api_checks.extend(found.checks);
+                    if let Some(listed) = &found.connections {
+                        relations = relations
+                            .into_iter()
+                            .zip(&node.relations)
+                            .map(|(line, r)| api::relation_on_node(line, r, listed))
+                            .collect();
+                        connections = api::connection_lines(node, listed);
+                    }
+                    connections.extend(found.connections_line);
+                }
+                if node.api.is_none() {
+                    api_checks.push(api::none_configured());
+                }
+                checks.extend(api_checks);
+                NodeReport {
+                    name: node.name.clone(),
+                    settings: settings(node, agent_timeout),
+                    checks,
+                    relations,
+                    connections,
+                    elapsed_ms: clocks[i].elapsed_ms(),
+                }
+            },
+        )
         .collect()
 }
 
@@ -604,11 +654,15 @@ fn settings(node: &NodeConfig, agent_timeout: Duration) -> Vec<(String, String)>
     put("url", node.url.clone());
     put(
         "relations",
-        node.relations
-            .iter()
-            .map(|r| quoted(r))
-            .collect::<Vec<_>>()
-            .join(", "),
+        if node.relations.is_empty() {
+            "none (the node is watched as a whole, through its 4.0 API)".into()
+        } else {
+            node.relations
+                .iter()
+                .map(|r| quoted(r))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
     );
     put(
         "auth",

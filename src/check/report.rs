@@ -46,9 +46,14 @@ pub struct Check {
     /// How to fix it, for a warning or a failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
-    /// A relation's six counts, by queue name.
+    /// A relation's six counts by queue name, or the node's two totals
+    /// (`outgoing`, `incoming`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counts: Option<serde_json::Map<String, serde_json::Value>>,
+    /// A connection of the node: its `name`, `status` and `remote` as the
+    /// node gives them, and whether it is `monitored` (in relations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<Box<serde_json::Value>>,
 }
 
 impl Check {
@@ -59,6 +64,7 @@ impl Check {
             detail,
             fix,
             counts: None,
+            connection: None,
         }
     }
     pub(crate) fn ok(what: &str, detail: String) -> Check {
@@ -84,10 +90,14 @@ pub struct NodeReport {
     /// the order shown (a JSON object).
     #[serde(serialize_with = "in_order")]
     pub settings: Vec<(String, String)>,
-    /// The path to it, its credentials, its customer monitor.
+    /// The path to it, its credentials, its customer monitor, its 4.0
+    /// API's credentials and totals.
     pub checks: Vec<Check>,
     /// One line per relation.
     pub relations: Vec<Check>,
+    /// One line per connection on the node (its 4.0 API), or one saying
+    /// why they are not known; empty for a node without API credentials.
+    pub connections: Vec<Check>,
     /// How long its checks took, in milliseconds.
     pub elapsed_ms: u64,
 }
@@ -123,7 +133,7 @@ impl Report {
             .chain(
                 self.nodes
                     .iter()
-                    .flat_map(|n| n.checks.iter().chain(&n.relations)),
+                    .flat_map(|n| n.checks.iter().chain(&n.relations).chain(&n.connections)),
             )
             .chain(&self.agent)
             .collect();
@@ -156,7 +166,12 @@ impl Report {
             for (key, value) in &node.settings {
                 labelled(&mut out, "", key, value);
             }
-            for check in node.checks.iter().chain(&node.relations) {
+            for check in node
+                .checks
+                .iter()
+                .chain(&node.relations)
+                .chain(&node.connections)
+            {
                 line(&mut out, check);
             }
         }
@@ -169,7 +184,7 @@ impl Report {
             (2, ConfigState::Invalid) => "the config is not valid",
             (2, _) => "the config cannot be read",
             (0, _) if self.warnings == 0 => "everything works",
-            (0, _) => "the nodes work; see the warnings for the agent's side",
+            (0, _) => "it works; see the WARN lines",
             _ => "fix the FAIL lines",
         };
         let _ = writeln!(

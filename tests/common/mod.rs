@@ -226,13 +226,25 @@ impl TestEnv {
         write_file(&self.config_path, text, 0o640);
     }
 
-    /// Asserts that `text` holds neither the secret, nor any token the node
-    /// saw, nor anything JWT-shaped (the leak audit's rules, on this text now).
+    /// Asserts that `text` holds neither the secret, nor the 4.0 API's
+    /// passwords and tokens (as written, or escaped in JSON), nor any token
+    /// the node saw, nor anything JWT-shaped (the leak audit's rules, on
+    /// this text now).
     pub fn assert_no_secrets(&self, text: &str) {
         let mut c = Collector::default();
         [SECRET, SD_SECRET, EU_SECRET]
             .iter()
             .for_each(|s| c.add_secret(s));
+        for api_secret in [
+            API_PASSWORD,
+            API_TOKEN,
+            fake_exalate_node::DEMO_API_PASSWORD,
+            fake_exalate_node::DEMO_API_TOKEN,
+        ] {
+            c.add_secret(api_secret);
+            let escaped = serde_json::to_string(api_secret).unwrap();
+            c.add_secret(&escaped[1..escaped.len() - 1]);
+        }
         tokens_of(&self.node).iter().for_each(|t| c.add_secret(t));
         c.collect("output", text);
         assert!(c.leaks().is_empty(), "leaked into output: {:?}", c.leaks());
