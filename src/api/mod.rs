@@ -1,14 +1,16 @@
 //! One small client per Exalate API, over the shared HTTP layer (`http`)
-//! and the credentials (`auth`): `cmonitor`, the customer monitor
-//! endpoint; `node`, issuehub 4.0 for the node as a whole (its queue
-//! totals, its connections, a login). What they share: reading an answer
+//! and the credentials (`auth`): `relation`, the issuehub 2.4 queues of a
+//! relation; `cmonitor`, the customer monitor endpoint; `node`, issuehub
+//! 4.0 for the node as a whole (its queue totals, its connections, a login). What they share: reading an answer
 //! within a byte limit, and a failed status in the items' words.
 
 mod cmonitor;
 mod node;
+mod relation;
 
 pub(crate) use cmonitor::num_errors;
 pub(crate) use node::{connections, ping, total, Direction};
+pub(crate) use relation::{fetch_queue, QueueRequest};
 
 use crate::error::{body_excerpt, io_error, Error, ErrorKind, Result};
 use crate::http::{HttpClient, HttpResponse};

@@ -3,17 +3,16 @@
 
 use super::cache::{Cache, Join, Waited};
 use super::watch::WatchedFile;
-use crate::api::{self, Call, Direction};
+use crate::api::{self, Call, Direction, QueueRequest};
 use crate::auth::Credentials;
 use crate::config::NodeConfig;
-use crate::error::{body_excerpt, Error, ErrorKind, Redactor, Result};
-use crate::http::{encode_segment, HttpClient};
+use crate::error::{Error, ErrorKind, Redactor, Result};
+use crate::http::HttpClient;
 use crate::lock::lock;
-use crate::queue::{read_queue_redacted, KeepText, Queue, QueueSnapshot};
+use crate::queue::{KeepText, Queue, QueueSnapshot};
 use crate::secret::{self, Secret};
 use crate::timeout::Deadline;
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -323,101 +322,17 @@ impl NodeSession {
         keep_all: Option<&AtomicBool>,
         deadline: Deadline,
     ) -> Result<QueueSnapshot> {
-        self.fetch_once(relation, queue, keep, keep_all, deadline, true)
-            .map_err(|e| {
-                let e = if e.kind() == ErrorKind::Timeout {
-                    timed_out(deadline)
-                } else {
-                    e
-                };
-                let secrets = self.known_secrets();
-                e.redact(&secret::texts(&secrets))
-            })
-    }
-
-    fn fetch_once(
-        &self,
-        relation: &str,
-        queue: Queue,
-        keep: KeepText,
-        keep_all: Option<&AtomicBool>,
-        deadline: Deadline,
-        may_retry: bool,
-    ) -> Result<QueueSnapshot> {
-        let http = self.http()?;
-        let url = format!(
-            "{}/rest/issuehub/2.4/relations/{}/{}",
-            self.config.url,
-            encode_segment(relation),
-            queue.path()
-        );
         let credentials = self.credentials(relation)?;
-        let (name, value) = credentials.header()?;
-        let remaining = deadline.at.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(Error::new(ErrorKind::Timeout, "timed out"));
-        }
-        let mut response = http.get(&url, (name, value.as_str()), remaining)?;
-        drop(value);
-        let max = self.config.max_response_bytes;
-        match response.status {
-            200 => {
-                if response.content_length.is_some_and(|n| n > max) {
-                    return Err(Error::new(
-                        ErrorKind::TooLarge,
-                        format!("response larger than max_response_bytes ({max} bytes)"),
-                    ));
-                }
-                // Redacted with the token this request sent, before the cut.
-                let secrets = self.known_secrets();
-                let secrets: Vec<&str> = secrets.iter().map(Secret::as_str).collect();
-                let redactor = Redactor::new(&secrets);
-                read_queue_redacted(queue, response.body, max, keep, Some(&redactor), keep_all)
-            }
-            400 => Err(Error::new(
-                ErrorKind::RelationNotFound,
-                format!("relation not found on the node (HTTP 400: {})", self.excerpt(&mut response.body)),
-            )),
-            401 if may_retry && credentials.can_renew() => {
-                // The node may have restarted or its clock moved: one fresh token.
-                credentials.forget_token();
-                self.fetch_once(relation, queue, keep, keep_all, deadline, false)
-            }
-            401 => Err(Error::new(
-                ErrorKind::AuthRejected,
-                format!("credentials rejected (HTTP 401): {}", credentials.rejection_hint()),
-            )),
-            403 => Err(Error::new(
-                ErrorKind::NotAuthenticated,
-                format!(
-                    "not authenticated (HTTP 403): the node saw no credentials; check auth_header (sent: {name})"
-                ),
-            )),
-            status @ 500..=599 => Err(Error::new(
-                ErrorKind::NodeError,
-                format!("node error (HTTP {status}: {})", self.excerpt(&mut response.body)),
-            )),
-            status @ 300..=399 => Err(Error::new(
-                ErrorKind::BadResponse,
-                format!("unexpected redirect (HTTP {status}); redirects are not followed: check url"),
-            )),
-            status => Err(Error::new(
-                ErrorKind::BadResponse,
-                format!("unexpected HTTP status {status}: {}", self.excerpt(&mut response.body)),
-            )),
-        }
-    }
-
-    /// The start of an error body, read with a small cap, without our secrets.
-    fn excerpt(&self, body: &mut impl Read) -> String {
-        let mut start = Vec::new();
-        let _ = body.take(4096).read_to_end(&mut start);
-        let secrets = self.known_secrets();
-        let secrets = secret::texts(&secrets);
-        match body_excerpt(&start, &secrets) {
-            e if e.is_empty() => "empty body".to_string(),
-            e => e,
-        }
+        let request = QueueRequest {
+            relation,
+            queue,
+            keep,
+            keep_all,
+            max: self.config.max_response_bytes,
+        };
+        self.ask(self.http(), deadline, |call| {
+            api::fetch_queue(&call, &self.config.url, credentials, &request)
+        })
     }
 
     /// The secrets and the tokens this node's credentials sent (every

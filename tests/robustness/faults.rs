@@ -171,7 +171,7 @@ count_fails! {
     slow_body: "fault-slow-body" => "timeout after 1 s";
     status_400: "fault-status-400" => "relation not found on the node (HTTP 400: Bad Request: the request could not be understood by the server)";
     status_403: "fault-status-403" => "not authenticated (HTTP 403): the node saw no credentials; check auth_header (sent: X-Exalate-Jwt)";
-    status_404: "fault-status-404" => "unexpected HTTP status 404: 404 Not Found";
+    status_404: "fault-status-404" => "no issuehub 2.4 API at url (HTTP 404: 404 Not Found): check url (its base path, e.g. /jira)";
     status_500: "fault-status-500" => "node error (HTTP 500: {\"message\":\"NullPointerException\"})";
     status_502: "fault-status-502" => "node error (HTTP 502: 502 Bad Gateway)";
     status_503: "fault-status-503" => "node error (HTTP 503: 503 Service Unavailable)";
