@@ -364,8 +364,9 @@ function api_value_errors(array $items, string $host, array $api): array {
 // Lesson 5: "Check now" on the discovery master, again until discovery has run.
 function discover(array $state, array $by_host): void {
 	foreach ($by_host as $host => $items) {
-		$discovered = array_filter($items, fn($item) => $item['flags'] == 4);
-		if (hosts()[$host] !== MODULE_TEMPLATE || $discovered !== []) {
+		// Discovered from exalate.discovery: the node items are there (the
+		// connection discovery of one host discovers from another item).
+		if (hosts()[$host] !== MODULE_TEMPLATE || isset($items['exalate.node.ping[demo]'])) {
 			continue;
 		}
 		// The version too: its first check would come at random within its hour.
