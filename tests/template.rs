@@ -223,9 +223,16 @@ fn all_items(template: &Value) -> Vec<(Option<&Value>, &Value)> {
     all
 }
 
-fn with_macros(key: &str) -> String {
-    key.replace("{#NODE}", "demo")
-        .replace("{#RELATION}", "AllContent")
+/// `key` as Zabbix polls it on a host: LLD macros as discovery fills them
+/// in, user macros at the template's values.
+fn with_macros(key: &str, template: &Value) -> String {
+    let mut key = key
+        .replace("{#NODE}", "demo")
+        .replace("{#RELATION}", "AllContent");
+    for m in list(template, "macros") {
+        key = key.replace(text(m, "macro"), text(m, "value"));
+    }
+    key
 }
 
 #[test]
@@ -241,7 +248,12 @@ fn the_module_item_table_matches_the_item_enum() {
 #[test]
 fn every_polled_key_is_served_by_the_module() {
     let table = module_item_table();
-    let env = TestEnv::new("template-keys");
+    // Node demo serves its issuehub 4.0 API to the tests' user: the node
+    // totals and connections answer.
+    let env = TestEnv::with_node(
+        "template-keys",
+        fake_exalate_node::NodeConfig::demo().with_api(common::test_api()),
+    );
     // Node demo has a customer monitor endpoint: exalate.node.errors answers.
     let cmonitor = fake_exalate_node::FakeNode::start(
         fake_exalate_node::NodeConfig::default().with_cmonitor(fake_exalate_node::Cmonitor::new(
@@ -252,6 +264,8 @@ fn every_polled_key_is_served_by_the_module() {
     .unwrap();
     add_secret(CMONITOR_TOKEN);
     write_file(&env.dir.join("cmonitor.token"), CMONITOR_TOKEN, 0o600);
+    common::add_api_secrets();
+    write_file(&env.dir.join("api.password"), common::API_PASSWORD, 0o600);
     env.write_config(&env.node_section(
         "demo",
         &[
@@ -260,6 +274,7 @@ fn every_polled_key_is_served_by_the_module() {
                 "cmonitor_token_file = \"{}\"",
                 env.dir.join("cmonitor.token").display()
             ),
+            &common::api_keys(&env.dir, "basic"),
         ],
     ));
     let monitor = Monitor::new_lazy(env.config_path.clone());
@@ -294,7 +309,7 @@ fn every_polled_key_is_served_by_the_module() {
                 }
                 // The key as discovery fills it in, answered by the module against the fake node.
                 let item_enum = Item::ALL.into_iter().find(|i| i.key() == name).unwrap();
-                let (_, params) = parse_key(&with_macros(key));
+                let (_, params) = parse_key(&with_macros(key, template));
                 let params = params.unwrap_or_default();
                 let params: Vec<&str> = params.iter().map(String::as_str).collect();
                 let value =
@@ -438,6 +453,261 @@ fn node_errors_only_where_the_node_has_the_endpoint() {
     }
 }
 
+/// The discovery rows of a node watched only through its issuehub 4.0 API
+/// (no relations: one row, `{#RELATION}` empty) and of a node with
+/// relations and no API credentials, through each rule's filter as Zabbix
+/// applies it (the template's macro values): the relation rule never makes
+/// items for the empty relation, the node API rule keeps the API node
+/// alone, the node rule both.
+#[test]
+fn each_rule_keeps_the_discovery_rows_it_is_for() {
+    let env = TestEnv::new("template-rows");
+    common::add_api_secrets();
+    write_file(&env.dir.join("api.password"), common::API_PASSWORD, 0o600);
+    env.write_config(&format!(
+        "{}[nodes.onprem]\nurl = \"{}\"\n{}",
+        env.node_section("demo", &[]),
+        env.node.url(),
+        common::api_keys(&env.dir, "basic")
+    ));
+    let monitor = Monitor::new_lazy(env.config_path.clone());
+    let rows: Vec<Value> = serde_json::from_str(&monitor.discovery().unwrap()).unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["{#NODE}"] == "onprem" && r["{#RELATION}"] == "" && r["{#API}"] == "1"),
+        "{rows:?}"
+    );
+    for (version, export) in exports() {
+        let template = the_template(&export);
+        let macros: BTreeMap<&str, &str> = list(template, "macros")
+            .iter()
+            .map(|m| (text(m, "macro"), text(m, "value")))
+            .collect();
+        let kept = |rule_key: &str| -> BTreeSet<(String, String)> {
+            let rule = list(template, "discovery_rules")
+                .iter()
+                .find(|r| text(r, "key") == rule_key)
+                .unwrap_or_else(|| panic!("{version}: no rule {rule_key}"));
+            assert_eq!(text(&rule["filter"], "evaltype"), "AND", "{rule_key}");
+            let conditions = list(&rule["filter"], "conditions");
+            rows.iter()
+                .filter(|row| {
+                    conditions.iter().all(|c| {
+                        let value = row[text(c, "macro")].as_str().unwrap_or("");
+                        let pattern = text(c, "value");
+                        let pattern = macros.get(pattern).copied().unwrap_or(pattern);
+                        let matches = lld_filter_matches(pattern, value);
+                        match c.get("operator").and_then(Value::as_str) {
+                            None | Some("MATCHES_REGEX") => matches,
+                            Some("NOT_MATCHES_REGEX") => !matches,
+                            Some(other) => panic!("{rule_key}: operator {other}"),
+                        }
+                    })
+                })
+                .map(|row| {
+                    let field = |m: &str| row[m].as_str().unwrap().to_string();
+                    (field("{#NODE}"), field("{#RELATION}"))
+                })
+                .collect()
+        };
+        let nodes = |pairs: BTreeSet<(String, String)>| -> BTreeSet<String> {
+            pairs.into_iter().map(|(node, _)| node).collect()
+        };
+        let relations = kept("exalate.relations.discovery");
+        assert!(
+            relations.iter().all(|(_, relation)| !relation.is_empty()),
+            "{version}: the relation rule keeps an empty relation: {relations:?}"
+        );
+        assert_eq!(relations.len(), 3, "{version}: demo's three relations");
+        assert_eq!(
+            nodes(kept("exalate.nodes.api.discovery")),
+            ["onprem".to_string()].into(),
+            "{version}: node API discovery"
+        );
+        assert_eq!(
+            nodes(kept("exalate.nodes.discovery")),
+            ["demo".to_string(), "onprem".to_string()].into(),
+            "{version}: node discovery"
+        );
+        assert!(
+            nodes(kept("exalate.nodes.errors.discovery")).is_empty(),
+            "{version}: no node has a customer monitor endpoint"
+        );
+    }
+}
+
+/// Whether Zabbix's LLD filter regular expression `pattern` matches
+/// `value`, for the patterns the template's filters use (a test without
+/// a regex crate: any other pattern fails here, to be added).
+fn lld_filter_matches(pattern: &str, value: &str) -> bool {
+    match pattern {
+        ".*" => true,
+        ".+" => !value.is_empty(),
+        "^1$" => value == "1",
+        "CHANGE_IF_NEEDED" => value.contains(pattern),
+        other => panic!("teach lld_filter_matches the pattern {other}"),
+    }
+}
+
+/// The node-wide items of the issuehub 4.0 API exist only where discovery
+/// says the node has API credentials (`{#API}` 1), one set per node: both
+/// totals with a threshold trigger (the node as context) and a growth
+/// trigger over a whole window, and the connections (one request) with the
+/// count of those not ACTIVE and its trigger over a whole window.
+#[test]
+fn node_api_items_only_where_the_node_has_api_credentials() {
+    let t = TEMPLATE_NAME;
+    for (version, export) in exports() {
+        for name in [TEMPLATE_NAME, ACTIVE_TEMPLATE_NAME] {
+            let template = template_named(&export, name);
+            let rules: Vec<&Value> = list(template, "discovery_rules")
+                .iter()
+                .filter(|r| {
+                    list(r, "item_prototypes")
+                        .iter()
+                        .any(|i| parse_key(text(i, "key")).0 == "exalate.node.queue")
+                })
+                .collect();
+            assert_eq!(rules.len(), 1, "{version} {name}: one rule has node.queue");
+            let rule = rules[0];
+            assert_eq!(text(&rule["master_item"], "key"), "exalate.discovery");
+            let conditions = list(&rule["filter"], "conditions");
+            assert!(
+                conditions.iter().any(|c| text(c, "macro") == "{#API}"
+                    && text(c, "value") == "^1$"
+                    && c.get("operator").is_none()),
+                "{version} {name}: filter on {{#API}}: {conditions:?}"
+            );
+            let script = list(&list(rule, "preprocessing")[0], "parameters")[0]
+                .as_str()
+                .unwrap();
+            assert!(script.contains("seen[node]") && script.contains("{#API}"));
+            let prototypes: BTreeMap<&str, &Value> = list(rule, "item_prototypes")
+                .iter()
+                .map(|i| (text(i, "key"), i))
+                .collect();
+            let expressions = |key: &str| -> Vec<String> {
+                list(prototypes[key], "trigger_prototypes")
+                    .iter()
+                    .map(|tr| text(tr, "expression").replace(name, t))
+                    .collect()
+            };
+            for direction in ["outgoing", "incoming"] {
+                let key = format!("exalate.node.queue[{{#NODE}},{direction}]");
+                let item = prototypes
+                    .get(key.as_str())
+                    .unwrap_or_else(|| panic!("{version} {name}: no {key}"));
+                assert!(
+                    list(item, "tags")
+                        .iter()
+                        .any(|tag| text(tag, "tag") == "node" && text(tag, "value") == "{#NODE}"),
+                    "{key}: node tag"
+                );
+                let item_ref = format!("/{t}/{key}");
+                assert_eq!(
+                    expressions(&key),
+                    [
+                        format!("min({item_ref},{{$EXALATE.NODE.QUEUE.MAX.TIME}})>{{$EXALATE.NODE.QUEUE.MAX:\"{{#NODE}}\"}}"),
+                        format!("min({item_ref},{{$EXALATE.NODE.QUEUE.GROWTH.TIME}})>last({item_ref},#1:now-{{$EXALATE.NODE.QUEUE.GROWTH.TIME}})"),
+                    ],
+                    "{version} {name}: {key}"
+                );
+            }
+            let master = "exalate.node.connections[{#NODE}]";
+            assert_eq!(text(prototypes[master], "value_type"), "TEXT");
+            let inactive = "exalate.node.connections.inactive[{#NODE}]";
+            let names = "exalate.node.connections.inactive.names[{#NODE}]";
+            for key in [inactive, names] {
+                let item = prototypes[key];
+                assert_eq!(item_type(item), "DEPENDENT", "{key}");
+                assert_eq!(text(&item["master_item"], "key"), master, "{key}");
+                let step = &list(item, "preprocessing")[0];
+                assert_eq!(text(step, "type"), "JAVASCRIPT", "{key}");
+                let js = list(step, "parameters")[0].as_str().unwrap();
+                assert!(js.contains("status !== 'ACTIVE'"), "{key}: {js}");
+            }
+            let window = "{$EXALATE.CONNECTION.INACTIVE.TIME}";
+            assert_eq!(
+                expressions(inactive),
+                [format!(
+                    "min(/{t}/{inactive},{window})>0 and length(last(/{t}/{names}))>0 and last(/{t}/{inactive},#1:now-{window})>0"
+                )],
+                "{version} {name}"
+            );
+            // Nowhere else (the connection discovery's master aside).
+            for (other, item) in all_items(template) {
+                let key = text(item, "key");
+                let (key_name, _) = parse_key(key);
+                if key_name == "exalate.node.queue"
+                    || key.ends_with("[{#NODE}]")
+                        && key_name.starts_with("exalate.node.connections")
+                {
+                    assert_eq!(
+                        other.map(|r| text(r, "key")),
+                        Some(text(rule, "key")),
+                        "{key}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The connections of one node, discovered from a template item (Zabbix
+/// 6.0 and 7.0 let a dependent discovery rule depend on an item, never on a
+/// prototype): disabled until the host enables it, the rule and each
+/// connection's status dependent on it (no request of their own), the
+/// status found by the connection's name in double quotes (which Zabbix
+/// escapes in a name: quotes, backslashes; spaces, '/', non-ASCII as is).
+#[test]
+fn connection_discovery_depends_on_one_item() {
+    for (version, export) in exports() {
+        for name in [TEMPLATE_NAME, ACTIVE_TEMPLATE_NAME] {
+            let template = template_named(&export, name);
+            let rule = list(template, "discovery_rules")
+                .iter()
+                .find(|r| text(r, "key") == "exalate.connections.discovery")
+                .unwrap_or_else(|| panic!("{version} {name}: no connection discovery"));
+            assert_eq!(item_type(rule), "DEPENDENT");
+            let master_key = text(&rule["master_item"], "key");
+            assert_eq!(
+                master_key,
+                "exalate.node.connections[{$EXALATE.CONNECTIONS.NODE}]"
+            );
+            let master = list(template, "items")
+                .iter()
+                .find(|i| text(i, "key") == master_key)
+                .unwrap_or_else(|| panic!("{version} {name}: the master is a template item"));
+            assert!(POLLED_TYPES.contains(&item_type(master)));
+            assert_eq!(text(master, "status"), "DISABLED", "{version} {name}");
+            assert_eq!(text(master, "value_type"), "TEXT");
+            let paths: BTreeMap<&str, &str> = list(rule, "lld_macro_paths")
+                .iter()
+                .map(|m| (text(m, "lld_macro"), text(m, "path")))
+                .collect();
+            assert_eq!(paths.get("{#CONNECTION}"), Some(&"$.name"));
+            let prototypes = list(rule, "item_prototypes");
+            assert!(!prototypes.is_empty());
+            for item in prototypes {
+                let key = text(item, "key");
+                assert_eq!(item_type(item), "DEPENDENT", "{key}");
+                assert_eq!(text(&item["master_item"], "key"), master_key, "{key}");
+            }
+            let status = prototypes
+                .iter()
+                .find(|i| text(i, "key") == "exalate.connection.status[{#CONNECTION}]")
+                .expect("a status item per connection");
+            assert_eq!(text(status, "value_type"), "CHAR");
+            let steps = list(status, "preprocessing");
+            assert_eq!(text(&steps[0], "type"), "JSONPATH");
+            assert_eq!(
+                list(&steps[0], "parameters")[0].as_str().unwrap(),
+                r#"$[?(@.name == "{#CONNECTION}")].status.first()"#
+            );
+        }
+    }
+}
+
 /// The stuck triggers: one per waiting queue, on its oldest event, firing
 /// only on a whole window of one event with data now, the queue not empty.
 #[test]
@@ -538,6 +808,12 @@ fn references_resolve(template: &Value, name: &str) {
         let lld_macros: BTreeSet<&str> = match rule.map(|r| text(r, "key")) {
             Some("exalate.nodes.discovery") => ["{#NODE}"].into(),
             Some("exalate.nodes.errors.discovery") => ["{#NODE}", "{#CMONITOR}"].into(),
+            Some("exalate.nodes.api.discovery") => ["{#NODE}", "{#API}"].into(),
+            // Rows of exalate.node.connections: the macros are its paths.
+            Some("exalate.connections.discovery") => list(rule.unwrap(), "lld_macro_paths")
+                .iter()
+                .map(|m| text(m, "lld_macro"))
+                .collect(),
             Some(_) => ["{#NODE}", "{#RELATION}"].into(),
             None => BTreeSet::new(),
         };
@@ -1306,6 +1582,14 @@ mod schema {
             ),
             ("preprocessing", false, steps()),
             ("master_item", false, key_ref()),
+            (
+                "lld_macro_paths",
+                false,
+                List(Box::new(Obj(vec![
+                    ("lld_macro", true, Str),
+                    ("path", true, Str),
+                ]))),
+            ),
         ])
     }
     fn widget(v70: bool) -> Node {

@@ -14,10 +14,16 @@
 //            the dashboard as the API and the widgets' own view serve it;
 //            a stuck oldest event (not a queue that drains at the same
 //            length) and the node's errors (its customer monitor) fire;
-//            no errors item for a node without cmonitor_url;
+//            no errors item for a node without cmonitor_url; the node
+//            totals and connections of the issuehub 4.0 API (node demo,
+//            and node onprem watched with a Jira user alone: no relation
+//            items), a status item per connection where "Get connections of
+//            one node" is enabled, a paused connection and a total over its
+//            threshold fire;
 //   calm     errors cleared and queues drained, the stuck event leaves,
-//            the node's errors go to 0: the problems resolve;
-//   stopped  the node is gone: its unreachable trigger fires.
+//            the node's errors go to 0, every connection ACTIVE: the
+//            problems resolve;
+//   stopped  the node is gone: its unreachable triggers fire.
 // usage: php drive.php RUN/drive.json PHASE
 
 [$self, $config_file, $phase] = $argv + [null, null, null];
@@ -75,7 +81,25 @@ const HOST_MACROS = [
 	// The same event the oldest for a minute is stuck (the default is 30m).
 	'{$EXALATE.QUEUE.STUCK.TIME}' => '1m',
 	'{$EXALATE.NODE.ERRORS.INTERVAL}' => '5s',
+	'{$EXALATE.NODE.QUEUE.INTERVAL}' => '5s',
+	'{$EXALATE.NODE.QUEUE.MAX.TIME}' => '10s',
+	// The outgoing total (1500) is over the default 1000 for demo, not
+	// over onprem's own threshold.
+	'{$EXALATE.NODE.QUEUE.MAX:"onprem"}' => '5000',
+	'{$EXALATE.CONNECTIONS.INTERVAL}' => '5s',
+	'{$EXALATE.CONNECTION.INACTIVE.TIME}' => '20s',
 ];
+// Exalate's own API (run.sh's busy_api and calm_api): node demo's totals and
+// connections (name => status), the same node watched as "onprem".
+const API_NODES = ['demo', 'onprem'];
+const API_BUSY = ['outgoing' => '1500', 'incoming' => '420', 'connections' => [
+	'AllContent' => 'ACTIVE', 'Jira Cloud/EU' => 'DEACTIVATED', "Zürich O'Brien / Süd" => 'PENDING']];
+const API_CALM = ['outgoing' => '0', 'incoming' => '0', 'connections' => [
+	'AllContent' => 'ACTIVE', 'Jira Cloud/EU' => 'ACTIVE', "Zürich O'Brien / Süd" => 'ACTIVE']];
+// The host where "Get connections of one node" is enabled, for node demo:
+// a status item per connection there, nowhere else.
+const CONNECTIONS_HOST = 'Exalate agentd';
+const CONNECTIONS_ITEM = 'exalate.node.connections[{$EXALATE.CONNECTIONS.NODE}]';
 // 7.0: the slow node (answers in 4 s) only on this host; its relation Hasty
 // gets the item timeout 3 s, Patient keeps the template's 10 s.
 const SLOW_HOST = 'Exalate agentd';
@@ -96,6 +120,9 @@ function node_errors_trigger(string $node): string {
 }
 function node_trigger(string $node): string {
 	return "Exalate: Node [$node]: Unreachable or rejecting the credentials";
+}
+function node_api_trigger(string $node, string $problem): string {
+	return "Exalate: Node [$node]: $problem";
 }
 
 function say(string $line): void {
@@ -291,10 +318,55 @@ function value_errors(array $items, string $host, array $counts, string $node = 
 	return $wrong;
 }
 
+/** Every wrong value of the 4.0 API items ($api: API_BUSY or API_CALM). */
+function api_value_errors(array $items, string $host, array $api): array {
+	$wrong = [];
+	$expect = function (string $key, string $want) use ($items, $host, &$wrong) {
+		$item = $items[$key] ?? null;
+		if ($item === null) {
+			$wrong[] = "$host: no item $key";
+		}
+		elseif ($item['state'] != 0) {
+			$wrong[] = "$host: $key unsupported: {$item['error']}";
+		}
+		elseif ($item['lastclock'] == 0 || $item['lastvalue'] !== $want) {
+			$wrong[] = "$host: $key is ".var_export($item['lastclock'] == 0 ? null : $item['lastvalue'], true).', want '.var_export($want, true);
+		}
+	};
+	$inactive = array_filter($api['connections'], fn($status) => $status !== 'ACTIVE');
+	foreach (API_NODES as $node) {
+		$expect("exalate.node.queue[$node,outgoing]", $api['outgoing']);
+		$expect("exalate.node.queue[$node,incoming]", $api['incoming']);
+		$expect("exalate.node.connections.inactive[$node]", (string) count($inactive));
+		$expect("exalate.node.connections.inactive.names[$node]",
+			implode(', ', array_map(fn($name, $status) => "$name ($status)", array_keys($inactive), $inactive)));
+	}
+	// A status item per connection where the template item is enabled.
+	$statuses = [];
+	foreach ($items as $key => $item) {
+		if (str_starts_with($key, 'exalate.connection.status[')) {
+			$statuses[$key] = $item;
+		}
+	}
+	if ($host === CONNECTIONS_HOST) {
+		foreach ($api['connections'] as $name => $status) {
+			$expect(zkey('exalate.connection.status', [$name]), $status);
+		}
+		count($statuses) === count($api['connections'])
+			|| $wrong[] = "$host: ".count($statuses).' connection status items: '.json_encode(array_keys($statuses), JSON_UNESCAPED_UNICODE);
+	}
+	elseif ($statuses !== []) {
+		$wrong[] = "$host: connection status items, though ".CONNECTIONS_ITEM.' is disabled: '.json_encode(array_keys($statuses), JSON_UNESCAPED_UNICODE);
+	}
+	return $wrong;
+}
+
 // Lesson 5: "Check now" on the discovery master, again until discovery has run.
 function discover(array $state, array $by_host): void {
 	foreach ($by_host as $host => $items) {
-		if (hosts()[$host] !== MODULE_TEMPLATE || count($items) > 2) {
+		// Discovered from exalate.discovery: the node items are there (the
+		// connection discovery of one host discovers from another item).
+		if (hosts()[$host] !== MODULE_TEMPLATE || isset($items['exalate.node.ping[demo]'])) {
 			continue;
 		}
 		// The version too: its first check would come at random within its hour.
@@ -338,6 +410,7 @@ function check_failures(array $by_host): array {
 			}
 		}
 		$want_values = ['exalate.node.ping[demo]' => '1', 'exalate.node.ping[down]' => '0',
+			'exalate.node.ping[onprem]' => '1',
 			'exalate.node.errors[demo]' => NODE_ERRORS_BUSY,
 			'exalate.module.version' => $GLOBALS['cfg']['module_version']];
 		if (v70() && $host === SLOW_HOST) {
@@ -363,6 +436,7 @@ function secret_leaks(array $by_host): array {
 	global $cfg;
 	$secret = trim(file_get_contents($cfg['secret_file']));
 	$cmonitor_token = trim(file_get_contents($cfg['cmonitor_token_file']));
+	$api_password = trim(file_get_contents($cfg['api_password_file']));
 	$texts = [];
 	foreach ($by_host as $host => $items) {
 		foreach ($items as $key => $item) {
@@ -374,7 +448,7 @@ function secret_leaks(array $by_host): array {
 	}
 	$leaks = [];
 	foreach ($texts as $where => $text) {
-		if (str_contains($text, $secret) || str_contains($text, $cmonitor_token)
+		if (str_contains($text, $secret) || str_contains($text, $cmonitor_token) || str_contains($text, $api_password)
 				|| preg_match('/eyJ[\w-]{8,}\.[\w-]{8,}/', $text)) {
 			$leaks[] = "$where holds the secret or a token";
 		}
@@ -426,7 +500,7 @@ function check_dashboard(array $state): void {
 	$widgets = $dashboards[0]['pages'][0]['widgets'];
 	$types = array_column($widgets, 'type');
 	sort($types);
-	$types === ['graphprototype', 'graphprototype', 'honeycomb', 'honeycomb']
+	$types === ['graphprototype', 'graphprototype', 'graphprototype', 'honeycomb', 'honeycomb']
 		|| fail('dashboard widgets: '.json_encode($types));
 	// As 7.0 exports the imported template: the file is in 7.0's own form.
 	$export = api('configuration.export', ['format' => 'yaml', 'options' => ['templates' => [$state['templateids'][MODULE_TEMPLATE]]]]);
@@ -450,7 +524,7 @@ function check_dashboard(array $state): void {
 	$ours = $dashboards_of(file_get_contents($cfg['template']));
 	$exported = $dashboards_of($export);
 	$ours == $exported || fail("the dashboard as 7.0 exports it differs from the file's:\n".json_encode($exported)."\n".json_encode($ours));
-	say('dashboard: 4 widgets (2 honeycombs, 2 graph prototypes), exported by 7.0 exactly as the file has them');
+	say('dashboard: 5 widgets (2 honeycombs, 3 graph prototypes), exported by 7.0 exactly as the file has them');
 	$cookie = web_cookie();
 	$hostid = $state['hostids']['Exalate agentd'];
 	$want = [
@@ -623,8 +697,19 @@ switch ($phase) {
 			if ($host === 'Exalate via proxy') {
 				$params += v70() ? ['monitored_by' => 1, 'proxyid' => $proxy] : ['proxy_hostid' => $proxy];
 			}
+			if ($host === CONNECTIONS_HOST) {
+				$params['macros'][] = ['macro' => '{$EXALATE.CONNECTIONS.NODE}', 'value' => 'demo'];
+			}
 			// A key inherited from two templates fails here ("Cannot inherit item with key ...").
 			$hostids[$host] = api('host.create', $params)['hostids'][0];
+			if ($host === CONNECTIONS_HOST) {
+				// As an administrator enables the template's disabled item on a host.
+				$item = api('item.get', ['hostids' => [$hostids[$host]], 'filter' => ['key_' => CONNECTIONS_ITEM],
+					'output' => ['itemid', 'status']]);
+				(count($item) === 1 && $item[0]['status'] == 1) || fail("$host: ".CONNECTIONS_ITEM.' not there, disabled: '.json_encode($item));
+				api('item.update', ['itemid' => $item[0]['itemid'], 'status' => 0]);
+				say("host \"$host\": ".CONNECTIONS_ITEM.' enabled, {$EXALATE.CONNECTIONS.NODE} = demo');
+			}
 			if (isset($beside[$template])) {
 				$linked = api('host.get', ['hostids' => [$hostids[$host]], 'output' => ['hostid'],
 					'selectParentTemplates' => ['host']])[0]['parentTemplates'];
@@ -670,8 +755,25 @@ switch ($phase) {
 					isset($items[$key]) || $wrong[] = "$host: no $key";
 				}
 				// Only nodes with a customer monitor endpoint ({#CMONITOR} 1) get the errors item.
-				foreach (['exalate.node.errors[down]', 'exalate.node.errors[slow]'] as $key) {
+				foreach (['exalate.node.errors[down]', 'exalate.node.errors[slow]', 'exalate.node.errors[onprem]'] as $key) {
 					isset($items[$key]) && $wrong[] = "$host: $key, though that node has no cmonitor_url";
+				}
+				// Only nodes with API credentials ({#API} 1) get the 4.0 API items;
+				// node onprem (no relations) no relation items.
+				foreach (API_NODES as $node) {
+					foreach (["exalate.node.queue[$node,outgoing]", "exalate.node.queue[$node,incoming]",
+							"exalate.node.connections[$node]", "exalate.node.connections.inactive[$node]",
+							"exalate.node.connections.inactive.names[$node]", "exalate.node.ping[$node]"] as $key) {
+						isset($items[$key]) || $wrong[] = "$host: no $key";
+					}
+				}
+				foreach (array_keys($items) as $key) {
+					if (preg_match('/^exalate\.node\.(queue|connections)[.\w]*\[(down|slow)[,\]]/', $key)) {
+						$wrong[] = "$host: $key, though that node has no API credentials";
+					}
+					if (str_contains($key, '[onprem,') && !str_starts_with($key, 'exalate.node.queue[')) {
+						$wrong[] = "$host: $key, though node onprem has no relations";
+					}
 				}
 				if (v70()) {
 					// The slow node only where the filter macro lets it in.
@@ -699,6 +801,14 @@ switch ($phase) {
 			}
 			return $wrong;
 		});
+		until(180, 'the 4.0 API: node totals, connections not active, a status per connection on '.CONNECTIONS_HOST,
+			function () use ($state) {
+				$wrong = [];
+				foreach (items_by_host($state) as $host => $items) {
+					$wrong = array_merge($wrong, api_value_errors($items, $host, API_BUSY));
+				}
+				return $wrong;
+			});
 		until(120, 'no item unsupported but the deliberately failing ones, each with its message', fn() => check_failures(items_by_host($state)));
 		if (v70()) {
 			// The item timeout reaches the module: the node answers in 4 s.
@@ -727,18 +837,23 @@ switch ($phase) {
 				relation_trigger('Service Desk', 'Too many sync requests queued'),
 				node_errors_trigger('demo'),
 				node_trigger('down'),
+				node_api_trigger('demo', 'Connections not active'),
+				node_api_trigger('onprem', 'Connections not active'),
+				node_api_trigger('demo', 'Too many outgoing sync transactions queued'),
 			])));
 		say('stuck: '.count($stuck).' still queues and the oldest sync request of "Stuck" fired; "Drains", as long and as full, did not');
 		// The problem's name: the event's id and the time.
 		$want_name = 'Exalate: Relation [demo/Stuck]: Sync request event '.STUCK_EVENT.' stuck, the oldest for over 1m';
 		$want_errors = 'Exalate: Node [demo]: '.NODE_ERRORS_BUSY.' errors on the node (over 0)';
+		// The paused connections by name, from the second item of the expression.
+		$want_inactive = "Exalate: Node [demo]: 2 connections not active for 20s: Jira Cloud/EU (DEACTIVATED), Zürich O'Brien / Süd (PENDING)";
 		foreach ($state['hostids'] as $host => $hostid) {
 			$names = array_column(api('problem.get', ['hostids' => [$hostid], 'output' => ['name']]), 'name');
-			foreach ([$want_name, $want_errors] as $want) {
+			foreach ([$want_name, $want_errors, $want_inactive] as $want) {
 				in_array($want, $names, true) || fail("$host: no problem \"$want\"; problems: ".json_encode($names, JSON_UNESCAPED_UNICODE));
 			}
 		}
-		say("problem names: \"$want_name\", \"$want_errors\"");
+		say("problem names: \"$want_name\", \"$want_errors\", \"$want_inactive\"");
 		$leaks = secret_leaks(items_by_host($state));
 		$leaks === [] || fail(implode("\n", $leaks));
 		say('no secret or token in any value, error or log');
@@ -755,14 +870,17 @@ switch ($phase) {
 				$wrong = array_merge($wrong, value_errors($items, $host, CALM));
 				$errors = $items['exalate.node.errors[demo]']['lastvalue'] ?? null;
 				$errors === '0' || $wrong[] = "$host: exalate.node.errors[demo] is ".var_export($errors, true).', want 0';
+				$wrong = array_merge($wrong, api_value_errors($items, $host, API_CALM));
 			}
 			return $wrong;
 		});
-		until(120, 'the problems resolved (the stuck event left, the node\'s errors gone)', expect_firing($state, [node_trigger('down')]));
+		until(120, 'the problems resolved (the stuck event left, the node\'s errors gone, every connection ACTIVE, nothing queued)',
+			expect_firing($state, [node_trigger('down')]));
 		break;
 
 	case 'stopped':
-		until(180, 'the stopped node\'s unreachable trigger', expect_firing($state, [node_trigger('demo'), node_trigger('down')]));
+		until(180, 'the stopped node\'s unreachable triggers (demo, and onprem through the 4.0 API)',
+			expect_firing($state, [node_trigger('demo'), node_trigger('down'), node_trigger('onprem')]));
 		break;
 
 	case 'active-ready':

@@ -304,6 +304,23 @@ secret_file=$run/demo.secret
 head -c 24 /dev/urandom | base64 >"$secret_file"
 chmod 0600 "$secret_file"
 node_args=(--base-path /jira --secret-file "$secret_file")
+# Exalate's own monitoring API (issuehub 4.0) of node demo, to a Jira user:
+# the node totals and the connections, one of them paused while busy (and a
+# name with a space, a quote, '/' and non-ASCII); all ACTIVE and nothing
+# queued once calm. Node "onprem" is the same node watched with that user
+# alone (no relations).
+api_password_file=$run/api.password
+printf 'e2e-Pa55 %s\n' "$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" >"$api_password_file"
+chmod 0600 "$api_password_file"
+api_args=(--api-user e2e-monitor --api-password-file "$api_password_file")
+busy_api=(--api-outgoing 1500 --api-incoming 420
+  --connection "AllContent=ACTIVE,https://partner.example.com/jira"
+  --connection "Jira Cloud/EU=DEACTIVATED,https://eu-tenant.example.net"
+  --connection "Zürich O'Brien / Süd=PENDING")
+calm_api=(--api-outgoing 0 --api-incoming 0
+  --connection "AllContent=ACTIVE,https://partner.example.com/jira"
+  --connection "Jira Cloud/EU=ACTIVE,https://eu-tenant.example.net"
+  --connection "Zürich O'Brien / Süd=ACTIVE")
 # Stuck: five sync requests whose oldest stays while the newer ones move on
 # every 10 s; Drains: five that all move on (a queue that drains at the same
 # length). Calm: both drain, so the stuck event leaves.
@@ -311,12 +328,12 @@ busy_relations=(--relation "AllContent=3,1,2,0,2,1" --relation "Service Desk=40,
   --relation "Jira Cloud/EU=1,0,0,1,1,0" --relation "Bücher & Söhne=0,2,0,0,0,0"
   --relation "Stuck=5,0,0,0,0,0" --motion "Stuck=stuck:10000"
   --relation "Drains=5,0,0,0,0,0" --motion "Drains=draining:10000"
-  --cmonitor-errors 3)
+  --cmonitor-errors 3 "${busy_api[@]}")
 calm_relations=(--relation "AllContent=0,0,0,0,0,0" --relation "Service Desk=0,0,0,0,0,0"
   --relation "Jira Cloud/EU=0,0,0,0,0,0" --relation "Bücher & Söhne=0,0,0,0,0,0"
   --relation "Stuck=5,0,0,0,0,0" --motion "Stuck=draining:10000"
   --relation "Drains=5,0,0,0,0,0" --motion "Drains=draining:10000"
-  --cmonitor-errors 0)
+  --cmonitor-errors 0 "${calm_api[@]}")
 # The customer monitor endpoint of node demo, with its own bearer token.
 cmonitor_token_file=$run/cmonitor.token
 printf 'cmonitor-%s\n' "$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" >"$cmonitor_token_file"
@@ -324,7 +341,7 @@ chmod 0600 "$cmonitor_token_file"
 node_port=$(free_port)
 start_node() {
   start node "$fake_node" --listen "127.0.0.1:$node_port" "${node_args[@]}" \
-    --cmonitor-token-file "$cmonitor_token_file" "$@"
+    --cmonitor-token-file "$cmonitor_token_file" "${api_args[@]}" "$@"
   wait_for "the fake node on $node_port" 30 listening "$node_port"
 }
 start_node "${busy_relations[@]}"
@@ -359,6 +376,13 @@ relations = ["AllContent", "Service Desk", "Jira Cloud/EU", "Bücher & Söhne", 
 jwt_secret_file = "$secret_file"
 cmonitor_url = "http://127.0.0.1:$node_port/jira/rest/issuehub/4.0/cmonitor"
 cmonitor_token_file = "$cmonitor_token_file"
+api_user = "e2e-monitor"
+api_password_file = "$api_password_file"
+
+[nodes.onprem]
+url = "http://127.0.0.1:$node_port/jira"
+api_user = "e2e-monitor"
+api_password_file = "$api_password_file"
 
 [nodes.down]
 url = "http://127.0.0.1:$closed_port"
@@ -437,7 +461,8 @@ cat >"$run/drive.json" <<EOF
   "chart": "$run/chart.png",
   "run": "$run",
   "secret_file": "$secret_file",
-  "cmonitor_token_file": "$cmonitor_token_file"
+  "cmonitor_token_file": "$cmonitor_token_file",
+  "api_password_file": "$api_password_file"
 }
 EOF
 # 7.0: the root's PHP 8.4 runs the checks too (this machine needs no PHP).
@@ -462,7 +487,7 @@ if [ -n "${E2E_SCREENSHOT:-}" ]; then
     --virtual-time-budget=15000 --screenshot="$E2E_SCREENSHOT" "$url" >"$run/chromium.log" 2>&1
   log "dashboard screenshot: $E2E_SCREENSHOT"
 fi
-log "node changed: errors cleared, queues drained, the stuck event leaves"
+log "node changed: errors cleared, queues drained, the stuck event leaves, every connection ACTIVE"
 stop node
 start_node "${calm_relations[@]}"
 drive calm
