@@ -2,9 +2,7 @@
 //! token files, a CA file) and the errors they give: never blocking on a
 //! FIFO or a device, checks made on the open file, secrets zeroed.
 
-// io_reason lives in error.rs (which imports nothing of the crate); named
-// here too for the callers that read files.
-pub(crate) use crate::error::io_reason;
+use crate::error::io_reason;
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
 use std::os::unix::fs::PermissionsExt;

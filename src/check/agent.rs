@@ -111,7 +111,7 @@ const OPEN_FLAGS: libc::c_int =
 /// Opens `path` as the module does, and tells whether it is a regular file.
 fn open_as_the_module(path: &Path) -> Result<(), Unusable> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let unreadable = |e: std::io::Error| Unusable::Unreadable(crate::fs::io_reason(&e));
+    let unreadable = |e: std::io::Error| Unusable::Unreadable(crate::error::io_reason(&e));
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(OPEN_FLAGS)
@@ -206,7 +206,7 @@ pub(crate) fn readable(user: &User, paths: &[PathBuf]) -> Option<Vec<Result<(), 
                     c if c >= NOT_REGULAR_CODE => Err(Unusable::NotRegular(
                         NOT_REGULAR[usize::from(c - NOT_REGULAR_CODE).min(NOT_REGULAR.len() - 1)],
                     )),
-                    c => Err(Unusable::Unreadable(crate::fs::io_reason(
+                    c => Err(Unusable::Unreadable(crate::error::io_reason(
                         &std::io::Error::from_raw_os_error(i32::from(c)),
                     ))),
                 })

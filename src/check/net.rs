@@ -242,7 +242,7 @@ fn connect(
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 last = format!("no answer within {} s", timeout.as_secs())
             }
-            Err(e) => last = crate::fs::io_reason(&e),
+            Err(e) => last = crate::error::io_reason(&e),
         }
     }
     Err(last)
@@ -300,7 +300,7 @@ fn step_error(e: &std::io::Error, timeout: Duration, step: &str) -> String {
     if e.kind() == std::io::ErrorKind::TimedOut {
         format!("timeout after {} s during {step}", timeout.as_secs())
     } else {
-        crate::fs::io_reason(e)
+        crate::error::io_reason(e)
     }
 }
 
@@ -464,7 +464,7 @@ fn tls(node: &NodeConfig, host: &str, mut stream: TcpStream, timeout: Duration) 
                     "handshake failed: {}",
                     handshake
                         .err()
-                        .map_or("no certificate".to_string(), |e| crate::fs::io_reason(&e))
+                        .map_or("no certificate".to_string(), |e| crate::error::io_reason(&e))
                 ),
                 "check that url's port speaks TLS (https); a plain-http node needs http://",
             ),
