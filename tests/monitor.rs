@@ -612,24 +612,27 @@ fn concurrent_items_share_one_login() {
         api_keys(&env.dir, "login")
     ));
     let monitor = Monitor::open(env.config_path.clone()).unwrap();
-    let outcomes: Vec<String> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..16)
-            .map(|i| {
-                let monitor = &monitor;
-                s.spawn(move || match i % 3 {
-                    0 => monitor
-                        .node_queue("cloud", "outgoing")
-                        .map(|n| n.to_string()),
-                    1 => monitor.node_queue("", "incoming").map(|n| n.to_string()),
-                    _ => monitor.node_connections("cloud"),
+    let sixteen_items = || -> Vec<String> {
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..16)
+                .map(|i| {
+                    let monitor = &monitor;
+                    s.spawn(move || match i % 3 {
+                        0 => monitor
+                            .node_queue("cloud", "outgoing")
+                            .map(|n| n.to_string()),
+                        1 => monitor.node_queue("", "incoming").map(|n| n.to_string()),
+                        _ => monitor.node_connections("cloud"),
+                    })
                 })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap().unwrap())
-            .collect()
-    });
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap().unwrap())
+                .collect()
+        })
+    };
+    let outcomes = sixteen_items();
     assert_eq!(node.login_count(), 1);
     for outcome in &outcomes {
         assert!(
@@ -649,4 +652,11 @@ fn concurrent_items_share_one_login() {
     let e = monitor.node_queue("cloud", "both").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     assert_eq!(node.requests().len(), 17);
+    // The node restarts (every token rejected): the 16 items rejected
+    // together cause one new login, not one each.
+    assert!(node.revoke_logins());
+    for outcome in sixteen_items() {
+        env.assert_no_secrets(&outcome);
+    }
+    assert_eq!(node.login_count(), 2);
 }

@@ -305,11 +305,10 @@ fn get(
         let mut response = call
             .http
             .get(&url, (name, value.as_str()), call.remaining()?)?;
-        drop(value);
         match response.status {
             200 => return read_within(&mut response, max, what),
             401 if !retried && credentials.can_renew() => {
-                credentials.forget_token();
+                credentials.forget_token(&value);
                 retried = true;
             }
             _ => {

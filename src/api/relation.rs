@@ -43,7 +43,6 @@ pub(crate) fn fetch_queue(
         let mut response = call
             .http
             .get(&url, (name, value.as_str()), call.remaining()?)?;
-        drop(value);
         let max = request.max;
         match response.status {
             200 => {
@@ -78,7 +77,7 @@ pub(crate) fn fetch_queue(
             }
             // The node may have restarted or its clock moved: one fresh token.
             401 if !retried && credentials.can_renew() => {
-                credentials.forget_token();
+                credentials.forget_token(&value);
                 retried = true;
             }
             403 => {

@@ -125,9 +125,18 @@ impl Credentials {
         )
     }
 
-    /// Drops the kept token so the next request mints or logs in afresh.
-    pub(crate) fn forget_token(&self) {
-        *lock(&self.kept) = None;
+    /// After the node rejected the header `sent`: drops the kept token
+    /// if `sent` carried it, so the next request mints or logs in afresh.
+    /// A token another request renewed meanwhile stays: requests rejected
+    /// together cause one new login, not one each.
+    pub(crate) fn forget_token(&self, sent: &Secret) {
+        let mut kept = lock(&self.kept);
+        if kept
+            .as_ref()
+            .is_some_and(|k| sent.as_str().ends_with(k.token.as_str()))
+        {
+            *kept = None;
+        }
     }
 
     /// What to check after a 401, naming keys and files, never content.
@@ -316,7 +325,9 @@ mod tests {
         // iat has millisecond resolution: a new token differs once time moved on.
         let before = Instant::now();
         while before.elapsed() < Duration::from_millis(2) {}
-        creds.forget_token();
+        creds.forget_token(&Secret::new("Bearer an-older-token".into()));
+        assert_eq!(creds.header().unwrap().1, first, "not the kept token");
+        creds.forget_token(&first);
         assert_ne!(creds.header().unwrap().1, first);
         assert!(creds
             .known_secrets()
@@ -421,27 +432,30 @@ mod tests {
             assert_eq!(again, first);
         }
         assert_eq!(logins.get(), 1);
-        creds.forget_token();
+        creds.forget_token(&first);
         creds
             .header_with_login(log_in(hour, ExpUnit::Millis))
             .unwrap();
         assert_eq!(logins.get(), 2);
         // An exp already past on arrival (the node's clock is behind ours):
         // kept until the node rejects it, not a login per request.
-        creds.forget_token();
+        let (_, kept) = creds
+            .header_with_login(log_in(hour, ExpUnit::Millis))
+            .unwrap();
+        creds.forget_token(&kept);
         let past = creds
             .header_with_login(log_in(Duration::ZERO, ExpUnit::Millis))
             .unwrap();
         let (_, again) = creds
             .header_with_login(log_in(hour, ExpUnit::Millis))
             .unwrap();
-        assert_eq!((logins.get(), again), (3, past.1));
+        assert_eq!((logins.get(), &again), (3, &past.1));
         let known = creds.known_secrets();
         let known = crate::secret::texts(&known);
         assert!(known.contains(&"pa55") && known.contains(&first.as_str()));
         assert!(creds.can_renew());
         // Without a login function it is a bug, not a request.
-        creds.forget_token();
+        creds.forget_token(&again);
         assert_eq!(creds.header().unwrap_err().kind(), ErrorKind::Internal);
     }
 }
