@@ -405,6 +405,30 @@ fn every_jsonpath_names_a_field_of_relation_stats() {
     }
 }
 
+/// The one discovery rule of `template` whose prototypes ask `key`: a rule
+/// on `exalate.discovery` that keeps the rows whose `flag` is 1.
+fn node_rule<'a>(template: &'a Value, key: &str, flag: &str, version: &str) -> &'a Value {
+    let rules: Vec<&Value> = list(template, "discovery_rules")
+        .iter()
+        .filter(|r| {
+            list(r, "item_prototypes")
+                .iter()
+                .any(|i| parse_key(text(i, "key")).0 == key)
+        })
+        .collect();
+    assert_eq!(rules.len(), 1, "{version}: one rule has {key}");
+    let rule = rules[0];
+    assert_eq!(text(&rule["master_item"], "key"), "exalate.discovery");
+    let conditions = list(&rule["filter"], "conditions");
+    assert!(
+        conditions.iter().any(|c| text(c, "macro") == flag
+            && text(c, "value") == "^1$"
+            && c.get("operator").is_none()),
+        "{version}: filter on {flag}: {conditions:?}"
+    );
+    rule
+}
+
 /// `exalate.node.errors` exists only where discovery says the node has a
 /// customer monitor endpoint: its rule keeps rows with `{#CMONITOR}` 1
 /// (a user without the endpoint never sees an unsupported item), with the
@@ -414,24 +438,8 @@ fn node_errors_only_where_the_node_has_the_endpoint() {
     for (version, export) in exports() {
         for name in [TEMPLATE_NAME, ACTIVE_TEMPLATE_NAME] {
             let template = template_named(&export, name);
-            let rules: Vec<&Value> = list(template, "discovery_rules")
-                .iter()
-                .filter(|r| {
-                    list(r, "item_prototypes")
-                        .iter()
-                        .any(|i| parse_key(text(i, "key")).0 == "exalate.node.errors")
-                })
-                .collect();
-            assert_eq!(rules.len(), 1, "{version} {name}: one rule has node.errors");
-            let rule = rules[0];
-            assert_eq!(text(&rule["master_item"], "key"), "exalate.discovery");
+            let rule = node_rule(template, "exalate.node.errors", "{#CMONITOR}", version);
             let conditions = list(&rule["filter"], "conditions");
-            assert!(
-                conditions.iter().any(|c| text(c, "macro") == "{#CMONITOR}"
-                    && text(c, "value") == "^1$"
-                    && c.get("operator").is_none()),
-                "{version} {name}: filter on {{#CMONITOR}}: {conditions:?}"
-            );
             assert_eq!(text(&rule["filter"], "evaltype"), "AND");
             for m in [
                 "{$EXALATE.LLD.FILTER.NODE.MATCHES}",
@@ -560,24 +568,7 @@ fn node_api_items_only_where_the_node_has_api_credentials() {
     for (version, export) in exports() {
         for name in [TEMPLATE_NAME, ACTIVE_TEMPLATE_NAME] {
             let template = template_named(&export, name);
-            let rules: Vec<&Value> = list(template, "discovery_rules")
-                .iter()
-                .filter(|r| {
-                    list(r, "item_prototypes")
-                        .iter()
-                        .any(|i| parse_key(text(i, "key")).0 == "exalate.node.queue")
-                })
-                .collect();
-            assert_eq!(rules.len(), 1, "{version} {name}: one rule has node.queue");
-            let rule = rules[0];
-            assert_eq!(text(&rule["master_item"], "key"), "exalate.discovery");
-            let conditions = list(&rule["filter"], "conditions");
-            assert!(
-                conditions.iter().any(|c| text(c, "macro") == "{#API}"
-                    && text(c, "value") == "^1$"
-                    && c.get("operator").is_none()),
-                "{version} {name}: filter on {{#API}}: {conditions:?}"
-            );
+            let rule = node_rule(template, "exalate.node.queue", "{#API}", version);
             let script = list(&list(rule, "preprocessing")[0], "parameters")[0]
                 .as_str()
                 .unwrap();
