@@ -918,6 +918,9 @@ fn item_checks(c: &mut Checks, via: &str, d: &impl Ask) {
                 {"{#NODE}": "demo", "{#RELATION}": "AllContent", "{#CMONITOR}": "0", "{#API}": "0"},
                 {"{#NODE}": "demo", "{#RELATION}": "Service Desk", "{#CMONITOR}": "0", "{#API}": "0"},
                 {"{#NODE}": "demo", "{#RELATION}": "Jira Cloud/EU", "{#CMONITOR}": "0", "{#API}": "0"},
+                // Nodes without relations: one row each, for their node items.
+                {"{#NODE}": "down", "{#RELATION}": "", "{#CMONITOR}": "0", "{#API}": "0"},
+                {"{#NODE}": "wrongsecret", "{#RELATION}": "", "{#CMONITOR}": "0", "{#API}": "0"},
             ]),
         )
     });
