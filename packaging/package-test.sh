@@ -468,6 +468,7 @@ while IFS= read -r key; do
   for relation in AllContent '"Jira Cloud/EU"'; do
     k=${key//'{#NODE}'/demo}
     k=${k//'{#RELATION}'/$relation}
+    k=${k//'{$EXALATE.CONNECTIONS.NODE}'/}   # its default: the only node
     v=$(get "$k")
     [[ $v != ZBX_NOTSUPPORTED* && -n $v ]] || fail "template key $k: $v"
   done
@@ -499,6 +500,7 @@ done
 while IFS= read -r key; do
   k=${key//'{#NODE}'/demo}
   k=${k//'{#RELATION}'/AllContent}
+  k=${k//'{$EXALATE.CONNECTIONS.NODE}'/}
   v=$(get "$k")
   [[ $v != ZBX_NOTSUPPORTED* && -n $v ]] || fail "agent 2: template key $k: $v"
 done <<<"$polled"
