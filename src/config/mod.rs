@@ -133,6 +133,9 @@ struct RawLimits {
     proxy: Option<Spanned<String>>,
 }
 
+// The 2.4 keys are listed here, in `RawAuth` and in a relation's table:
+// serde's `flatten` supports neither `deny_unknown_fields` nor toml's
+// spans, which every error's line needs.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawNode {
